@@ -1,0 +1,150 @@
+"""FastAPI dependencies that turn a bearer token into a typed principal (RFC 6750 errors)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx2
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from gatehouse_common.logging import bind_log_context, get_logger, scope_state
+from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
+from gatehouse_common.settings import TokenVerificationSettings
+from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient, Principal
+
+# The public token endpoint; declaring it lets Swagger UI's Authorize button log in.
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/auth/token",
+    scopes={
+        "users:read": "Read profiles",
+        "users:write": "Change your own profile",
+        "admin": "Administer every profile",
+    },
+    auto_error=False,
+)
+
+_log = get_logger(__name__)
+
+
+def www_authenticate(
+    error: str | None = None, description: str | None = None, scope: str | None = None
+) -> str:
+    """An RFC 6750 §3 ``WWW-Authenticate`` challenge."""
+    params = [
+        f'{name}="{value}"'
+        for name, value in (
+            ("error", error),
+            ("error_description", description),
+            ("scope", scope),
+        )
+        if value
+    ]
+    return "Bearer" + (" " + ", ".join(params) if params else "")
+
+
+class NotAuthenticated(ProblemError):
+    status = 401
+    title = "Unauthorized"
+    problem_type = f"{PROBLEM_TYPE_BASE}unauthenticated"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "An access token is required.",
+            headers={"WWW-Authenticate": www_authenticate()},
+        )
+
+
+class InvalidAccessToken(ProblemError):
+    status = 401
+    title = "Unauthorized"
+    problem_type = f"{PROBLEM_TYPE_BASE}invalid-token"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"The access token is not valid: {reason}.",
+            headers={"WWW-Authenticate": www_authenticate("invalid_token", reason)},
+        )
+
+
+class InsufficientScope(ProblemError):
+    status = 403
+    title = "Forbidden"
+    problem_type = f"{PROBLEM_TYPE_BASE}insufficient-scope"
+
+    def __init__(self, required: str) -> None:
+        super().__init__(
+            f"This request needs the scope '{required}'.",
+            headers={"WWW-Authenticate": www_authenticate("insufficient_scope", scope=required)},
+        )
+
+
+@asynccontextmanager
+async def token_verifier(
+    settings: TokenVerificationSettings, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> AsyncIterator[AccessTokenVerifier]:
+    """A verifier with its own JWKS HTTP client, for a service's lifespan.
+
+    ``transport`` lets tests serve the JWKS in-process.
+    """
+    async with httpx2.AsyncClient(
+        transport=transport,
+        timeout=httpx2.Timeout(2.0),
+        limits=httpx2.Limits(max_connections=4),
+    ) as http:
+        jwks = JWKSClient(
+            str(settings.jwks_url),
+            http,
+            algorithms=("RS256",),
+            ttl=settings.jwks_cache_ttl_seconds,
+            min_refetch_interval=settings.jwks_min_refetch_interval_seconds,
+        )
+        try:
+            yield AccessTokenVerifier(
+                jwks,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                leeway_seconds=settings.jwt_leeway_seconds,
+                cache_size=settings.verified_token_cache_size,
+            )
+        finally:
+            await jwks.aclose()
+
+
+def _verifier(request: Request) -> AccessTokenVerifier:
+    verifier = getattr(request.app.state, "token_verifier", None)
+    if not isinstance(verifier, AccessTokenVerifier):
+        raise RuntimeError("app.state.token_verifier is not set; create it in the lifespan")
+    return verifier
+
+
+async def authenticated_principal(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    if not token:
+        raise NotAuthenticated
+    try:
+        principal = await _verifier(request).verify(token)
+    except InvalidTokenError as exc:
+        _log.info("token_rejected", reason=str(exc))
+        raise InvalidAccessToken(str(exc)) from None
+    scope_state(request.scope)["user_id"] = principal.subject
+    bind_log_context(user_id=principal.subject)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticated_principal)]
+
+
+def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency yielding the principal if its token carries ``scope``, else 403."""
+
+    async def principal_with_scope(principal: CurrentPrincipal) -> Principal:
+        if scope not in principal.scopes:
+            raise InsufficientScope(scope)
+        return principal
+
+    return principal_with_scope

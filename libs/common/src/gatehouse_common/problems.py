@@ -1,0 +1,139 @@
+"""RFC 9457 problem details: one error shape for every service.
+
+Every error response that is not an OAuth token-endpoint error is ``application/problem+json``
+with ``type``, ``title``, ``status``, ``detail`` and the ``request_id`` that the response's
+``X-Request-ID`` header carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gatehouse_common.request_id import current_request_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://gatehouse.dev/problems/"
+
+
+class Problem(BaseModel):
+    """The documented shape of an error response (for OpenAPI)."""
+
+    type: str = Field(examples=[f"{PROBLEM_TYPE_BASE}not-found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["No profile has this id."])
+    request_id: str = Field(examples=["3f2b8c1e9a7d4e5f8a6b2c1d0e9f8a7b"])
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem+json answers."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }
+
+
+class ProblemError(Exception):
+    """An error that the service answers with a problem document.
+
+    Subclass it per domain error (``EmailTaken``, ``ProfileNotFound``), setting ``status``,
+    ``title`` and ``problem_type`` as class attributes.
+    """
+
+    status: int = 500
+    title: str = "Internal Server Error"
+    problem_type: str = "about:blank"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    title = "Service Unavailable"
+    problem_type = f"{PROBLEM_TYPE_BASE}dependency-unavailable"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    problem_type: str = "about:blank",
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": problem_type,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "request_id": current_request_id(),
+        **(extra or {}),
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+async def _problem_error_handler(_: Request, error: Exception) -> JSONResponse:
+    exc = cast("ProblemError", error)
+    return problem_response(
+        exc.status,
+        exc.detail,
+        title=exc.title,
+        problem_type=exc.problem_type,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _http_exception_handler(_: Request, error: Exception) -> JSONResponse:
+    exc = cast("StarletteHTTPException", error)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem_response(exc.status_code, detail, headers=exc.headers)
+
+
+async def _validation_error_handler(_: Request, error: Exception) -> JSONResponse:
+    exc = cast("RequestValidationError", error)
+    # Only location, message and type: the rejected input may be a password.
+    errors = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return problem_response(
+        422,
+        "The request is not valid.",
+        problem_type=f"{PROBLEM_TYPE_BASE}validation-error",
+        extra={"errors": errors},
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer HTTP, validation and domain errors as problem+json.
+
+    Unexpected exceptions are answered by ``RequestContextMiddleware``, which sits outside
+    the routing layer and so also covers errors raised by other middleware.
+    """
+    app.add_exception_handler(ProblemError, _problem_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)

@@ -1,0 +1,107 @@
+"""Outermost middleware: request id, access log, and the last-resort 500 answer."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gatehouse_common.logging import get_logger, scope_state
+from gatehouse_common.request_id import (
+    REQUEST_ID_HEADER,
+    accept_or_generate,
+    bind_request_id,
+)
+
+_log = get_logger("gatehouse.access")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware (no ``BaseHTTPMiddleware``: it would buffer and break streaming).
+
+    - accepts a well-formed ``X-Request-ID`` or generates one, echoes it on the response and
+      binds it to every log line of the request;
+    - writes one access-log line per request with status, duration and the user id that the
+      authentication dependency stored in the request state;
+    - answers an unhandled exception with a problem document that reveals nothing internal.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = accept_or_generate(_header(scope, REQUEST_ID_HEADER.encode()))
+        bind_request_id(request_id)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        state = scope_state(scope)
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:  # noqa: BLE001 - the last line of defence answers every error
+            _log.exception("unhandled_exception")
+            if not response_started:
+                await _send_internal_error(send, request_id)
+            status = 500
+        finally:
+            fields: dict[str, Any] = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            if (user_id := state.get("user_id")) is not None:
+                fields["user_id"] = user_id
+            _log.info("request", **fields)
+
+
+async def _send_internal_error(send: Send, request_id: str) -> None:
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": "The server could not complete the request.",
+            "request_id": request_id,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (REQUEST_ID_HEADER.encode(), request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

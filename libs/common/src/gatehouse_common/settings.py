@@ -1,0 +1,68 @@
+"""Settings base shared by every service.
+
+Each service declares one subclass with its own ``env_prefix`` (``AUTH_``, ``USERS_``,
+``GATEWAY_``). Secrets are ``SecretStr`` fields without defaults, so a missing secret stops
+the process at start-up with a message naming the environment variable.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal, TypeVar
+
+from pydantic import AnyHttpUrl, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has. Subclasses set ``model_config`` with their ``env_prefix``."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Environment = "dev"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    otlp_endpoint: AnyHttpUrl | None = Field(
+        default=None, description="OTLP/HTTP collector URL; tracing is off when unset."
+    )
+
+
+class TokenVerificationSettings(BaseSettings):
+    """Fields of a service that verifies access tokens issued by auth."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    jwt_issuer: str = Field(description="Expected `iss` claim of access tokens.")
+    jwt_audience: str = Field(description="Expected `aud` claim of access tokens.")
+    jwks_url: AnyHttpUrl = Field(description="Where auth publishes its JWKS.")
+    jwks_cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    jwks_min_refetch_interval_seconds: float = Field(default=10.0, ge=0)
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    verified_token_cache_size: int = Field(default=10_000, ge=0)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class SettingsError(SystemExit):
+    """Raised when the environment does not describe a valid configuration."""
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """Read ``settings_class`` from the environment or stop with a readable message.
+
+    The message names environment variables, not Python fields, and never echoes the
+    offending value: it may be a secret.
+    """
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        prefix = str(settings_class.model_config.get("env_prefix", ""))
+        lines = [f"invalid configuration for {settings_class.__name__}:"]
+        for error in exc.errors(include_input=False, include_url=False):
+            field = ".".join(str(part) for part in error["loc"])
+            lines.append(f"  {prefix}{field.upper()}: {error['msg']}")
+        message = "\n".join(lines)
+        print(message, file=sys.stderr)  # logging may not be configured yet
+        raise SettingsError(message) from None

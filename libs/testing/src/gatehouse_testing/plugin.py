@@ -1,0 +1,57 @@
+"""pytest plugin (entry point ``gatehouse``): fixtures every test suite of the repo shares.
+
+Containers are session-scoped and started only when a test asks for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from testcontainers.community.mongodb import MongoDbContainer
+from testcontainers.community.postgres import PostgresContainer
+from testcontainers.community.redis import RedisContainer
+
+from gatehouse_testing import containers
+from gatehouse_testing.issuer import TestIssuer
+
+
+@pytest.fixture(scope="session")
+def postgres_container() -> Iterator[PostgresContainer]:
+    with containers.postgres() as container:
+        yield container
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_container: PostgresContainer) -> str:
+    """A ``postgresql+asyncpg://`` URL of the session's PostgreSQL."""
+    url: str = postgres_container.get_connection_url()
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_container() -> Iterator[RedisContainer]:
+    with containers.redis() as container:
+        yield container
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_container: RedisContainer) -> str:
+    return containers.redis_url(redis_container)
+
+
+@pytest.fixture(scope="session")
+def mongo_container() -> Iterator[MongoDbContainer]:
+    with containers.mongo() as container:
+        yield container
+
+
+@pytest.fixture(scope="session")
+def mongo_url(mongo_container: MongoDbContainer) -> str:
+    url: str = mongo_container.get_connection_url()
+    return url
+
+
+@pytest.fixture
+def issuer() -> TestIssuer:
+    return TestIssuer()
