@@ -81,6 +81,14 @@ def _rename_event(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
     return event_dict
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is at emit time, so redirection (pytest) is followed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Route structlog and standard logging to one JSON line per event on stdout."""
     shared: list[Processor] = [
@@ -109,7 +117,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler(sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -117,6 +125,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # Our middleware writes the access line; uvicorn's own would duplicate it unredacted.
     logging.getLogger("uvicorn.access").handlers.clear()
     logging.getLogger("uvicorn.access").propagate = False
+    # Client libraries log every request URL at INFO; a URL may carry a credential.
+    for name in ("httpx2", "httpx", "httpcore", "httpcore2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

@@ -1,0 +1,60 @@
+"""Settings: prefixes, secrets without defaults, and a readable start-up failure."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from gatehouse_common.settings import ServiceSettings, SettingsError, load_settings
+
+
+class ExampleSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="EXAMPLE_", extra="ignore", frozen=True)
+
+    database_url: SecretStr
+    pool_size: int = 5
+
+
+def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXAMPLE_DATABASE_URL", "postgresql+asyncpg://u:p@db/x")
+    monkeypatch.setenv("EXAMPLE_POOL_SIZE", "12")
+    monkeypatch.setenv("EXAMPLE_ENVIRONMENT", "prod")
+
+    settings = load_settings(ExampleSettings)
+
+    assert settings.pool_size == 12
+    assert settings.environment == "prod"
+    assert settings.database_url.get_secret_value().endswith("/x")
+    assert "u:p" not in repr(settings)
+
+
+def test_missing_secret_stops_with_the_variable_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("EXAMPLE_DATABASE_URL", raising=False)
+
+    with pytest.raises(SettingsError) as stopped:
+        load_settings(ExampleSettings)
+
+    assert "EXAMPLE_DATABASE_URL" in str(stopped.value)
+    assert "EXAMPLE_DATABASE_URL" in capsys.readouterr().err
+
+
+def test_malformed_value_is_named_but_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXAMPLE_DATABASE_URL", "x")
+    monkeypatch.setenv("EXAMPLE_POOL_SIZE", "not-a-number-secret")
+
+    with pytest.raises(SettingsError) as stopped:
+        load_settings(ExampleSettings)
+
+    assert "EXAMPLE_POOL_SIZE" in str(stopped.value)
+    assert "not-a-number-secret" not in str(stopped.value)
+
+
+def test_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXAMPLE_DATABASE_URL", "x")
+    monkeypatch.setenv("EXAMPLE_ENVIRONMENT", "staging")
+
+    with pytest.raises(SettingsError, match="EXAMPLE_ENVIRONMENT"):
+        load_settings(ExampleSettings)
