@@ -13,15 +13,27 @@ help: ## List the targets
 
 .PHONY: up
 up: ## Build the images and start the whole stack; prints the gateway URL
-	@echo "make up: not yet built (issue: containers and Compose stack)"; exit 1
+	@scripts/dev-secrets.sh
+	docker compose up -d --build --wait
+	@echo "Gatehouse is up. Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}  API docs: http://127.0.0.1:$${GATEWAY_PORT:-8000}/docs"
 
 .PHONY: down
 down: ## Stop the stack and remove its volumes
-	@echo "make down: not yet built (issue: containers and Compose stack)"; exit 1
+	docker compose down --volumes --remove-orphans
 
 .PHONY: logs
 logs: ## Follow the stack's logs
-	@echo "make logs: not yet built (issue: containers and Compose stack)"; exit 1
+	docker compose logs --follow --tail=100
+
+.PHONY: rotate-keys
+rotate-keys: ## Add a new signing key (the old one stays published) and restart auth
+	@scripts/dev-secrets.sh rotate
+	docker compose up -d --no-deps --force-recreate --wait auth
+
+.PHONY: create-admin
+create-admin: ## Create an administrator in the running stack: make create-admin EMAIL=you@example.com
+	@test -n "$(EMAIL)" || { echo "usage: make create-admin EMAIL=you@example.com" >&2; exit 2; }
+	docker compose exec auth python -m gatehouse_auth.cli.admin create-admin "$(EMAIL)"
 
 .PHONY: test
 test: lint ## Lint, then every test of the repo (datastores come from testcontainers)
@@ -64,4 +76,9 @@ bench: ## Benchmarks (writes bench/results)
 
 .PHONY: k8s-render
 k8s-render: ## Render a Kustomize overlay: make k8s-render OVERLAY=prod
-	@echo "make k8s-render: not yet built (issue: Kubernetes)"; exit 1
+	@if [ "$(OVERLAY)" = dev ]; then UV="$(UV)" infra/k8s/overlays/dev/generate-secrets.sh; fi
+	@$(UV) run --frozen kubectl kustomize infra/k8s/overlays/$(OVERLAY)
+
+.PHONY: test-k8s
+test-k8s: ## Render, schema-validate and policy-check every Kubernetes overlay
+	$(PYTEST) tests/k8s

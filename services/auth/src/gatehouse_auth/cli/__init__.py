@@ -1,0 +1,1 @@
+"""Operator commands: signing-key management and administrator accounts."""

@@ -1,0 +1,70 @@
+"""MongoDB: the client, the collections auth owns, and their indexes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+
+from gatehouse_auth.settings import IdentityStoreSettings
+from gatehouse_common.logging import get_logger
+
+Document = dict[str, Any]
+
+_log = get_logger(__name__)
+
+
+def mongo_client(settings: IdentityStoreSettings) -> AsyncMongoClient[Document]:
+    timeout = settings.mongo_timeout_ms
+    # Short timeouts everywhere: an outage must become a quick 503, never a hung request.
+    return AsyncMongoClient(
+        settings.mongo_url.get_secret_value(),
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout,
+        connectTimeoutMS=timeout,
+        socketTimeoutMS=timeout * 5,
+        appname="gatehouse-auth",
+    )
+
+
+class AuthDatabase:
+    """The auth collections. Indexes are created on first use and again after an outage."""
+
+    def __init__(self, client: AsyncMongoClient[Document], name: str) -> None:
+        self.client = client
+        database = client[name]
+        self.identities: AsyncCollection[Document] = database["identities"]
+        self.login_families: AsyncCollection[Document] = database["login_families"]
+        self.refresh_tokens: AsyncCollection[Document] = database["refresh_tokens"]
+        self._indexed = False
+        self._lock = asyncio.Lock()
+
+    async def ensure_indexes(self) -> None:
+        """Create every index once per process (creating an existing index is a no-op)."""
+        async with self._lock:
+            if self._indexed:
+                return
+            await self.identities.create_index(
+                [("email", ASCENDING)], unique=True, name="email_unique"
+            )
+            await self.refresh_tokens.create_index(
+                [("token_hash", ASCENDING)], unique=True, name="token_hash_unique"
+            )
+            await self.refresh_tokens.create_index([("family_id", ASCENDING)], name="family")
+            await self.refresh_tokens.create_index([("user_id", ASCENDING)], name="user")
+            # Clean-up only: the code checks expiry itself, as MongoDB deletes late.
+            await self.refresh_tokens.create_index(
+                [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry_ttl"
+            )
+            await self.login_families.create_index([("user_id", ASCENDING)], name="user")
+            await self.login_families.create_index(
+                [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry_ttl"
+            )
+            self._indexed = True
+            _log.info("mongo_indexes_ready")
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+        await self.ensure_indexes()

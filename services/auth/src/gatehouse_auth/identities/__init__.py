@@ -1,0 +1,1 @@
+"""Identities: email, password hash and roles of every account."""

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from gatehouse_auth.identities.repository import ADMIN_ROLE, Identity, IdentityRepository
+from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_common.logging import get_logger
+
+_log = get_logger(__name__)
+
+BASE_SCOPES = ("users:read", "users:write")
+
+
+def scope_of(identity: Identity) -> str:
+    """The access-token scope: every user's base scopes, plus ``admin`` for administrators."""
+    admin = (ADMIN_ROLE,) if ADMIN_ROLE in identity.roles else ()
+    return " ".join((*BASE_SCOPES, *admin))
+
+
+async def register(
+    identities: IdentityRepository,
+    passwords: PasswordHasher,
+    *,
+    email: str,
+    password: str,
+    display_name: str | None = None,
+    roles: list[str] | None = None,
+) -> Identity:
+    """Create an identity; raises ``EmailAlreadyRegistered`` if the email is taken."""
+    identity = await identities.insert(
+        identity_id=str(uuid.uuid4()),
+        email=email,
+        password_hash=await passwords.hash(password),
+        display_name=display_name,
+        roles=list(roles or []),
+        now=datetime.now(UTC),
+    )
+    _log.info("identity_registered", user_id=identity.id)
+    return identity

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form
+from fastapi.responses import JSONResponse, Response
+
+from gatehouse_auth.dependencies import (
+    ClientAddress,
+    Components,
+    Identities,
+    Passwords,
+    RefreshTokens,
+    Signer,
+    Throttle,
+)
+from gatehouse_auth.tokens import service
+from gatehouse_auth.tokens.oauth import NO_STORE, OAuthError, oauth_error_responses
+from gatehouse_auth.tokens.schemas import JWKSet, TokenResponse
+from gatehouse_common.problems import problem_responses
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+# Optional at the HTTP layer so that a missing parameter is an RFC 6749 invalid_request (400)
+# rather than a generic 422.
+FormText = Annotated[str | None, Form()]
+
+
+def _required(name: str, value: str | None) -> str:
+    if not value:
+        raise OAuthError("invalid_request", f"The '{name}' parameter is required.")
+    return value
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    summary="Get tokens (OAuth 2.0 password or refresh_token grant)",
+    description="RFC 6749 §4.3 (`grant_type=password&username=EMAIL&password=...`) and §6 "
+    "(`grant_type=refresh_token&refresh_token=...`). Every refresh returns a new refresh "
+    "token and spends the old one; presenting a spent one revokes the whole login.",
+    responses={
+        200: {"headers": {"Cache-Control": {"schema": {"type": "string"}}}},
+        **oauth_error_responses(),
+        **problem_responses(429, 503),
+    },
+)
+async def token(
+    *,
+    components: Components,
+    identities: Identities,
+    refresh_tokens: RefreshTokens,
+    passwords: Passwords,
+    throttle: Throttle,
+    signer: Signer,
+    address: ClientAddress,
+    grant_type: FormText = None,
+    username: FormText = None,
+    password: FormText = None,
+    refresh_token: FormText = None,
+) -> JSONResponse:
+    refresh_ttl = timedelta(seconds=components.settings.refresh_token_ttl_seconds)
+    grant = _required("grant_type", grant_type)
+    if grant == "password":
+        issued = await service.password_grant(
+            username=_required("username", username),
+            password=_required("password", password),
+            address=address,
+            identities=identities,
+            refresh_tokens=refresh_tokens,
+            passwords=passwords,
+            throttle=throttle,
+            signer=signer,
+            refresh_ttl=refresh_ttl,
+        )
+    elif grant == "refresh_token":
+        issued = await service.refresh_grant(
+            refresh_token=_required("refresh_token", refresh_token),
+            identities=identities,
+            refresh_tokens=refresh_tokens,
+            signer=signer,
+            refresh_ttl=refresh_ttl,
+        )
+    else:
+        raise OAuthError(
+            "unsupported_grant_type", "Supported grant types: password, refresh_token."
+        )
+    return JSONResponse(issued.model_dump(), headers=NO_STORE)
+
+
+@router.post(
+    "/revoke",
+    summary="Revoke a refresh token and its whole login (RFC 7009)",
+    description="Always 200 for a well-formed request, also for unknown tokens. "
+    "Access tokens cannot be revoked; they expire.",
+    responses={
+        200: {"description": "Revoked, or nothing to revoke (empty body)"},
+        **oauth_error_responses(),
+        **problem_responses(503),
+    },
+)
+async def revoke(refresh_tokens: RefreshTokens, token: FormText = None) -> Response:
+    await service.revoke(refresh_tokens, _required("token", token))
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    response_model=JWKSet,
+    summary="Public signing keys (JWK set)",
+    description="Every key that may still verify a live access token; public members only.",
+)
+async def jwks(signer: Signer) -> JSONResponse:
+    document: dict[str, Any] = signer.key_set.public_jwks()
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})

@@ -1,0 +1,122 @@
+"""Refresh-token sessions. A login family is every refresh token descended from one login."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+
+from gatehouse_auth.database import AuthDatabase, Document
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    family_id: str
+    user_id: str
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_document(cls, document: Document) -> RefreshRecord:
+        return cls(
+            family_id=str(document["family_id"]),
+            user_id=str(document["user_id"]),
+            expires_at=document["expires_at"],
+            used_at=document.get("used_at"),
+            revoked_at=document.get("revoked_at"),
+        )
+
+
+class RefreshTokenRepository:
+    """Stores SHA-256 hashes of refresh tokens, never the tokens.
+
+    Spent and revoked states are timestamps, not booleans: they say when, and they compare
+    the same on every MongoDB-protocol server.
+    """
+
+    def __init__(self, database: AuthDatabase) -> None:
+        self._tokens: AsyncCollection[Document] = database.refresh_tokens
+        self._families: AsyncCollection[Document] = database.login_families
+
+    async def start_family(self, user_id: str, *, now: datetime, expires_at: datetime) -> str:
+        family_id = str(uuid.uuid4())
+        await self._families.insert_one(
+            {
+                "_id": family_id,
+                "user_id": user_id,
+                "created_at": now,
+                "expires_at": expires_at,
+                "revoked_at": None,
+            }
+        )
+        return family_id
+
+    async def store(
+        self,
+        token_hash: str,
+        *,
+        family_id: str,
+        user_id: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        await self._tokens.insert_one(
+            {
+                "token_hash": token_hash,
+                "family_id": family_id,
+                "user_id": user_id,
+                "created_at": now,
+                "expires_at": expires_at,
+                "used_at": None,
+                "revoked_at": None,
+            }
+        )
+        # The family lives as long as its newest token, so reuse is detectable until then.
+        await self._families.update_one(
+            {"_id": family_id, "expires_at": {"$lt": expires_at}},
+            {"$set": {"expires_at": expires_at}},
+        )
+
+    async def spend(self, token_hash: str, *, now: datetime) -> RefreshRecord | None:
+        """Mark a live token spent and return it; None if it is not live.
+
+        One conditional update: of any number of concurrent calls with the same hash,
+        exactly one finds the token unspent.
+        """
+        document = await self._tokens.find_one_and_update(
+            {
+                "token_hash": str(token_hash),
+                "used_at": None,
+                "revoked_at": None,
+                "expires_at": {"$gt": now},
+            },
+            {"$set": {"used_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return RefreshRecord.from_document(document) if document else None
+
+    async def find(self, token_hash: str) -> RefreshRecord | None:
+        document = await self._tokens.find_one({"token_hash": str(token_hash)})
+        return RefreshRecord.from_document(document) if document else None
+
+    async def family_is_live(self, family_id: str) -> bool:
+        family = await self._families.find_one({"_id": str(family_id)})
+        return family is not None and family.get("revoked_at") is None
+
+    async def revoke_family(self, family_id: str, *, now: datetime) -> None:
+        """Revoke the family, then each of its tokens.
+
+        The family mark comes first: a refresh racing with this call either stores its new
+        token before the mark (and the token update below catches it) or sees the mark when it
+        checks the family after storing (and refuses).
+        """
+        await self._families.update_one(
+            {"_id": str(family_id), "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )
+        await self._tokens.update_many(
+            {"family_id": str(family_id), "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )

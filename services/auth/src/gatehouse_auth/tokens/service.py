@@ -1,0 +1,179 @@
+"""Password and refresh grants, revocation: the OAuth 2.0 logic, free of HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+
+from gatehouse_auth.errors import LoginThrottled
+from gatehouse_auth.identities.repository import Identity, IdentityRepository
+from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH, normalise_email
+from gatehouse_auth.identities.service import scope_of
+from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.signing_keys import AccessTokenSigner
+from gatehouse_auth.throttling import LoginThrottle
+from gatehouse_auth.tokens.oauth import OAuthError
+from gatehouse_auth.tokens.repository import RefreshTokenRepository
+from gatehouse_auth.tokens.schemas import TokenResponse
+from gatehouse_common.logging import bind_log_context, get_logger
+
+_log = get_logger(__name__)
+
+REFRESH_TOKEN_BYTES = 32  # 256 bits, as the contract requires
+MAX_REFRESH_TOKEN_LENGTH = 256
+
+BAD_CREDENTIALS = "The email or password is wrong."
+BAD_REFRESH_TOKEN = "The refresh token is unknown, expired, revoked or already used."  # noqa: S105
+
+
+def hash_refresh_token(token: str) -> str:
+    """SHA-256 suffices: the token is 256 random bits, so there is nothing to brute-force."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _login_email(username: str) -> str | None:
+    """The normalised email, or None if ``username`` is not an email address at all."""
+    email = normalise_email(username)
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return email
+
+
+async def _issue(
+    identity: Identity,
+    *,
+    family_id: str,
+    refresh_tokens: RefreshTokenRepository,
+    signer: AccessTokenSigner,
+    now: datetime,
+    refresh_expires_at: datetime,
+) -> TokenResponse:
+    refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+    await refresh_tokens.store(
+        hash_refresh_token(refresh_token),
+        family_id=family_id,
+        user_id=identity.id,
+        now=now,
+        expires_at=refresh_expires_at,
+    )
+    scope = scope_of(identity)
+    return TokenResponse(
+        access_token=signer.sign(subject=identity.id, email=identity.email, scope=scope),
+        expires_in=signer.lifetime_seconds,
+        refresh_token=refresh_token,
+        scope=scope,
+    )
+
+
+async def password_grant(
+    *,
+    username: str,
+    password: str,
+    address: str,
+    identities: IdentityRepository,
+    refresh_tokens: RefreshTokenRepository,
+    passwords: PasswordHasher,
+    throttle: LoginThrottle,
+    signer: AccessTokenSigner,
+    refresh_ttl: timedelta,
+) -> TokenResponse:
+    email = _login_email(username)
+    throttle_key = email if email is not None else username
+    retry_after = await throttle.retry_after(throttle_key, address)
+    if retry_after is not None:
+        _log.info("login_throttled", retry_after=retry_after, client_address=address)
+        raise LoginThrottled(retry_after)
+
+    identity = await identities.by_email(email) if email is not None else None
+    # No stored password is longer than the maximum, so an over-long one cannot match; it is
+    # still checked against the decoy hash so that every failure takes the same time.
+    checkable = identity is not None and len(password) <= MAX_PASSWORD_LENGTH
+    matches, new_hash = await passwords.verify(
+        password, identity.password_hash if identity is not None and checkable else None
+    )
+    if identity is None or not matches:
+        await throttle.record_failure(throttle_key, address)
+        _log.info("login_failed", known_account=identity is not None, client_address=address)
+        raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+
+    now = datetime.now(UTC)
+    if new_hash is not None:
+        await identities.replace_password_hash(identity.id, identity.password_hash, new_hash, now)
+        _log.info("password_rehashed", user_id=identity.id)
+    await throttle.clear_email(throttle_key)
+
+    expires_at = now + refresh_ttl
+    family_id = await refresh_tokens.start_family(identity.id, now=now, expires_at=expires_at)
+    bind_log_context(user_id=identity.id)
+    _log.info("login_succeeded", user_id=identity.id, family_id=family_id)
+    return await _issue(
+        identity,
+        family_id=family_id,
+        refresh_tokens=refresh_tokens,
+        signer=signer,
+        now=now,
+        refresh_expires_at=expires_at,
+    )
+
+
+async def refresh_grant(
+    *,
+    refresh_token: str,
+    identities: IdentityRepository,
+    refresh_tokens: RefreshTokenRepository,
+    signer: AccessTokenSigner,
+    refresh_ttl: timedelta,
+) -> TokenResponse:
+    if len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
+        raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
+    token_hash = hash_refresh_token(refresh_token)
+    now = datetime.now(UTC)
+    record = await refresh_tokens.spend(token_hash, now=now)
+    if record is None:
+        known = await refresh_tokens.find(token_hash)
+        if known is not None and known.used_at is not None:
+            # RFC 9700 §4.14: a spent token presented again means it leaked (or the client
+            # raced itself); either way nobody holding this login can be trusted any more.
+            await refresh_tokens.revoke_family(known.family_id, now=now)
+            _log.warning(
+                "refresh_token_reuse_detected", user_id=known.user_id, family_id=known.family_id
+            )
+        else:
+            _log.info("refresh_rejected", known_token=known is not None)
+        raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
+
+    identity = await identities.by_id(record.user_id)
+    if identity is None:
+        await refresh_tokens.revoke_family(record.family_id, now=now)
+        raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
+
+    response = await _issue(
+        identity,
+        family_id=record.family_id,
+        refresh_tokens=refresh_tokens,
+        signer=signer,
+        now=now,
+        refresh_expires_at=now + refresh_ttl,
+    )
+    # Checked after storing the new token; see RefreshTokenRepository.revoke_family.
+    if not await refresh_tokens.family_is_live(record.family_id):
+        await refresh_tokens.revoke_family(record.family_id, now=now)
+        raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
+    bind_log_context(user_id=identity.id)
+    _log.info("refresh_succeeded", user_id=identity.id, family_id=record.family_id)
+    return response
+
+
+async def revoke(refresh_tokens: RefreshTokenRepository, token: str) -> None:
+    """Revoke the whole login of a refresh token; unknown tokens are ignored (RFC 7009 §2.2)."""
+    if len(token) > MAX_REFRESH_TOKEN_LENGTH:
+        return
+    record = await refresh_tokens.find(hash_refresh_token(token))
+    if record is not None:
+        await refresh_tokens.revoke_family(record.family_id, now=datetime.now(UTC))
+        _log.info("login_revoked", user_id=record.user_id, family_id=record.family_id)

@@ -1,0 +1,137 @@
+"""Fixtures: an auth app on the session's MongoDB and Redis, isolated per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+
+from gatehouse_auth.main import create_app
+from gatehouse_auth.settings import AuthSettings
+from gatehouse_auth.signing_keys import SigningKeySet
+
+ISSUER = "https://auth.gatehouse.test"
+AUDIENCE = "gatehouse"
+BASE_URL = "http://auth.test"
+PASSWORD = "correct horse battery"
+
+SettingsFactory = Callable[..., AuthSettings]
+Runner = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
+
+
+@pytest.fixture(scope="session")
+def shared_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "signing-keys.json"
+    SigningKeySet.create().save(path)
+    return path
+
+
+@pytest.fixture
+def make_settings(mongo_url: str, redis_url: str, shared_key_file: Path) -> SettingsFactory:
+    """Settings with a fresh database and Redis prefix, so no test sees another's data."""
+    database = f"auth_test_{uuid.uuid4().hex[:12]}"
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+
+    def make(**overrides: Any) -> AuthSettings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "mongo_url": mongo_url,
+            "mongo_database": database,
+            "redis_url": redis_url,
+            "redis_key_prefix": prefix,
+            "signing_keys_file": shared_key_file,
+            "issuer": ISSUER,
+            "audience": AUDIENCE,
+            # Cheap hashing keeps the suite fast; the timing test uses real parameters.
+            "argon2_time_cost": 1,
+            "argon2_memory_cost_kib": 8192,
+            "argon2_parallelism": 1,
+            **overrides,
+        }
+        return AuthSettings(**values)
+
+    return make
+
+
+@asynccontextmanager
+async def running(
+    app: FastAPI, client_address: str = "127.0.0.1"
+) -> AsyncIterator[httpx2.AsyncClient]:
+    """The app with its lifespan running, and a client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app, client=(client_address, 50000))
+        async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            yield client
+
+
+@pytest.fixture
+def run_app() -> Runner:
+    """``async with run_app(app, client_address=...) as client`` for tests that build apps."""
+    return running
+
+
+@pytest.fixture
+async def app(make_settings: SettingsFactory) -> FastAPI:
+    return create_app(make_settings())
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    async with running(app) as client:
+        yield client
+
+
+class AuthApi:
+    """The auth endpoints as a test drives them."""
+
+    def __init__(self, client: httpx2.AsyncClient) -> None:
+        self.client = client
+
+    async def register(self, email: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
+        email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
+        response = await self.client.post(
+            "/auth/register", json={"email": email, "password": password}
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def login(
+        self, email: str, password: str = PASSWORD, headers: dict[str, str] | None = None
+    ) -> httpx2.Response:
+        return await self.client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": email, "password": password},
+            headers=headers,
+        )
+
+    async def tokens(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
+        response = await self.login(email, password)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def refresh(self, refresh_token: str) -> httpx2.Response:
+        return await self.client.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
+
+    async def revoke(self, token: str) -> httpx2.Response:
+        return await self.client.post("/auth/revoke", data={"token": token})
+
+
+@pytest.fixture
+def api(client: httpx2.AsyncClient) -> AuthApi:
+    return AuthApi(client)
+
+
+@pytest.fixture
+def api_for() -> type[AuthApi]:
+    """``api_for(client)``: the helper for a client of an app the test built itself."""
+    return AuthApi

@@ -1,0 +1,197 @@
+"""A datastore that is down: 503 problem JSON, quickly, never 500; recovery by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from pymongo import uri_parser
+
+from gatehouse_auth.main import create_app
+
+if TYPE_CHECKING:
+    import httpx2
+    from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A local port nothing listens on (bound without listen, so connects are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def _assert_unavailable(response: httpx2.Response, dependency: str) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 503
+    assert problem["dependency"] == dependency
+    assert problem["request_id"] == response.headers["x-request-id"]
+
+
+async def test_mongo_down_gives_503_within_the_timeout(
+    make_settings: SettingsFactory, run_app: Runner, closed_port: int
+) -> None:
+    settings = make_settings(
+        mongo_url=f"mongodb://127.0.0.1:{closed_port}/?directConnection=true",
+        mongo_timeout_ms=300,
+    )
+    async with run_app(create_app(settings)) as client:
+        started = time.monotonic()
+        register = await client.post(
+            "/auth/register", json={"email": "a@example.com", "password": "long enough pw"}
+        )
+        login = await client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "a@example.com", "password": "x" * 12},
+        )
+        refresh = await client.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": "abc"}
+        )
+        revoke = await client.post("/auth/revoke", data={"token": "abc"})
+        ready = await client.get("/ready")
+        elapsed = time.monotonic() - started
+
+        for response in (register, login, refresh, revoke):
+            _assert_unavailable(response, "mongodb")
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["mongodb"]
+        assert (await client.get("/health")).status_code == 200
+        assert (await client.get("/auth/.well-known/jwks.json")).status_code == 200
+    assert elapsed < 10
+
+
+async def test_redis_down_fails_password_grant_closed_but_not_refresh(
+    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi], closed_port: int
+) -> None:
+    healthy = make_settings()
+    async with run_app(create_app(healthy)) as client:
+        user = await api_for(client).register()
+        tokens = await api_for(client).tokens(user["email"])
+
+    broken = make_settings(
+        mongo_database=healthy.mongo_database,
+        redis_url=f"redis://127.0.0.1:{closed_port}/0",
+        redis_timeout_seconds=0.5,
+    )
+    async with run_app(create_app(broken)) as client:
+        api = api_for(client)
+        _assert_unavailable(await api.login(user["email"]), "redis")
+        assert (await api.refresh(tokens["refresh_token"])).status_code == 200
+        assert (
+            await api.client.post(
+                "/auth/register", json={"email": "b@example.com", "password": "long enough pw"}
+            )
+        ).status_code == 201
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["redis"]
+
+
+async def test_ready_when_both_answer(client: httpx2.AsyncClient) -> None:
+    response = await client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"mongodb": "ok", "redis": "ok"}}
+
+
+class SwitchableProxy:
+    """A TCP forwarder to MongoDB that can be "down": then it drops every connection."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.up = False
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def set_down(self) -> None:
+        self.up = False
+        for writer in self._writers:
+            writer.close()
+
+    async def close(self) -> None:
+        self.set_down()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self._writers.update({writer, upstream_writer})
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        self._writers.difference_update({writer, upstream_writer})
+
+
+async def test_mongo_outage_and_recovery_without_restart(
+    make_settings: SettingsFactory,
+    run_app: Runner,
+    api_for: type[AuthApi],
+    mongo_url: str,
+) -> None:
+    """Started while MongoDB is away: 503s, then normal service once it is back, untouched."""
+    parsed = uri_parser.parse_uri(mongo_url)
+    host, port = parsed["nodelist"][0]
+    proxy = SwitchableProxy(host, port)
+    proxy_port = await proxy.start()
+    proxied_url = mongo_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy_port}")
+    app = create_app(make_settings(mongo_url=proxied_url, mongo_timeout_ms=500))
+    try:
+        async with run_app(app) as client:
+            api = api_for(client)
+            assert (await client.get("/ready")).status_code == 503
+            email = "back@example.com"
+            down = await client.post(
+                "/auth/register", json={"email": email, "password": "long enough pw"}
+            )
+            _assert_unavailable(down, "mongodb")
+
+            proxy.up = True
+            await _eventually_ready(client)
+            user = await api.register(email)
+            duplicate = await client.post(
+                "/auth/register", json={"email": email, "password": "long enough pw"}
+            )
+            assert duplicate.status_code == 409  # the unique index was made on recovery
+            tokens = await api.tokens(user["email"])
+
+            proxy.set_down()
+            _assert_unavailable(await api.refresh(tokens["refresh_token"]), "mongodb")
+
+            proxy.up = True
+            await _eventually_ready(client)
+            assert (await api.refresh(tokens["refresh_token"])).status_code == 200
+    finally:
+        await proxy.close()
+
+
+async def _eventually_ready(client: httpx2.AsyncClient) -> None:
+    for _ in range(40):
+        if (await client.get("/ready")).status_code == 200:
+            return
+        await asyncio.sleep(0.25)
+    pytest.fail("the service did not become ready after MongoDB came back")

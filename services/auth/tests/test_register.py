@@ -1,0 +1,99 @@
+"""POST /auth/register: every row of the contract, and input that must never reach MongoDB."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from fastapi import FastAPI
+
+if TYPE_CHECKING:
+    import httpx2
+    from services.auth.tests.conftest import AuthApi
+
+
+def _email() -> str:
+    return f"Reg-{uuid.uuid4().hex[:8]}@Example.COM"
+
+
+async def _stored(app: FastAPI, email: str) -> dict[str, Any] | None:
+    document: dict[str, Any] | None = await app.state.auth.database.identities.find_one(
+        {"email": email}
+    )
+    return document
+
+
+async def test_register_creates_identity_with_normalised_email(
+    client: httpx2.AsyncClient, app: FastAPI
+) -> None:
+    email = _email()
+    response = await client.post(
+        "/auth/register",
+        json={"email": email, "password": "long enough pw", "display_name": "Ada"},
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"id", "email", "created_at"}
+    assert body["email"] == email.lower()
+    assert str(uuid.UUID(body["id"])) == body["id"]
+    stored = await _stored(app, email.lower())
+    assert stored is not None
+    assert stored["_id"] == body["id"]
+    assert stored["password_hash"].startswith("$argon2id$")
+    assert "long enough pw" not in str(stored)
+
+
+async def test_register_taken_email_is_409_whatever_the_case(
+    client: httpx2.AsyncClient, api: AuthApi
+) -> None:
+    email = _email()
+    await api.register(email)
+
+    response = await client.post(
+        "/auth/register", json={"email": email.upper(), "password": "another password"}
+    )
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 409
+    assert problem["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"email": "not-an-email", "password": "long enough pw"}, id="bad-email"),
+        pytest.param({"email": "a@example.com", "password": "short"}, id="short-password"),
+        pytest.param({"email": "a@example.com", "password": "x" * 129}, id="long-password"),
+        pytest.param({"password": "long enough pw"}, id="no-email"),
+        pytest.param({"email": "a@example.com"}, id="no-password"),
+        pytest.param({"email": {"$gt": ""}, "password": "long enough pw"}, id="operator-email"),
+        pytest.param({"email": "a@example.com", "password": {"$gt": ""}}, id="operator-password"),
+        pytest.param({"email": ["a@example.com"], "password": "long enough pw"}, id="list-email"),
+        pytest.param({"email": "a@example.com", "password": 12345678901}, id="number-password"),
+        pytest.param(
+            {"email": "a@example.com", "password": "long enough pw", "display_name": ""},
+            id="empty-display-name",
+        ),
+    ],
+)
+async def test_register_invalid_input_is_422_and_stores_nothing(
+    client: httpx2.AsyncClient, app: FastAPI, body: dict[str, Any]
+) -> None:
+    response = await client.post("/auth/register", json=body)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await app.state.auth.database.identities.count_documents({}) == 0
+    assert "long enough pw" not in response.text
+
+
+async def test_register_form_body_is_422(client: httpx2.AsyncClient) -> None:
+    response = await client.post(
+        "/auth/register", data={"email": "a@example.com", "password": "long enough pw"}
+    )
+
+    assert response.status_code == 422

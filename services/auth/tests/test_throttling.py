@@ -1,0 +1,144 @@
+"""Login throttling per email and per client address (contract: 5 and 20 in 15 minutes)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+from starlette.requests import Request
+
+from gatehouse_auth.client_address import client_address
+from gatehouse_auth.main import create_app
+
+if TYPE_CHECKING:
+    from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
+
+
+async def test_sixth_wrong_password_for_one_email_is_429(api: AuthApi) -> None:
+    user = await api.register()
+    for _ in range(5):
+        assert (await api.login(user["email"], "wrong password!")).status_code == 400
+
+    throttled = await api.login(user["email"], "wrong password!")
+
+    assert throttled.status_code == 429
+    assert throttled.headers["content-type"] == "application/problem+json"
+    retry_after = int(throttled.headers["retry-after"])
+    assert 890 <= retry_after <= 900
+    # The right password is refused too until the window passes ...
+    assert (await api.login(user["email"])).status_code == 429
+    # ... for any spelling of the email, while other accounts are unaffected.
+    assert (await api.login(user["email"].upper())).status_code == 429
+    other = await api.register()
+    assert (await api.login(other["email"])).status_code == 200
+
+
+async def test_failures_below_the_limit_do_not_block_and_success_clears_them(
+    api: AuthApi,
+) -> None:
+    user = await api.register()
+    for _ in range(4):
+        await api.login(user["email"], "wrong password!")
+    assert (await api.login(user["email"])).status_code == 200
+
+    for _ in range(4):
+        assert (await api.login(user["email"], "wrong password!")).status_code == 400
+    assert (await api.login(user["email"])).status_code == 200
+
+
+async def test_failed_refresh_grants_do_not_count(api: AuthApi) -> None:
+    user = await api.register()
+    for _ in range(10):
+        assert (await api.refresh("not a real token")).status_code == 400
+
+    assert (await api.login(user["email"])).status_code == 200
+
+
+async def test_window_frees_after_configured_seconds(
+    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi]
+) -> None:
+    app = create_app(make_settings(login_failure_window_seconds=2, login_max_failures_per_email=2))
+    async with run_app(app) as client:
+        api = api_for(client)
+        user = await api.register()
+        for _ in range(2):
+            await api.login(user["email"], "wrong password!")
+        throttled = await api.login(user["email"])
+        assert throttled.status_code == 429
+        assert int(throttled.headers["retry-after"]) in {1, 2}
+
+        await asyncio.sleep(2.1)
+
+        assert (await api.login(user["email"])).status_code == 200
+
+
+async def test_address_limit_uses_forwarded_for_only_from_trusted_proxy(
+    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi]
+) -> None:
+    settings = make_settings(
+        login_max_failures_per_address=3,
+        login_max_failures_per_email=100,
+        trusted_proxies="10.0.0.0/8",
+    )
+    app = create_app(settings)
+    async with run_app(app, client_address="10.1.2.3") as proxied:
+        api = api_for(proxied)
+        user = await api.register()
+        attacker = {"x-forwarded-for": "203.0.113.7"}
+        for _ in range(3):
+            email = f"guess-{uuid.uuid4().hex[:6]}@example.com"
+            assert (await api.login(email, "wrong password!", attacker)).status_code == 400
+
+        assert (await api.login(user["email"], headers=attacker)).status_code == 429
+        # Another client behind the same proxy is not blocked.
+        other = {"x-forwarded-for": "203.0.113.8"}
+        assert (await api.login(user["email"], headers=other)).status_code == 200
+        # A client cannot dodge the limit by prepending a made-up hop.
+        spoofed = {"x-forwarded-for": "198.51.100.1, 203.0.113.7"}
+        assert (await api.login(user["email"], headers=spoofed)).status_code == 429
+
+    async with run_app(app, client_address="192.0.2.50") as direct:
+        api = api_for(direct)
+        for _ in range(3):
+            await api.login("someone@example.com", "wrong password!")
+        # An untrusted peer's X-Forwarded-For is ignored: it is counted under its own address.
+        fresh = {"x-forwarded-for": "203.0.113.99"}
+        assert (await api.login(user["email"], headers=fresh)).status_code == 429
+
+
+def _request(peer: str | None, forwarded: list[str]) -> Request:
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+    scope = {
+        "type": "http",
+        "headers": headers,
+        "client": (peer, 1234) if peer else None,
+    }
+    return Request(scope)
+
+
+PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.5", ["198.51.100.1"], "203.0.113.5"),
+        ("10.0.0.2", ["198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.2", ["1.1.1.1, 198.51.100.1, 10.0.0.9"], "198.51.100.1"),
+        ("10.0.0.2", ["1.1.1.1", "198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.2", ["garbage, 198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.2", ["198.51.100.1, garbage"], "10.0.0.2"),
+        ("10.0.0.2", [], "10.0.0.2"),
+        ("fd00::1", ["2001:db8::1"], "2001:db8::1"),
+        (None, ["198.51.100.1"], "unknown"),
+    ],
+)
+def test_client_address(peer: str | None, forwarded: list[str], expected: str) -> None:
+    assert client_address(_request(peer, forwarded), PROXIES) == expected
+
+
+def test_no_trusted_proxies_means_the_peer() -> None:
+    assert client_address(_request("10.0.0.2", ["198.51.100.1"]), ()) == "10.0.0.2"

@@ -1,0 +1,96 @@
+"""The route table: which upstream serves a path, which routes are public, what scope they need.
+
+Routing is by path prefix only and never rewrites the path: ``/users/me`` is sent to the users
+upstream as ``/users/me``. The scope rules repeat the upstreams' own checks at the edge, so a
+request that cannot succeed is answered 403 without a round trip; upstreams enforce them again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gatehouse_gateway.settings import GatewaySettings
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    prefix: str
+    base_url: str
+
+    def serves(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRule:
+    method: str
+    path: re.Pattern[str]
+    scope: str
+
+
+# Reachable without a token. The gateway's own /health, /ready, /docs and /openapi.json are
+# FastAPI routes outside the proxy and need no entry here.
+PUBLIC_ROUTES = frozenset(
+    {
+        ("POST", "/auth/register"),
+        ("POST", "/auth/token"),
+        ("POST", "/auth/revoke"),
+        ("GET", "/auth/.well-known/jwks.json"),
+        ("HEAD", "/auth/.well-known/jwks.json"),
+    }
+)
+
+_USER_ID = r"/users/(?!me$)[^/]+"
+SCOPE_RULES = (
+    ScopeRule("GET", re.compile(r"/users/me"), "users:read"),
+    ScopeRule("HEAD", re.compile(r"/users/me"), "users:read"),
+    ScopeRule("PATCH", re.compile(r"/users/me"), "users:write"),
+    ScopeRule("GET", re.compile(r"/users/?"), "admin"),
+    ScopeRule("HEAD", re.compile(r"/users/?"), "admin"),
+    ScopeRule("GET", re.compile(_USER_ID), "users:read"),
+    ScopeRule("HEAD", re.compile(_USER_ID), "users:read"),
+    ScopeRule("DELETE", re.compile(_USER_ID), "admin"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    upstreams: tuple[Upstream, ...]
+    public_routes: frozenset[tuple[str, str]] = PUBLIC_ROUTES
+    scope_rules: tuple[ScopeRule, ...] = SCOPE_RULES
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> RouteTable:
+        return cls(
+            upstreams=(
+                Upstream("auth", "/auth", str(settings.auth_url).rstrip("/")),
+                Upstream("users", "/users", str(settings.users_url).rstrip("/")),
+            )
+        )
+
+    def upstream_for(self, path: str) -> Upstream | None:
+        for upstream in self.upstreams:
+            if upstream.serves(path):
+                return upstream
+        return None
+
+    def is_public(self, method: str, path: str) -> bool:
+        return (method, path) in self.public_routes
+
+    def required_scope(self, method: str, path: str) -> str | None:
+        for rule in self.scope_rules:
+            if rule.method == method and rule.path.fullmatch(path):
+                return rule.scope
+        return None
+
+
+def has_dot_segment(path: str) -> bool:
+    """True for ``.``/``..`` segments (also once percent-decoded, as ASGI servers present them).
+
+    Such a path could be normalised by a client library or an upstream into one outside the
+    routed prefix, such as an upstream's root ``/metrics``. Backslashes count as separators
+    because some servers treat them so.
+    """
+    return any(segment in {".", ".."} for segment in re.split(r"[/\\]", path))

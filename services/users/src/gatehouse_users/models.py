@@ -1,0 +1,44 @@
+"""The ORM model. The schema itself is made by the Alembic migrations, never at run time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, Index, MetaData, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Constraint names are deterministic, so migrations can refer to (and drop) them by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+DISPLAY_NAME_MAX_LENGTH = 100
+BIO_MAX_LENGTH = 1000
+EMAIL_MAX_LENGTH = 320
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Profile(Base):
+    """A user's profile; ``id`` is the ``sub`` of the user's access tokens."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (
+        CheckConstraint("char_length(display_name) >= 1", name="display_name_not_empty"),
+        # Keyset pagination of the admin list walks this index.
+        Index("ix_profiles_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
+    display_name: Mapped[str | None] = mapped_column(String(DISPLAY_NAME_MAX_LENGTH))
+    bio: Mapped[str] = mapped_column(String(BIO_MAX_LENGTH), server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

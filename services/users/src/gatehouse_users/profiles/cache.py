@@ -1,0 +1,218 @@
+"""Read cache of profiles on Redis (cashews), consistent under concurrent writes and fail-open.
+
+Consistency: versioned keys. Each profile has a version token in Redis; cached entries are
+stored under ``profile:{id}:{version}``. A read takes the version *before* it reads
+PostgreSQL and fills only that version's key. A write, after its commit, sets a new random
+version, so an entry filled by a read that began before the write lands under a version that
+no later read will ask for. Entries of old versions are then deleted through their tag (and
+would expire at their TTL anyway).
+
+Availability: every Redis command is bounded by ``timeout``; a failure or timeout logs a
+warning, counts in ``users_cache_errors_total`` and opens a circuit for ``retry_interval``,
+during which the cache is skipped and requests go straight to PostgreSQL. Writes made while
+Redis cannot be told are remembered and their versions are replaced before this process
+uses the cache again, so an entry cached before an outage is not served after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from cashews import Cache, CacheBackendInteractionError
+from pydantic import ValidationError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from gatehouse_common.logging import get_logger
+from gatehouse_users.metrics import CACHE_BYPASSED, CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
+from gatehouse_users.profiles.schemas import ProfileRead
+
+T = TypeVar("T")
+
+_log = get_logger(__name__)
+_REDIS_FAILURES = (CacheBackendInteractionError, RedisError, OSError, TimeoutError)
+# Version used while a profile has never been written (or its version key expired).
+_INITIAL_VERSION = "v0"
+_MAX_CONNECTIONS = 32
+
+
+def _version_key(profile_id: uuid.UUID) -> str:
+    return f"users:profile-version:{profile_id}"
+
+
+def _entry_key(profile_id: uuid.UUID, version: str) -> str:
+    return f"users:profile:{profile_id}:{version}"
+
+
+def _tag(profile_id: uuid.UUID) -> str:
+    return f"users:profile:{profile_id}"
+
+
+class _CacheSkipped(Exception):
+    """Redis failed or the circuit is open: go on without the cache."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRead:
+    """The result of a cache lookup and the version a later fill must be stored under.
+
+    ``version`` is None when the cache could not be read; then nothing may be filled.
+    """
+
+    profile: ProfileRead | None
+    version: str | None
+
+
+class ProfileCache:
+    def __init__(
+        self,
+        *,
+        ttl_seconds: int,
+        timeout_seconds: float,
+        retry_interval_seconds: float,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._enabled = enabled
+        self._ttl = ttl_seconds
+        # A version must outlive every entry a slow read may still fill under the version
+        # before it; else the key falls back to the initial version and could meet such an entry.
+        self._version_ttl = 2 * ttl_seconds + 60
+        self._timeout = timeout_seconds
+        self._retry_interval = retry_interval_seconds
+        self._clock = clock
+        self._cache = Cache(name="users")
+        self._open_until = 0.0
+        self._unannounced_writes: set[uuid.UUID] = set()
+
+    def start(self, redis_url: str) -> None:
+        """Configure the Redis backend; connections are opened lazily, so Redis may be down."""
+        if not self._enabled:
+            return
+        self._cache.setup(
+            redis_url,
+            suppress=False,  # errors reach _run, which counts them and fails open
+            pickle_type="null",  # values are JSON bytes: never unpickle what Redis returns
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            wait_for_connection_timeout=self._timeout,
+            max_connections=_MAX_CONNECTIONS,
+            retry=Retry(NoBackoff(), 0),  # redis-py retries by default; one short try is enough
+        )
+
+    async def close(self) -> None:
+        if not self._enabled:
+            return
+        try:
+            await self._cache.close()
+        except _REDIS_FAILURES as exc:
+            _log.info("cache_close_failed", error=type(exc).__name__)
+
+    async def read(self, profile_id: uuid.UUID) -> CachedRead:
+        if not self._enabled:
+            # No version either: nothing is filled.
+            return CachedRead(profile=None, version=None)
+        try:
+            await self._announce_writes()
+            stored_version = await self._run(
+                "read", lambda: self._cache.get(_version_key(profile_id))
+            )
+            version = _as_text(stored_version) or _INITIAL_VERSION
+            raw = await self._run("read", lambda: self._cache.get(_entry_key(profile_id, version)))
+        except _CacheSkipped:
+            CACHE_MISSES.inc()
+            return CachedRead(profile=None, version=None)
+        profile = _parse(raw)
+        if profile is None:
+            CACHE_MISSES.inc()
+        else:
+            CACHE_HITS.inc()
+        return CachedRead(profile=profile, version=version)
+
+    async def fill(self, lookup: CachedRead, profile: ProfileRead) -> None:
+        """Cache ``profile`` under the version ``lookup`` saw before the database was read."""
+        version = lookup.version
+        if version is None:
+            return
+        try:
+            await self._announce_writes()
+            await self._run(
+                "fill",
+                lambda: self._cache.set(
+                    _entry_key(profile.id, version),
+                    profile.model_dump_json().encode(),
+                    expire=self._ttl,
+                    tags=[_tag(profile.id)],
+                ),
+            )
+        except _CacheSkipped:
+            return
+
+    async def invalidate(self, profile_id: uuid.UUID) -> None:
+        """Make every entry of this profile unreadable; call after the write has committed."""
+        if not self._enabled:
+            return
+        self._unannounced_writes.add(profile_id)
+        try:
+            await self._announce_writes()
+        except _CacheSkipped:
+            # Kept in _unannounced_writes: announced before this process reads the cache again.
+            return
+
+    async def _announce_writes(self) -> None:
+        while self._unannounced_writes:
+            profile_id = next(iter(self._unannounced_writes))
+            await self._announce_write(profile_id)
+            self._unannounced_writes.discard(profile_id)
+
+    async def _announce_write(self, profile_id: uuid.UUID) -> None:
+        # A random version, never a counter: a counter could restart after its key expired and
+        # meet an entry cached under the same number before.
+        new_version = f"v{uuid.uuid4().hex}".encode()
+        await self._run(
+            "invalidate",
+            lambda: self._cache.set(
+                _version_key(profile_id), new_version, expire=self._version_ttl
+            ),
+        )
+        # Entries of older versions can no longer be read; free them now rather than at TTL.
+        await self._run("invalidate", lambda: self._cache.delete_tags(_tag(profile_id)))
+
+    async def _run(self, operation: str, command: Callable[[], Awaitable[T]]) -> T:
+        if self._clock() < self._open_until:
+            CACHE_BYPASSED.labels(operation).inc()
+            raise _CacheSkipped
+        try:
+            return await asyncio.wait_for(command(), self._timeout)
+        except _REDIS_FAILURES as exc:
+            self._open_until = self._clock() + self._retry_interval
+            CACHE_ERRORS.labels(operation).inc()
+            _log.warning(
+                "cache_unavailable",
+                operation=operation,
+                error=type(exc).__name__,
+                retry_in_seconds=self._retry_interval,
+            )
+            raise _CacheSkipped from exc
+
+
+def _as_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode()
+    return None
+
+
+def _parse(raw: object) -> ProfileRead | None:
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        return ProfileRead.model_validate_json(raw)
+    except ValidationError:
+        # An entry of an older shape after a deploy: treat it as a miss.
+        return None

@@ -1,0 +1,98 @@
+"""HTTP routes of profiles, thin: validation, scopes and dependencies; the work is in service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gatehouse_common.authentication import require_scope
+from gatehouse_common.problems import problem_responses
+from gatehouse_common.tokens import Principal
+from gatehouse_users.database import database_session
+from gatehouse_users.profiles import service
+from gatehouse_users.profiles.cache import ProfileCache
+from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
+
+
+def _profile_cache(request: Request) -> ProfileCache:
+    cache: ProfileCache = request.app.state.profile_cache
+    return cache
+
+
+# scope="function": the commit and the cache invalidation after it finish before the response
+# is sent, so a client that got its answer reads its own write.
+Session = Annotated[AsyncSession, Depends(database_session, scope="function")]
+Cache = Annotated[ProfileCache, Depends(_profile_cache)]
+Reader = Annotated[Principal, Depends(require_scope("users:read"))]
+Writer = Annotated[Principal, Depends(require_scope("users:write"))]
+Administrator = Annotated[Principal, Depends(require_scope("admin"))]
+ProfileId = Annotated[uuid.UUID, "the profile's id, which is its user's token subject"]
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get(
+    "/me",
+    response_model=ProfileRead,
+    summary="Your profile, created from your token on first use",
+    responses=problem_responses(401, 403, 409, 503),
+)
+async def read_own_profile(principal: Reader, session: Session, cache: Cache) -> ProfileRead:
+    return await service.own_profile(session, cache, principal)
+
+
+@router.patch(
+    "/me",
+    response_model=ProfileRead,
+    summary="Change your display name or bio",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def update_own_profile(
+    changes: ProfileChanges, principal: Writer, session: Session, cache: Cache
+) -> ProfileRead:
+    return await service.update_own_profile(session, cache, principal, changes)
+
+
+@router.get(
+    "",
+    response_model=ProfilePage,
+    summary="Every profile, oldest first (administrators)",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_profiles(
+    _: Administrator,
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=100, description="Profiles per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> ProfilePage:
+    return await service.list_profiles(session, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/{profile_id}",
+    response_model=PublicProfile,
+    summary="Someone's public profile",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def read_public_profile(
+    profile_id: ProfileId, _: Reader, session: Session, cache: Cache
+) -> PublicProfile:
+    return await service.public_profile(session, cache, profile_id)
+
+
+@router.delete(
+    "/{profile_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a profile (administrators)",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def delete_profile(
+    profile_id: ProfileId, _: Administrator, session: Session, cache: Cache
+) -> None:
+    await service.delete_profile(session, cache, profile_id)

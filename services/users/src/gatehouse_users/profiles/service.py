@@ -1,0 +1,157 @@
+"""What the profile endpoints do: plain async functions over a session and the cache."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import uuid
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gatehouse_common.authentication import InvalidAccessToken
+from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
+from gatehouse_common.tokens import Principal
+from gatehouse_users.database import after_commit
+from gatehouse_users.models import DISPLAY_NAME_MAX_LENGTH, Profile
+from gatehouse_users.profiles import repository
+from gatehouse_users.profiles.cache import ProfileCache
+from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
+
+# Each retry needs a concurrent DELETE of the very profile being created; three is plenty.
+_CREATE_ATTEMPTS = 3
+
+
+class ProfileNotFound(ProblemError):
+    status = 404
+    title = "Not Found"
+    problem_type = f"{PROBLEM_TYPE_BASE}not-found"
+
+    def __init__(self) -> None:
+        super().__init__("No profile has this id.")
+
+
+class InvalidCursor(ProblemError):
+    status = 422
+    title = "Unprocessable Content"
+    problem_type = f"{PROBLEM_TYPE_BASE}validation-error"
+
+    def __init__(self) -> None:
+        super().__init__("The cursor is not one this service issued; start again without it.")
+
+
+class ProfileCreationConflict(ProblemError):
+    status = 409
+    title = "Conflict"
+    problem_type = f"{PROBLEM_TYPE_BASE}conflict"
+
+    def __init__(self) -> None:
+        super().__init__("The profile was deleted while it was being created; try again.")
+
+
+def owner_id(principal: Principal) -> uuid.UUID:
+    """The profile id of the token's user: its ``sub``, which auth issues as a UUID."""
+    try:
+        return uuid.UUID(principal.subject)
+    except ValueError:
+        raise InvalidAccessToken("the subject is not a user id") from None
+
+
+def default_display_name(email: str | None) -> str | None:
+    """The local part of the email, so a new profile has a readable name; None without one."""
+    if not email:
+        return None
+    local_part = email.split("@", 1)[0].strip()[:DISPLAY_NAME_MAX_LENGTH]
+    return local_part or None
+
+
+async def own_profile(
+    session: AsyncSession, cache: ProfileCache, principal: Principal
+) -> ProfileRead:
+    profile_id = owner_id(principal)
+    lookup = await cache.read(profile_id)
+    if lookup.profile is not None:
+        return lookup.profile
+    row = await repository.get(session, profile_id) or await _create(session, principal)
+    profile = ProfileRead.model_validate(row)
+    after_commit(session, functools.partial(cache.fill, lookup, profile))
+    return profile
+
+
+async def _create(session: AsyncSession, principal: Principal) -> Profile:
+    for _ in range(_CREATE_ATTEMPTS):
+        row = await repository.insert_if_absent(
+            session,
+            owner_id(principal),
+            email=principal.email,
+            display_name=default_display_name(principal.email),
+        )
+        if row is not None:
+            return row
+    raise ProfileCreationConflict
+
+
+async def update_own_profile(
+    session: AsyncSession, cache: ProfileCache, principal: Principal, changes: ProfileChanges
+) -> ProfileRead:
+    profile_id = owner_id(principal)
+    row = await repository.upsert(
+        session,
+        profile_id,
+        email=principal.email,
+        display_name=default_display_name(principal.email),
+        changes=changes.values(),
+    )
+    after_commit(session, functools.partial(cache.invalidate, profile_id))
+    return ProfileRead.model_validate(row)
+
+
+async def public_profile(
+    session: AsyncSession, cache: ProfileCache, profile_id: uuid.UUID
+) -> PublicProfile:
+    lookup = await cache.read(profile_id)
+    if lookup.profile is not None:
+        return PublicProfile.model_validate(lookup.profile)
+    row = await repository.get(session, profile_id)
+    if row is None:
+        raise ProfileNotFound
+    profile = ProfileRead.model_validate(row)
+    after_commit(session, functools.partial(cache.fill, lookup, profile))
+    return PublicProfile.model_validate(profile)
+
+
+async def delete_profile(session: AsyncSession, cache: ProfileCache, profile_id: uuid.UUID) -> None:
+    if not await repository.delete_by_id(session, profile_id):
+        raise ProfileNotFound
+    after_commit(session, functools.partial(cache.invalidate, profile_id))
+
+
+async def list_profiles(session: AsyncSession, *, limit: int, cursor: str | None) -> ProfilePage:
+    after = decode_cursor(cursor) if cursor is not None else None
+    # One row more than asked tells whether another page exists without a count query.
+    rows = await repository.page(session, limit=limit + 1, after=after)
+    items = [ProfileRead.model_validate(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    return ProfilePage(items=items, next_cursor=next_cursor)
+
+
+class _CursorPosition(BaseModel):
+    created_at: AwareDatetime
+    id: uuid.UUID
+
+
+def encode_cursor(last: ProfileRead) -> str:
+    """An opaque cursor: the keyset position of the page's last row, base64url without padding."""
+    position = _CursorPosition(created_at=last.created_at, id=last.id)
+    return base64.urlsafe_b64encode(position.model_dump_json().encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position = _CursorPosition.model_validate(json.loads(raw))
+    except ValueError:  # bad base64, JSON or fields all derive from ValueError
+        raise InvalidCursor from None
+    return position.created_at, position.id

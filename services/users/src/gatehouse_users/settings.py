@@ -1,0 +1,90 @@
+"""Configuration of the users service, from ``USERS_*`` environment variables only."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gatehouse_common.settings import ServiceSettings, TokenVerificationSettings
+
+_ENV_PREFIX = "USERS_"
+
+
+class MigrationSettings(BaseSettings):
+    """What ``alembic upgrade head`` needs: the database URL and nothing else.
+
+    The migration step runs before the service and must not require token or cache settings.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: SecretStr = Field(
+        description="PostgreSQL URL for SQLAlchemy's asyncpg driver: postgresql+asyncpg://..."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: SecretStr) -> SecretStr:
+        # The message must not echo the value: the URL carries the password.
+        if not value.get_secret_value().startswith("postgresql+asyncpg://"):
+            raise ValueError("must be a postgresql+asyncpg:// URL")
+        return value
+
+
+class UsersSettings(ServiceSettings, TokenVerificationSettings, MigrationSettings):
+    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, extra="ignore", frozen=True)
+
+    redis_url: SecretStr = Field(description="Redis URL of the read cache: redis:// or rediss://")
+
+    cache_enabled: bool = Field(
+        default=True,
+        description="False: every read goes to PostgreSQL and Redis is never used (benchmarks).",
+    )
+    cache_ttl_seconds: int = Field(default=300, gt=0, description="Lifetime of a cached profile.")
+    cache_timeout_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=5,
+        description="Bound on each Redis command; past it the read or write goes on without cache.",
+    )
+    cache_retry_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="After a Redis failure, how long the cache is skipped before it is retried.",
+    )
+
+    db_pool_class: Literal["queue", "null"] = Field(
+        default="queue",
+        description="'queue': a connection pool; 'null': a new connection per session (NullPool).",
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long a request waits for a pooled connection."
+    )
+    db_pool_recycle_seconds: int = Field(
+        default=1800, ge=-1, description="Replace connections older than this (-1: never)."
+    )
+    db_pool_pre_ping: bool = Field(
+        default=True, description="Test a pooled connection before use (survives a DB restart)."
+    )
+    db_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Bound on opening one PostgreSQL connection."
+    )
+    db_command_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Client-side bound on one statement, so a frozen server cannot hang a request.",
+    )
+    db_statement_timeout_ms: int | None = Field(
+        default=None, gt=0, description="Server-side statement_timeout for the service's sessions."
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value

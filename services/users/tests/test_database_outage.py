@@ -1,0 +1,164 @@
+"""PostgreSQL saturated or down: 503 problem JSON within the pool timeout, never a hang, and
+recovery on its own when the database is back.
+
+Uses its own PostgreSQL container, published on a fixed port so the service's URL still
+points at it after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from testcontainers.community.postgres import PostgresContainer
+
+Auth = Any
+Problem = Any
+
+POOL_SIZE = 2
+MAX_OVERFLOW = 1
+POOL_TIMEOUT = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def dedicated_postgres() -> Iterator[PostgresContainer]:
+    container = PostgresContainer(
+        image=os.environ.get("POSTGRES_IMAGE", "postgres:16-alpine"), driver="asyncpg"
+    )
+    container.with_bind_ports(5432, free_port())
+    with container:
+        yield container
+
+
+@pytest.fixture
+async def database_url(dedicated_postgres: PostgresContainer, migrate: Any) -> str:
+    url: str = dedicated_postgres.get_connection_url()
+    await migrate(url, "upgrade", "head")
+    return url
+
+
+@pytest.fixture
+async def client(
+    database_url: str, make_settings: Any, start_app: Any
+) -> AsyncIterator[httpx2.AsyncClient]:
+    settings = make_settings(
+        database_url=database_url,
+        db_pool_size=POOL_SIZE,
+        db_max_overflow=MAX_OVERFLOW,
+        db_pool_timeout_seconds=POOL_TIMEOUT,
+        db_connect_timeout_seconds=POOL_TIMEOUT,
+        db_command_timeout_seconds=30,
+    )
+    async with start_app(settings) as client:
+        yield client
+
+
+async def timed(request: Any) -> tuple[httpx2.Response, float]:
+    started = time.perf_counter()
+    response: httpx2.Response = await request
+    return response, time.perf_counter() - started
+
+
+async def test_an_exhausted_pool_answers_503_after_the_pool_timeout(
+    client: httpx2.AsyncClient, auth: Auth, problem: Problem, database_url: str
+) -> None:
+    owner = uuid.uuid4()
+    assert (await client.patch("/users/me", json={"bio": "0"}, headers=auth(owner))).is_success
+    capacity = POOL_SIZE + MAX_OVERFLOW
+    excess = 3
+
+    locker = create_async_engine(database_url)
+    try:
+        async with locker.connect() as lock:
+            # Hold the row so that every PATCH of it keeps its pooled connection while waiting.
+            await lock.execute(
+                text("select 1 from profiles where id = :id for update"), {"id": str(owner)}
+            )
+            requests = [
+                asyncio.create_task(
+                    timed(client.patch("/users/me", json={"bio": str(n)}, headers=auth(owner)))
+                )
+                for n in range(capacity + excess)
+            ]
+            finished, waiting = await asyncio.wait(requests, timeout=POOL_TIMEOUT + 3)
+            assert len(finished) == excess
+            assert len(waiting) == capacity
+            for task in finished:
+                response, elapsed = task.result()
+                problem(response, 503)
+                assert POOL_TIMEOUT * 0.9 <= elapsed < POOL_TIMEOUT + 2
+            await lock.rollback()
+        async with asyncio.timeout(10):
+            for response, _ in await asyncio.gather(*waiting):
+                assert response.status_code == 200
+    finally:
+        await locker.dispose()
+
+    # The pool is whole again.
+    assert (await client.get(f"/users/{owner}", headers=auth())).status_code == 200
+
+
+async def wait_until_accepting(database_url: str) -> None:
+    engine = create_async_engine(database_url, connect_args={"timeout": 1})
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                try:
+                    async with engine.connect() as connection:
+                        await connection.execute(text("select 1"))
+                    return
+                except Exception:  # noqa: BLE001 - any failure means not up yet
+                    await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
+
+
+async def test_postgres_down_gives_503_and_the_service_recovers_by_itself(
+    client: httpx2.AsyncClient,
+    auth: Auth,
+    problem: Problem,
+    dedicated_postgres: PostgresContainer,
+    database_url: str,
+) -> None:
+    owner = uuid.uuid4()
+    for _ in range(POOL_SIZE):  # fill the pool with connections that the restart will break
+        assert (await client.patch("/users/me", json={"bio": "up"}, headers=auth(owner))).is_success
+
+    dedicated_postgres.get_wrapped_container().stop(timeout=1)
+    try:
+        for request in (
+            client.patch("/users/me", json={"bio": "down"}, headers=auth(owner)),
+            client.get(f"/users/{uuid.uuid4()}", headers=auth()),
+            client.get("/users", headers=auth(scopes="admin")),
+        ):
+            response, elapsed = await timed(request)
+            body = problem(response, 503)
+            assert "database" in body["detail"]
+            assert elapsed < POOL_TIMEOUT + 2
+        ready = await client.get("/ready")
+        assert problem(ready, 503)["failing"] == ["postgres"]
+    finally:
+        dedicated_postgres.get_wrapped_container().start()
+    await wait_until_accepting(database_url)
+
+    patched = await client.patch("/users/me", json={"bio": "back"}, headers=auth(owner))
+    assert patched.status_code == 200
+    assert patched.json()["bio"] == "back"
+    assert (await client.get(f"/users/{owner}", headers=auth())).json()["bio"] == "back"
+    assert (await client.get("/ready")).status_code == 200

@@ -1,0 +1,152 @@
+"""Redis stopped or frozen mid-test: reads and writes keep answering 200 from PostgreSQL.
+
+Uses its own Redis container (not the session's shared one), published on a fixed port so
+that the service's Redis URL still points at it after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from prometheus_client import REGISTRY
+from testcontainers.community.redis import RedisContainer
+
+Auth = Any
+
+RETRY_INTERVAL = 1.0
+CACHE_TIMEOUT = 0.2
+# Two bounded Redis commands at most before the circuit opens, plus PostgreSQL and slack.
+SLOWEST_ANSWER = 4 * CACHE_TIMEOUT + 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def dedicated_redis() -> Iterator[RedisContainer]:
+    container = RedisContainer(image=os.environ.get("REDIS_IMAGE", "redis:7-alpine"))
+    container.with_bind_ports(6379, free_port())
+    with container:
+        yield container
+
+
+@pytest.fixture
+async def client(
+    dedicated_redis: RedisContainer, make_settings: Any, start_app: Any
+) -> AsyncIterator[httpx2.AsyncClient]:
+    port = dedicated_redis.get_exposed_port(6379)
+    settings = make_settings(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        cache_timeout_seconds=CACHE_TIMEOUT,
+        cache_retry_interval_seconds=RETRY_INTERVAL,
+    )
+    async with start_app(settings) as client:
+        yield client
+
+
+def cache_errors() -> float:
+    return sum(
+        REGISTRY.get_sample_value("users_cache_errors_total", {"operation": operation}) or 0.0
+        for operation in ("read", "fill", "invalidate")
+    )
+
+
+async def timed(request: Any) -> httpx2.Response:
+    started = time.perf_counter()
+    response: httpx2.Response = await request
+    assert time.perf_counter() - started < SLOWEST_ANSWER
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def cached_profile(client: httpx2.AsyncClient, auth: Auth, bio: str) -> uuid.UUID:
+    """A profile with ``bio``, read twice so that it sits in the cache."""
+    owner = uuid.uuid4()
+    await timed(client.patch("/users/me", json={"bio": bio}, headers=auth(owner)))
+    for _ in range(2):
+        await timed(client.get("/users/me", headers=auth(owner)))
+        await timed(client.get(f"/users/{owner}", headers=auth()))
+    return owner
+
+
+async def reads_and_writes_answer(client: httpx2.AsyncClient, auth: Auth, owner: uuid.UUID) -> None:
+    for round_number in range(3):
+        bio = f"written without Redis {round_number}"
+        patched = await timed(client.patch("/users/me", json={"bio": bio}, headers=auth(owner)))
+        assert patched.json()["bio"] == bio
+        own = await timed(client.get("/users/me", headers=auth(owner)))
+        public = await timed(client.get(f"/users/{owner}", headers=auth()))
+        assert own.json()["bio"] == public.json()["bio"] == bio
+    newcomer = await timed(client.get("/users/me", headers=auth()))
+    assert newcomer.json()["bio"] == ""
+
+
+async def after_recovery_reads_are_fresh_and_cached(
+    client: httpx2.AsyncClient, auth: Auth, owner: uuid.UUID
+) -> None:
+    await asyncio.sleep(RETRY_INTERVAL + 0.2)
+    hits = REGISTRY.get_sample_value("users_cache_hits_total") or 0.0
+    for _ in range(3):
+        # The profile cached before the outage must not come back: it was written since.
+        own = await timed(client.get("/users/me", headers=auth(owner)))
+        assert own.json()["bio"] == "written without Redis 2"
+    assert (REGISTRY.get_sample_value("users_cache_hits_total") or 0.0) > hits
+
+
+async def test_redis_stopped_mid_test(
+    client: httpx2.AsyncClient, auth: Auth, dedicated_redis: RedisContainer
+) -> None:
+    owner = await cached_profile(client, auth, "cached before the outage")
+    errors = cache_errors()
+
+    dedicated_redis.get_wrapped_container().stop(timeout=1)
+    await reads_and_writes_answer(client, auth, owner)
+    assert cache_errors() > errors
+
+    dedicated_redis.get_wrapped_container().start()
+    dedicated_redis.get_client().ping()
+    await after_recovery_reads_are_fresh_and_cached(client, auth, owner)
+
+
+async def test_redis_frozen_mid_test(
+    client: httpx2.AsyncClient, auth: Auth, dedicated_redis: RedisContainer
+) -> None:
+    # A paused container accepts nothing and answers nothing: every command has to time out.
+    owner = await cached_profile(client, auth, "cached before the outage")
+    errors = cache_errors()
+
+    dedicated_redis.get_wrapped_container().pause()
+    try:
+        await reads_and_writes_answer(client, auth, owner)
+    finally:
+        dedicated_redis.get_wrapped_container().unpause()
+    assert cache_errors() > errors
+
+    # Redis kept its data, including the entry cached before the writes above.
+    await after_recovery_reads_are_fresh_and_cached(client, auth, owner)
+
+
+async def test_the_service_starts_while_redis_is_down(
+    make_settings: Any, start_app: Any, auth: Auth
+) -> None:
+    settings = make_settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", cache_timeout_seconds=CACHE_TIMEOUT
+    )
+    async with start_app(settings) as client:
+        owner = uuid.uuid4()
+        await timed(client.patch("/users/me", json={"bio": "no cache"}, headers=auth(owner)))
+        own = await timed(client.get("/users/me", headers=auth(owner)))
+        assert own.json()["bio"] == "no cache"
+        assert (await client.get("/ready")).status_code == 200

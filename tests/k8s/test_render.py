@@ -1,0 +1,110 @@
+"""Every overlay renders with `kubectl kustomize` and is valid against the Kubernetes 1.32 API."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+
+import pytest
+import yaml
+from k8s_checks import REPO_ROOT, Manifest, schema_violations
+
+SERVICES = ("gateway", "auth", "users")
+
+
+def names(objects: list[Manifest], kind: str) -> set[str]:
+    return {obj["metadata"]["name"] for obj in objects if obj["kind"] == kind}
+
+
+def find(objects: list[Manifest], kind: str, name: str) -> Manifest:
+    (found,) = (o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+    return found
+
+
+def test_dev_and_prod_overlays_exist(rendered: dict[str, list[Manifest]]) -> None:
+    assert {"dev", "prod"} <= set(rendered)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_each_service_has_its_objects(rendered: dict[str, list[Manifest]], overlay: str) -> None:
+    objects = rendered[overlay]
+    for kind in ("Deployment", "Service", "ServiceAccount"):
+        assert set(SERVICES) <= names(objects, kind), kind
+    config_maps = names(objects, "ConfigMap")
+    for service in SERVICES:
+        # Generated with a content hash, so that a changed setting rolls the pods.
+        assert any(name.startswith(f"{service}-config-") for name in config_maps)
+    assert "users-migrate" in names(objects, "Job")
+    assert "gateway" in names(objects, "Ingress")
+    assert {obj["metadata"].get("namespace") for obj in objects if obj["kind"] != "Namespace"} == {
+        find(objects, "Namespace", next(iter(names(objects, "Namespace"))))["metadata"]["name"]
+    }
+
+
+def test_migration_runs_alembic_upgrade_head(rendered: dict[str, list[Manifest]]) -> None:
+    job = find(rendered["prod"], "Job", "users-migrate")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"][0] == "alembic"
+    assert container["command"][-2:] == ["upgrade", "head"]
+
+
+def test_dev_runs_one_replica_and_its_own_datastores(rendered: dict[str, list[Manifest]]) -> None:
+    objects = rendered["dev"]
+    assert {obj["spec"]["replicas"] for obj in objects if obj["kind"] == "Deployment"} == {1}
+    assert names(objects, "StatefulSet") == {"postgres", "redis", "mongo"}
+    # Generated throwaway secrets, so dev renders and runs with nothing created by hand.
+    assert {"auth-datastores", "users-datastores", "auth-signing-keys"} <= {
+        name.rsplit("-", 1)[0] for name in names(objects, "Secret")
+    }
+
+
+def test_prod_uses_external_datastores_and_commits_no_secret(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    objects = rendered["prod"]
+    assert names(objects, "StatefulSet") == set()
+    assert names(objects, "Secret") == set()
+    for policy in ("allow-egress-to-postgres", "allow-egress-to-redis", "allow-egress-to-mongo"):
+        (rule,) = find(objects, "NetworkPolicy", policy)["spec"]["egress"]
+        assert all("ipBlock" in peer for peer in rule["to"])
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_manifests_are_valid_kubernetes_1_32(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    assert schema_violations(rendered[overlay]) == []
+
+
+def test_schema_validation_rejects_an_unknown_field(rendered: dict[str, list[Manifest]]) -> None:
+    objects = copy.deepcopy(rendered["prod"])
+    deployment = find(objects, "Deployment", "gateway")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")  # a typo a reviewer might miss
+    violations = schema_violations([deployment])
+    assert len(violations) == 1
+    assert "Deployment/gateway" in violations[0]
+    assert "readinesProbe" in violations[0]
+
+
+def test_schema_validation_rejects_a_wrong_type(rendered: dict[str, list[Manifest]]) -> None:
+    objects = copy.deepcopy(rendered["prod"])
+    deployment = find(objects, "Deployment", "users")
+    deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = [1]
+    (violation,) = schema_violations([deployment])
+    assert "Deployment/users" in violation
+    assert "limits/memory" in violation
+
+
+def test_make_k8s_render_prints_the_prod_manifests() -> None:
+    completed = subprocess.run(
+        ["make", "--no-print-directory", "k8s-render", "OVERLAY=prod"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    objects = [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
+    assert names(objects, "Deployment") == set(SERVICES)
+    assert names(objects, "HorizontalPodAutoscaler") == set(SERVICES)
