@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,19 +18,14 @@ import pytest
 from prometheus_client import REGISTRY
 from testcontainers.community.redis import RedisContainer
 
+from gatehouse_testing.network import free_port
+
 Auth = Any
 
 RETRY_INTERVAL = 1.0
 CACHE_TIMEOUT = 0.2
 # Two bounded Redis commands at most before the circuit opens, plus PostgreSQL and slack.
 SLOWEST_ANSWER = 4 * CACHE_TIMEOUT + 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
