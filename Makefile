@@ -71,8 +71,8 @@ fmt: ## Format and autofix
 	$(UV) run --frozen ruff check --fix .
 
 .PHONY: bench
-bench: ## Benchmarks (writes bench/results)
-	@echo "make bench: not yet built (issue: benchmarks)"; exit 1
+bench: ## Benchmarks of the stack on loopback (writes bench/results; see docs/performance.md)
+	UV="$(UV)" bench/run.sh
 
 .PHONY: k8s-render
 k8s-render: ## Render a Kustomize overlay: make k8s-render OVERLAY=prod

@@ -57,12 +57,31 @@ def test_standard_library_loggers_are_json_and_redacted(
     assert JWT not in str(line["message"])
 
 
-def test_exceptions_are_structured(capsys: pytest.CaptureFixture[str]) -> None:
-    try:
+def test_exceptions_are_structured_without_frame_locals(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def check(password: str) -> None:
         raise ValueError("bad")
+
+    try:
+        check("hunter2-local")
     except ValueError:
         get_logger("t").exception("failed")
 
-    (line,) = _lines(capsys)
+    out = capsys.readouterr().out
+    (line,) = [json.loads(text) for text in out.splitlines() if text]
     assert line["level"] == "error"
-    assert "exception" in line
+    assert line["exception"][0]["exc_type"] == "ValueError"
+    assert "hunter2-local" not in out
+
+
+def test_level_is_applied_and_can_change(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("test", "WARNING")
+    get_logger("t").info("quiet")
+    configure_logging("other", "DEBUG")
+    get_logger("t").debug("loud")
+
+    (line,) = _lines(capsys)
+    assert line["message"] == "loud"
+    assert line["service"] == "other"
+    assert line["logger"] == "t"

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc.jwk import RSAKey
 
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient
@@ -238,3 +240,54 @@ async def test_jwks_private_members_and_foreign_keys_are_dropped() -> None:
 
     assert key is not None
     assert not key.is_private
+
+
+async def test_critical_header_extensions_are_rejected(
+    issuer: TestIssuer, verifier: AccessTokenVerifier
+) -> None:
+    # Signed by hand: joserfc will not even produce a token with an unknown critical header.
+    claims = issuer.mint().split(".")[1]
+    header = _b64(
+        json.dumps(
+            {"alg": "RS256", "typ": "at+jwt", "kid": issuer.active_kid, "crit": ["x"], "x": 1}
+        ).encode()
+    )
+    private_key = issuer.keys[issuer.active_kid].get_op_key("sign")
+    signature = private_key.sign(f"{header}.{claims}".encode(), PKCS1v15(), SHA256())
+    token = f"{header}.{claims}.{_b64(signature)}"
+
+    with pytest.raises(InvalidTokenError, match="critical"):
+        await verifier.verify(token)
+
+
+async def test_tampered_claims_fail_the_signature(
+    issuer: TestIssuer, verifier: AccessTokenVerifier
+) -> None:
+    header, _, signature = issuer.mint(scopes="users:read").split(".")
+    elevated = issuer.mint(scopes="users:read admin").split(".")[1]
+
+    with pytest.raises(InvalidTokenError, match="signature"):
+        await verifier.verify(f"{header}.{elevated}.{signature}")
+
+
+async def test_audience_list_containing_ours_is_accepted(
+    issuer: TestIssuer, verifier: AccessTokenVerifier
+) -> None:
+    token = issuer.mint(claims={"aud": ["other", AUDIENCE]})
+
+    assert (await verifier.verify(token)).subject
+
+
+async def test_a_key_is_used_only_with_its_own_algorithm(issuer: TestIssuer) -> None:
+    async with httpx2.AsyncClient(transport=issuer.transport()) as http:
+        jwks = JWKSClient(JWKS_URL, http, algorithms=["RS256", "EdDSA"])
+        verifier = AccessTokenVerifier(
+            jwks, issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256", "EdDSA"]
+        )
+        _, claims, signature = issuer.mint().split(".")
+        forged_header = _b64(
+            json.dumps({"alg": "EdDSA", "typ": "at+jwt", "kid": issuer.active_kid}).encode()
+        )
+
+        with pytest.raises(InvalidTokenError, match="algorithm"):
+            await verifier.verify(f"{forged_header}.{claims}.{signature}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from gatehouse_gateway.main import create_app
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
+from gatehouse_testing.network import free_port
 
 MIB = 1024 * 1024
 
@@ -112,13 +112,6 @@ class UpstreamStub:
             )
 
         return app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServerThread:

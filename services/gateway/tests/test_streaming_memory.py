@@ -18,21 +18,13 @@ import httpx2
 import pytest
 
 from gatehouse_testing.issuer import TestIssuer
+from gatehouse_testing.network import free_port
 
 MIB = 1024 * 1024
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads memory use from /proc"
 )
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415 - only this module needs it
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _kib(pid: int, field: str) -> int:
@@ -44,7 +36,7 @@ def _kib(pid: int, field: str) -> int:
 
 @pytest.fixture
 def gateway_process(upstream: Any, stub_issuer: TestIssuer) -> Iterator[tuple[str, int]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GATEWAY_ENVIRONMENT": "test",

@@ -213,9 +213,19 @@ class Proxy:
                     "headers": list(_response_headers(response.headers.raw)),
                 }
             )
+            # With a Content-Length the chunk that completes the body goes out as the last
+            # message: a small response is one body message instead of two, and each message
+            # passes through every middleware's send wrapper (see docs/performance.md).
+            # Nothing is held back, so a slow stream is not delayed.
+            remaining = _content_length(response.headers.raw)
+            more_body = True
             async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if remaining is not None:
+                    remaining -= len(chunk)
+                    more_body = remaining > 0
+                await send({"type": "http.response.body", "body": chunk, "more_body": more_body})
+            if more_body:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (httpx2.TransportError, OSError) as exc:
             # The status line is out: returning without the last body message makes the
             # server drop the connection, so the client sees a truncated response, not a
@@ -280,11 +290,15 @@ class Proxy:
             )
             try:
                 response = await self.client(upstream).send(request, stream=True)
-            except httpx2.TransportError as exc:
+            except (httpx2.TransportError, _BodyRejected) as exc:
+                # The aiohttp transport wraps the body iterator's exception in a TransportError;
+                # httpx2's own transport lets it through as it is.
                 if body is not None and body.too_large:
                     raise PayloadTooLarge(self._max_body) from None
                 if body is not None and body.client_gone:
                     raise BadRequest("The client closed the request.") from None
+                if not isinstance(exc, httpx2.TransportError):
+                    raise
                 failure = classify_failure(exc)
                 UPSTREAM_FAILURES.labels(upstream.name, failure.value).inc()
                 _log.warning(
@@ -300,7 +314,7 @@ class Proxy:
                 # certainly never reached the upstream.
                 if failure is Failure.CONNECT and attempt < attempts:
                     continue
-                raise _problem_for(failure, upstream) from None
+                raise problem_for(failure, upstream) from None
             if breaker.record_success():
                 self.on_upstream_back(upstream)
             return response
@@ -360,6 +374,13 @@ def _upstream_url(upstream: Upstream, scope: Scope) -> str:
     return upstream.base_url + path + ("?" + query.decode("latin-1") if query else "")
 
 
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return frozenset(
         token.strip().lower()
@@ -397,9 +418,11 @@ def _with_current_trace(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes,
     return kept
 
 
-def _problem_for(failure: Failure, upstream: Upstream) -> ProblemError:
+def problem_for(failure: Failure, upstream: Upstream) -> ProblemError:
     if failure is Failure.CONNECT_TIMEOUT:
-        return GatewayTimeout(f"The {upstream.name} service could not be reached in time.")
+        # No connection at all (a stopped container's name may not even resolve): the
+        # upstream is unreachable, not slow, so 503 (the contract keeps 504 for slow answers).
+        return UpstreamUnavailable(f"The {upstream.name} service could not be reached.")
     if failure is Failure.TIMEOUT:
         return GatewayTimeout(f"The {upstream.name} service did not answer in time.")
     if failure is Failure.CONNECT:

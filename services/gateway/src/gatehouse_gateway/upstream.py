@@ -66,7 +66,7 @@ class Failure(enum.Enum):
     """Why a proxied request got no response; each maps to one status."""
 
     CONNECT = "connect"  # nothing accepted the connection: 502, retried for GET/HEAD
-    CONNECT_TIMEOUT = "connect_timeout"  # no connection in time: 504, not retried
+    CONNECT_TIMEOUT = "connect_timeout"  # no connection in time: 503, not retried
     TIMEOUT = "timeout"  # no answer in time: 504
     BROKEN = "broken"  # the connection failed after the request went out: 502
 
@@ -80,13 +80,16 @@ def classify_failure(exc: httpx2.TransportError) -> Failure:
     """Sort a transport error into what happened.
 
     The aiohttp transport maps every ``aiohttp.ClientConnectionError`` (a refused connection,
-    a server that hung up) to ``httpx2.ConnectTimeout``, so the aiohttp cause decides.
+    a server that hung up) to ``httpx2.ConnectTimeout``, so the aiohttp cause decides. httpx2's
+    own transport raises the matching httpx2 exception (``ConnectError``, ``ReadTimeout``...).
     """
     cause = exc.__cause__
     if isinstance(exc, httpx2.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError):
         return Failure.CONNECT
+    # A timeout, unless the aiohttp transport reports a connection error as one; httpx2's own
+    # transport chains its internal timeout exception, which is no aiohttp error.
     if isinstance(exc, httpx2.TimeoutException) and (
-        cause is None or isinstance(cause, TimeoutError)
+        not isinstance(cause, aiohttp.ClientError) or isinstance(cause, TimeoutError)
     ):
         # The aiohttp transport's connect timeout also covers waiting for a pooled
         # connection, so a saturated pool reads as a connect timeout there.

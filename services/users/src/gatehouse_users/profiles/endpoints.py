@@ -17,7 +17,9 @@ from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
 
 
-def _profile_cache(request: Request) -> ProfileCache:
+# async, though it does not await: FastAPI runs a plain ``def`` dependency in its thread pool,
+# a thread hand-off on every request that the profile of the read path showed.
+async def _profile_cache(request: Request) -> ProfileCache:
     cache: ProfileCache = request.app.state.profile_cache
     return cache
 

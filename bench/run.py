@@ -1,0 +1,832 @@
+"""``make bench``: the stack on loopback, each scenario's variants run alternately with wrk.
+
+Datastores run as throwaway containers with published loopback ports; auth, users, the
+gateways and nginx run as host processes, one per variant, all started once and idle while
+another variant is measured. Results go to ``bench/results/latest.json`` and ``latest.md``.
+Everything is stopped and removed at exit, also on failure or Ctrl-C.
+
+Environment knobs: ``BENCH_DURATION`` (seconds per wrk run, default 8), ``BENCH_ROUNDS``
+(alternating rounds, default 3), ``BENCH_OUTPUT`` (results directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import gzip
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import micro  # bench/micro.py: this directory is on sys.path when run as a script
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+ALEMBIC_INI = REPO / "services" / "users" / "alembic.ini"
+DURATION = int(os.environ.get("BENCH_DURATION", "8"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+OUTPUT = Path(os.environ.get("BENCH_OUTPUT", str(BENCH_DIR / "results")))
+HIGH_CONCURRENCY = 64
+ISSUER = "http://127.0.0.1/auth"
+AUDIENCE = "gatehouse-api"
+PASSWORD = "bench-password-0123"  # noqa: S105 - a throwaway account of a throwaway stack
+SEED_USERS = 20
+READ_ROUTE = "/users/{profile_id}"
+GATEWAY_TRANSPORTS = ("aiohttp", "httpx2")
+# Which scenarios to run (comma-separated); all by default. For working on one of them.
+SCENARIOS = set(os.environ.get("BENCH_SCENARIOS", "micro,gateway,cache,login,profile").split(","))
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if check():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after {timeout} s")
+
+
+@dataclass
+class Stack:
+    """What was started, so that ``stop`` can take all of it down again."""
+
+    workdir: Path
+    containers: list[str] = field(default_factory=list)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def container(self, name: str, image: str, port: int, *args: str) -> int:
+        full_name = f"gatehouse-bench-{os.getpid()}-{name}"
+        subprocess.run(
+            [
+                *("docker", "run", "-d", "--rm", "--name", full_name),
+                *("-p", f"127.0.0.1::{port}", *args, image),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
+        self.containers.append(full_name)
+        mapped = subprocess.run(
+            ["docker", "port", full_name, f"{port}/tcp"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.splitlines()[0]
+        return int(mapped.rsplit(":", 1)[1])
+
+    def process(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log_file = (self.workdir / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+    def uvicorn(self, name: str, app: str, env: dict[str, str]) -> str:
+        port = free_port()
+        self.ports[name] = port
+        self.process(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                f"{app}:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            env,
+        )
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if self.containers:
+            subprocess.run(
+                ["docker", "rm", "-f", *self.containers],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+                timeout=60,
+            )
+
+
+def ready(url: str) -> Callable[[], bool]:
+    return lambda: http("GET", url + "/ready", timeout=2)[0] == 200
+
+
+def start_datastores(stack: Stack) -> dict[str, str]:
+    postgres = stack.container(
+        "postgres",
+        os.environ.get("POSTGRES_IMAGE", "postgres:16-alpine"),
+        5432,
+        "-e",
+        "POSTGRES_USER=bench",
+        "-e",
+        "POSTGRES_PASSWORD=bench",
+        "-e",
+        "POSTGRES_DB=users",
+    )
+    redis = stack.container("redis", os.environ.get("REDIS_IMAGE", "redis:7-alpine"), 6379)
+    mongo = stack.container("mongo", os.environ.get("MONGO_IMAGE", "mongo:7"), 27017)
+
+    def postgres_accepts() -> bool:
+        return (
+            subprocess.run(
+                ["docker", "exec", stack.containers[0], "pg_isready", "-q", "-U", "bench"],
+                check=False,
+                timeout=10,
+            ).returncode
+            == 0
+        )
+
+    wait_until("postgres", postgres_accepts)
+    for port in (redis, mongo):
+        wait_until(f"port {port}", lambda port=port: _accepts(port))  # type: ignore[misc]
+    return {
+        "database_url": f"postgresql+asyncpg://bench:bench@127.0.0.1:{postgres}/users",
+        "redis_url": f"redis://127.0.0.1:{redis}/0",
+        "mongo_url": f"mongodb://127.0.0.1:{mongo}",
+    }
+
+
+def _accepts(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
+    """auth, three users processes (the variants), two gateways and nginx; their URLs."""
+    keys = stack.workdir / "signing-keys.json"
+    subprocess.run(
+        [sys.executable, "-m", "gatehouse_auth.cli.keys", "generate", "--file", str(keys)],
+        check=True,
+        timeout=60,
+        stdout=subprocess.DEVNULL,
+    )
+    urls: dict[str, str] = {}
+    urls["auth"] = stack.uvicorn(
+        "auth",
+        "gatehouse_auth.main",
+        {
+            "AUTH_MONGO_URL": stores["mongo_url"],
+            "AUTH_REDIS_URL": stores["redis_url"],
+            "AUTH_SIGNING_KEYS_FILE": str(keys),
+            "AUTH_ISSUER": ISSUER,
+            "AUTH_AUDIENCE": AUDIENCE,
+        },
+    )
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), "upgrade", "head"],
+        check=True,
+        timeout=120,
+        env={**os.environ, "USERS_DATABASE_URL": stores["database_url"]},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until("auth", ready(urls["auth"]))
+    users_env = {
+        "USERS_DATABASE_URL": stores["database_url"],
+        "USERS_REDIS_URL": stores["redis_url"],
+        "USERS_JWT_ISSUER": ISSUER,
+        "USERS_JWT_AUDIENCE": AUDIENCE,
+        "USERS_JWKS_URL": urls["auth"] + "/auth/.well-known/jwks.json",
+    }
+    urls["users"] = stack.uvicorn("users", "gatehouse_users.main", users_env)
+    urls["users-cache-off"] = stack.uvicorn(
+        "users-cache-off", "gatehouse_users.main", {**users_env, "USERS_CACHE_ENABLED": "false"}
+    )
+    urls["users-cache-off-nullpool"] = stack.uvicorn(
+        "users-cache-off-nullpool",
+        "gatehouse_users.main",
+        {**users_env, "USERS_CACHE_ENABLED": "false", "USERS_DB_POOL_CLASS": "null"},
+    )
+    gateway_env = {
+        "GATEWAY_AUTH_URL": urls["auth"],
+        "GATEWAY_USERS_URL": urls["users"],
+        "GATEWAY_JWT_ISSUER": ISSUER,
+        "GATEWAY_JWT_AUDIENCE": AUDIENCE,
+        "GATEWAY_JWKS_URL": urls["auth"] + "/auth/.well-known/jwks.json",
+        "GATEWAY_METRICS_PORT": "0",
+    }
+    for transport in GATEWAY_TRANSPORTS:
+        urls[f"gateway-{transport}"] = stack.uvicorn(
+            f"gateway-{transport}",
+            "gatehouse_gateway.main",
+            {**gateway_env, "GATEWAY_UPSTREAM_TRANSPORT": transport},
+        )
+    urls["nginx"] = start_nginx(stack, stack.ports["users"])
+    for name, url in urls.items():
+        if name != "nginx":
+            wait_until(name, ready(url))
+    wait_until("nginx", lambda: _accepts(int(urls["nginx"].rsplit(":", 1)[1])))
+    return urls
+
+
+def start_nginx(stack: Stack, users_port: int) -> str:
+    """Debian's nginx as our own process: plain ``proxy_pass`` with upstream keep-alive."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    prefix = stack.workdir / "nginx"
+    prefix.mkdir()
+    user = "user root;" if os.geteuid() == 0 else ""
+    config = prefix / "nginx.conf"
+    config.write_text(
+        f"""{user}
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream users {{ server 127.0.0.1:{users_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://users;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+    )
+    stack.process("nginx", [nginx, "-p", str(prefix), "-c", str(config)], {})
+    return f"http://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Seed:
+    token: str
+    paths: list[str]
+    email: str
+
+
+def seed(urls: dict[str, str]) -> Seed:
+    """Register users, log the first one in, create every profile (GET /users/me)."""
+    emails = [f"bench{index}@example.com" for index in range(SEED_USERS)]
+    paths = []
+    token = ""
+    for email in emails:
+        status, _ = http(
+            "POST",
+            urls["auth"] + "/auth/register",
+            body=json.dumps({"email": email, "password": PASSWORD}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        if status != 201:
+            raise RuntimeError(f"register {email}: {status}")
+        own_token = login(urls["auth"], email)
+        token = token or own_token
+        status, body = http(
+            "GET", urls["users"] + "/users/me", headers={"authorization": f"Bearer {own_token}"}
+        )
+        if status != 200:
+            raise RuntimeError(f"GET /users/me: {status} {body[:200]!r}")
+        paths.append(f"/users/{json.loads(body)['id']}")
+    return Seed(token=token, paths=paths, email=emails[0])
+
+
+def login(auth_url: str, email: str) -> str:
+    form = urllib.parse.urlencode(
+        {"grant_type": "password", "username": email, "password": PASSWORD}
+    ).encode()
+    status, body = http(
+        "POST",
+        auth_url + "/auth/token",
+        body=form,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    if status != 200:
+        raise RuntimeError(f"login: {status} {body[:200]!r}")
+    token: str = json.loads(body)["access_token"]
+    return token
+
+
+def wrk(
+    url: str, script: str, connections: int, duration: int, env: dict[str, str]
+) -> dict[str, Any]:
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(BENCH_DIR / "wrk" / script),
+        url,
+    ]
+    completed = subprocess.run(
+        argv,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 30,
+    )
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("BENCH "))
+    result: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    errors = sum(
+        result[key]
+        for key in ("connect_errors", "read_errors", "write_errors", "timeouts", "non_2xx")
+    )
+    if errors:
+        raise RuntimeError(f"wrk against {url}: {errors} errors: {result}")
+    return result
+
+
+def statements_per_request(users_url: str) -> tuple[float, float]:
+    """(sum, count) of the users_db_statements_per_request histogram for the read route."""
+    _, body = http("GET", users_url + "/metrics")
+    values = {"sum": 0.0, "count": 0.0}
+    for kind in values:
+        pattern = (
+            rf'^users_db_statements_per_request_{kind}\{{route="{re.escape(READ_ROUTE)}"\}} (\S+)$'
+        )
+        match = re.search(pattern, body.decode(), re.MULTILINE)
+        values[kind] = float(match.group(1)) if match else 0.0
+    return values["sum"], values["count"]
+
+
+Runs = dict[str, list[dict[str, Any]]]
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A URL to load, and the Python processes whose CPU time per request is recorded."""
+
+    url: str
+    processes: tuple[str, ...] = ()
+
+
+def alternate(
+    stack: Stack,
+    variants: dict[str, Variant],
+    connections: int,
+    wrk_env: dict[str, str],
+    on_run: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Runs:
+    """Every variant once per round, in the same order; a short warm-up run first."""
+    for variant in variants.values():
+        wrk(variant.url, "bearer.lua", connections, 2, wrk_env)
+    runs: Runs = {name: [] for name in variants}
+    for round_number in range(1, ROUNDS + 1):
+        for name, variant in variants.items():
+            pids = {process: stack.processes[process].pid for process in variant.processes}
+            cpu_before = {process: cpu_seconds(pid) for process, pid in pids.items()}
+            result = wrk(variant.url, "bearer.lua", connections, DURATION, wrk_env)
+            result["cpu_ms_per_request"] = {
+                process: (cpu_seconds(pid) - cpu_before[process]) * 1000 / result["requests"]
+                for process, pid in pids.items()
+            }
+            if on_run is not None:
+                on_run(name, result)
+            runs[name].append(result)
+            cpu = ", ".join(
+                f"{process} {ms:.2f}" for process, ms in result["cpu_ms_per_request"].items()
+            )
+            log(
+                f"round {round_number} c={connections} {name}: {result['rps']:.0f} req/s, "
+                f"p50 {result['p50_us'] / 1000:.2f} ms, CPU ms/request: {cpu}"
+            )
+    return runs
+
+
+def medians(runs: Runs) -> dict[str, dict[str, Any]]:
+    return {
+        name: {
+            "rps": round(statistics.median(run["rps"] for run in results), 1),
+            "p50_ms": round(statistics.median(run["p50_us"] for run in results) / 1000, 3),
+            "p99_ms": round(statistics.median(run["p99_us"] for run in results) / 1000, 3),
+            "runs_rps": [round(run["rps"], 1) for run in results],
+            "cpu_ms_per_request": {
+                process: round(
+                    statistics.median(run["cpu_ms_per_request"][process] for run in results), 3
+                )
+                for process in results[0]["cpu_ms_per_request"]
+            },
+        }
+        for name, results in runs.items()
+    }
+
+
+def gateway_overhead(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]) -> dict[str, Any]:
+    variants = {"direct": Variant(urls["users"], ("users",))}
+    for transport in GATEWAY_TRANSPORTS:
+        name = f"gateway-{transport}"
+        variants[name] = Variant(urls[name], (name, "users"))
+    variants["nginx"] = Variant(urls["nginx"], ("users",))
+    single = medians(alternate(stack, variants, 1, wrk_env))
+    loaded = medians(alternate(stack, variants, HIGH_CONCURRENCY, wrk_env))
+    direct_p50 = single["direct"]["p50_ms"]
+    direct_rps = loaded["direct"]["rps"]
+    comparison = {
+        name: {
+            "added_p50_ms_at_c1": round(single[name]["p50_ms"] - direct_p50, 3),
+            f"throughput_vs_direct_at_c{HIGH_CONCURRENCY}": round(
+                loaded[name]["rps"] / direct_rps, 3
+            ),
+        }
+        for name in variants
+        if name != "direct"
+    }
+    default = comparison["gateway-aiohttp"]
+    return {
+        "c1": single,
+        f"c{HIGH_CONCURRENCY}": loaded,
+        "vs_direct": comparison,
+        "targets": {
+            "gateway_added_p50_ms_at_c1_max": 1.0,
+            "gateway_throughput_vs_direct_min": 0.5,
+            "met": default["added_p50_ms_at_c1"] <= 1.0
+            and default[f"throughput_vs_direct_at_c{HIGH_CONCURRENCY}"] >= 0.5,
+        },
+    }
+
+
+def cache_and_pool(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]) -> dict[str, Any]:
+    variants = {
+        "cache-on": Variant(urls["users"], ("users",)),
+        "cache-off": Variant(urls["users-cache-off"], ("users-cache-off",)),
+        "cache-off-nullpool": Variant(
+            urls["users-cache-off-nullpool"], ("users-cache-off-nullpool",)
+        ),
+    }
+    statements: dict[str, list[float]] = collections.defaultdict(list)
+    before: dict[str, tuple[float, float]] = {}
+
+    def count_statements(name: str, _: dict[str, Any]) -> None:
+        after = statements_per_request(variants[name].url)
+        total, count = after[0] - before[name][0], after[1] - before[name][1]
+        statements[name].append(total / count if count else float("nan"))
+        before[name] = after
+
+    for name, variant in variants.items():
+        wrk(variant.url, "bearer.lua", HIGH_CONCURRENCY, 2, wrk_env)
+        before[name] = statements_per_request(variant.url)
+    runs = alternate(stack, variants, HIGH_CONCURRENCY, wrk_env, on_run=count_statements)
+    figures = medians(runs)
+    for name in variants:
+        figures[name]["db_statements_per_request"] = round(statistics.median(statements[name]), 4)
+    cache_ratio = figures["cache-on"]["rps"] / figures["cache-off"]["rps"]
+    pool_ratio = figures["cache-off"]["rps"] / figures["cache-off-nullpool"]["rps"]
+    return {
+        "connections": HIGH_CONCURRENCY,
+        "variants": figures,
+        "cache_on_vs_off": round(cache_ratio, 2),
+        "pooled_vs_nullpool": round(pool_ratio, 2),
+        "targets": {
+            "cache_statements_per_request_max": 0.05,
+            "cache_on_vs_off_min": 1.5,
+            "pooled_vs_nullpool_min": 2.0,
+            "cache_met": figures["cache-on"]["db_statements_per_request"] <= 0.05
+            and cache_ratio >= 1.5,
+            "pool_met": pool_ratio >= 2.0,
+        },
+    }
+
+
+def login_throughput(urls: dict[str, str], email: str) -> dict[str, Any]:
+    env = {"BENCH_EMAIL": urllib.parse.quote(email), "BENCH_PASSWORD": PASSWORD}
+    results = []
+    for connections in (1, 4):
+        result = wrk(urls["auth"] + "/auth/token", "login.lua", connections, DURATION, env)
+        log(
+            f"login c={connections}: {result['rps']:.1f} req/s, "
+            f"p50 {result['p50_us'] / 1000:.0f} ms"
+        )
+        results.append(
+            {
+                "connections": connections,
+                "rps": round(result["rps"], 1),
+                "p50_ms": round(result["p50_us"] / 1000, 1),
+            }
+        )
+    return {"token_endpoint": results}
+
+
+def profile_gateway(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]) -> dict[str, Any]:
+    """py-spy on the default gateway under c=64 load: where its CPU time goes."""
+    raw = stack.workdir / "gateway-profile.txt"
+    pid = stack.processes["gateway-aiohttp"].pid
+    spy = subprocess.Popen(
+        [
+            *("uvx", "py-spy", "record", "--pid", str(pid), "--duration", str(DURATION)),
+            *("--rate", "250", "--nonblocking", "--format", "raw", "--output", str(raw)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # py-spy attaches before the load starts
+    wrk(urls["gateway-aiohttp"], "bearer.lua", HIGH_CONCURRENCY, DURATION + 1, wrk_env)
+    spy.wait(timeout=60)
+    if not raw.exists():
+        return {"error": "py-spy wrote no profile"}
+    collapsed = raw.read_text()
+    # Collapsed stacks, for flamegraph tools (gunzip first); compressed: it is data in git.
+    (OUTPUT / "gateway-profile.txt.gz").write_bytes(gzip.compress(collapsed.encode(), mtime=0))
+    return summarise_profile(collapsed)
+
+
+# Where a stack frame's file lives decides which layer the sample is charged to.
+_LAYERS = (
+    ("gatehouse_gateway", "gateway proxy code"),
+    ("gatehouse_common", "gatehouse_common middleware (logging, metrics, request id)"),
+    ("httpx_aiohttp", "httpx-aiohttp transport"),
+    ("httpx2", "httpx2 client"),
+    ("aiohttp", "aiohttp client"),
+    ("starlette", "starlette/FastAPI"),
+    ("fastapi", "starlette/FastAPI"),
+    ("structlog", "structlog"),
+    ("prometheus_client", "prometheus_client"),
+    ("opentelemetry", "opentelemetry"),
+    ("uvicorn", "uvicorn (HTTP server)"),
+    ("asyncio", "asyncio event loop"),
+)
+
+
+def summarise_profile(collapsed: str) -> dict[str, Any]:
+    """Self time by function and inclusive time by layer from py-spy's collapsed stacks."""
+    self_time: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        self_time[frames[-1]] += count
+        layers = {label for frame in frames for marker, label in _LAYERS if marker in frame}
+        for label in layers:
+            inclusive[label] += count
+    if not total:
+        return {"samples": 0}
+    return {
+        "samples": total,
+        "top_self": [
+            {"frame": frame, "share": round(count / total, 3)}
+            for frame, count in self_time.most_common(15)
+        ],
+        "inclusive_by_layer": {
+            label: round(count / total, 3) for label, count in inclusive.most_common()
+        },
+    }
+
+
+def machine() -> dict[str, Any]:
+    memory_kib = 0
+    with contextlib.suppress(OSError), Path("/proc/meminfo").open() as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    cpu_model = ""
+    with contextlib.suppress(OSError), Path("/proc/cpuinfo").open() as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "cpu": cpu_model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+@contextlib.contextmanager
+def running_stack() -> Iterator[tuple[Stack, dict[str, str]]]:
+    with tempfile.TemporaryDirectory(prefix="gatehouse-bench-") as workdir:
+        stack = Stack(Path(workdir))
+
+        def interrupted(signum: int, _: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupted)
+        try:
+            stores = start_datastores(stack)
+            log("datastores up")
+            urls = start_services(stack, stores)
+            log("services up: " + ", ".join(f"{name} {url}" for name, url in urls.items()))
+            yield stack, urls
+        except BaseException:
+            for log_file in sorted(stack.workdir.glob("*.log")):
+                tail = log_file.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- {log_file.name}\n" + "\n".join(tail), file=sys.stderr)
+            raise
+        finally:
+            stack.stop()
+
+
+def main() -> None:
+    started = time.monotonic()
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "settings": {"duration_s": DURATION, "rounds": ROUNDS, "load_generator": "wrk -t1"},
+    }
+    if "micro" in SCENARIOS:
+        log("micro-benchmarks: token verification, Argon2")
+        results["token_verification"] = asyncio.run(micro.token_verification())
+        results["argon2"] = micro.password_hashing()
+    with running_stack() as (stack, urls):
+        seeded = seed(urls)
+        wrk_env = {"BENCH_TOKEN": seeded.token, "BENCH_PATHS": " ".join(seeded.paths)}
+        if "gateway" in SCENARIOS:
+            log("scenario 1: gateway overhead")
+            results["gateway_overhead"] = gateway_overhead(stack, urls, wrk_env)
+        if "cache" in SCENARIOS:
+            log("scenarios 2 and 3: cache and pool")
+            results["cache_and_pool"] = cache_and_pool(stack, urls, wrk_env)
+        if "login" in SCENARIOS:
+            log("scenario 5: login")
+            results["login"] = login_throughput(urls, seeded.email)
+        if "profile" in SCENARIOS:
+            log("profile of the gateway under load")
+            results["gateway_profile"] = profile_gateway(stack, urls, wrk_env)
+    results["elapsed_s"] = round(time.monotonic() - started)
+    (OUTPUT / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    if {"micro", "gateway", "cache", "login", "profile"} <= SCENARIOS:
+        (OUTPUT / "latest.md").write_text(render_markdown(results))
+    log(f"done in {results['elapsed_s']} s: {OUTPUT / 'latest.json'}, {OUTPUT / 'latest.md'}")
+
+
+def _mark(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    box = results["machine"]
+    overhead = results["gateway_overhead"]
+    single, loaded = overhead["c1"], overhead[f"c{HIGH_CONCURRENCY}"]
+    cache = results["cache_and_pool"]
+    tokens = results["token_verification"]
+    argon = results["argon2"]
+    lines = [
+        "# Gatehouse benchmark results",
+        "",
+        f"{results['date']} · {box['cores']} cores · {box['memory_gib']} GiB · {box['cpu']} · "
+        f"Python {box['python']} · wrk -t1, {results['settings']['duration_s']} s per run, "
+        f"{results['settings']['rounds']} alternating rounds, medians · "
+        f"total {results['elapsed_s']} s",
+        "",
+        f"## 1. Gateway overhead: GET /users/{{id}}, cache warm (target: +≤1 ms p50 at c=1, "
+        f"≥50 % of direct req/s at c={HIGH_CONCURRENCY})",
+        "",
+        f"| path | p50 c=1 (ms) | added p50 (ms) | req/s c={HIGH_CONCURRENCY} | vs direct "
+        f"| p99 c={HIGH_CONCURRENCY} (ms) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in single:
+        versus = overhead["vs_direct"].get(name)
+        added = f"{versus['added_p50_ms_at_c1']:+.2f}" if versus else "—"
+        ratio = (
+            f"{versus[f'throughput_vs_direct_at_c{HIGH_CONCURRENCY}']:.0%}" if versus else "100%"
+        )
+        lines.append(
+            f"| {name} | {single[name]['p50_ms']:.2f} | {added} | {loaded[name]['rps']:.0f} "
+            f"| {ratio} | {loaded[name]['p99_ms']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Default gateway (aiohttp transport): {_mark(overhead['targets']['met'])}.",
+        "",
+        f"## 2-3. Cache and pool: GET /users/{{id}} direct, c={HIGH_CONCURRENCY}",
+        "",
+        "| variant | req/s | p50 (ms) | DB statements / request |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, figures in cache["variants"].items():
+        lines.append(
+            f"| {name} | {figures['rps']:.0f} | {figures['p50_ms']:.1f} "
+            f"| {figures['db_statements_per_request']:.3f} |"
+        )
+    targets = cache["targets"]
+    lines += [
+        "",
+        f"- cache on / off: {cache['cache_on_vs_off']:.2f}x (target ≥ 1.5x, ≤ 0.05 statements "
+        f"per request): {_mark(targets['cache_met'])}",
+        f"- pooled / NullPool: {cache['pooled_vs_nullpool']:.2f}x (target ≥ 2x): "
+        f"{_mark(targets['pool_met'])}",
+        "",
+        "## 4. Token verification (in-process, warm JWKS, RS256-2048)",
+        "",
+        "| | µs per verification | target |",
+        "|---|---:|---:|",
+        f"| full verification (cache off) | {tokens['uncached_us']:.1f} | < 100 — "
+        f"{_mark(tokens['uncached_us'] < 100)} |",
+        f"| token already verified | {tokens['cached_us']:.2f} | < 5 — "
+        f"{_mark(tokens['cached_us'] < 5)} |",
+        "",
+        "## 5. Login",
+        "",
+        f"Argon2id time_cost={argon['time_cost']}, memory={argon['memory_cost_kib']} KiB, "
+        f"parallelism={argon['parallelism']}: **{argon['hash_ms']:.0f} ms per hash** "
+        "(wall time of one hash, nothing else running).",
+        "",
+        "| POST /auth/token (password grant), connections | req/s | p50 (ms) |",
+        "|---:|---:|---:|",
+    ]
+    for row in results["login"]["token_endpoint"]:
+        lines.append(f"| {row['connections']} | {row['rps']:.1f} | {row['p50_ms']:.0f} |")
+    profile = results["gateway_profile"]
+    if profile.get("samples"):
+        lines += [
+            "",
+            f"## Gateway profile (py-spy, c={HIGH_CONCURRENCY}, aiohttp transport, "
+            f"{profile['samples']} samples)",
+            "",
+            "| layer (inclusive) | share of samples |",
+            "|---|---:|",
+        ]
+        lines += [
+            f"| {label} | {share:.0%} |" for label, share in profile["inclusive_by_layer"].items()
+        ]
+        lines += ["", "| hottest frames (self) | share |", "|---|---:|"]
+        lines += [f"| `{row['frame']}` | {row['share']:.1%} |" for row in profile["top_self"][:10]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

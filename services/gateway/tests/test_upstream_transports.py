@@ -1,0 +1,117 @@
+"""The proxy behaves the same on each upstream transport ``GATEWAY_UPSTREAM_TRANSPORT`` selects."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx2
+import pytest
+from pydantic import ValidationError
+
+from gatehouse_gateway.settings import GatewaySettings
+from gatehouse_testing.issuer import TestIssuer
+
+GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
+MIB = 1024 * 1024
+
+pytestmark = pytest.mark.parametrize("transport", ["aiohttp", "httpx2"])
+
+
+def bearer(issuer: TestIssuer) -> dict[str, str]:
+    return {"authorization": f"Bearer {issuer.mint()}"}
+
+
+def assert_problem(response: httpx2.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == status
+
+
+async def test_a_request_round_trips(
+    make_gateway: GatewayFactory, issuer: TestIssuer, transport: str
+) -> None:
+    async with make_gateway(upstream_transport=transport) as gateway:
+        response = await gateway.get("/users/abc?x=1", headers=bearer(issuer))
+    assert response.status_code == 200, response.text
+    assert response.headers["x-upstream"] == "stub"
+    assert response.json()["raw_path"] == "/users/abc"
+    assert response.json()["query"] == "x=1"
+
+
+async def test_a_multi_chunk_response_arrives_whole(
+    make_gateway: GatewayFactory, issuer: TestIssuer, transport: str
+) -> None:
+    async with make_gateway(upstream_transport=transport) as gateway:
+        response = await gateway.get("/users/big?mib=3", headers=bearer(issuer))
+    assert response.status_code == 200
+    assert response.content == b"x" * 3 * MIB
+
+
+async def test_head_gets_the_length_without_a_body(
+    make_gateway: GatewayFactory, issuer: TestIssuer, transport: str
+) -> None:
+    async with make_gateway(upstream_transport=transport) as gateway:
+        response = await gateway.head("/users/big?mib=1", headers=bearer(issuer))
+    assert response.status_code in {200, 405}
+    assert response.content == b""
+
+
+async def test_a_streamed_request_body_reaches_the_upstream(
+    make_gateway: GatewayFactory, issuer: TestIssuer, transport: str
+) -> None:
+    payload = b"y" * (512 * 1024)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(payload), 64 * 1024):
+            yield payload[start : start + 64 * 1024]
+
+    async with make_gateway(upstream_transport=transport) as gateway:
+        response = await gateway.patch("/users/me", headers=bearer(issuer), content=chunks())
+    assert response.status_code == 200, response.text
+    assert response.json()["body_sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+async def test_a_streamed_body_over_the_limit_is_413(
+    make_gateway: GatewayFactory, issuer: TestIssuer, transport: str
+) -> None:
+    async def endless() -> AsyncIterator[bytes]:
+        for _ in range(40):  # 2.5 MiB, no Content-Length
+            yield b"x" * 64 * 1024
+
+    async with make_gateway(upstream_transport=transport) as gateway:
+        response = await gateway.patch("/users/me", headers=bearer(issuer), content=endless())
+    assert_problem(response, 413)
+
+
+async def test_an_unreachable_upstream_is_502(
+    make_gateway: GatewayFactory, issuer: TestIssuer, closed_port_url: str, transport: str
+) -> None:
+    async with make_gateway(upstream_transport=transport, users_url=closed_port_url) as gateway:
+        response = await gateway.get("/users/me", headers=bearer(issuer))
+    assert_problem(response, 502)
+
+
+async def test_a_slow_upstream_is_504(
+    make_gateway: GatewayFactory, issuer: TestIssuer, transport: str
+) -> None:
+    async with make_gateway(
+        upstream_transport=transport, upstream_read_timeout_seconds=0.5
+    ) as gateway:
+        response = await gateway.get("/users/slow?seconds=3", headers=bearer(issuer))
+    assert_problem(response, 504)
+
+
+def test_an_unknown_transport_is_refused(transport: str) -> None:
+    values: dict[str, Any] = {
+        "auth_url": "http://auth:8001",
+        "users_url": "http://users:8002",
+        "jwt_issuer": "i",
+        "jwt_audience": "a",
+        "jwks_url": "http://auth:8001/jwks",
+    }
+    assert GatewaySettings(**values, upstream_transport=transport).upstream_transport == transport
+    with pytest.raises(ValidationError):
+        GatewaySettings(**values, upstream_transport="requests")
