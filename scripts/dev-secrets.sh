@@ -17,14 +17,8 @@ secrets_dir=${GATEHOUSE_SECRETS_DIR:-.secrets}
 auth_image=${AUTH_IMAGE:-gatehouse-auth:${GATEHOUSE_TAG:-dev}}
 action=${1:-ensure}
 
-password() {
-  # 32 alphanumerics (about 190 bits): safe inside URLs and config files without quoting.
-  local out=""
-  while [ "${#out}" -lt 32 ]; do
-    out+=$(head -c 64 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')
-  done
-  printf '%s' "${out:0:32}"
-}
+# shellcheck source=lib/password.sh
+. scripts/lib/password.sh
 
 write_passwords() {
   local postgres_password redis_password mongo_password

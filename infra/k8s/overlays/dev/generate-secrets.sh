@@ -25,14 +25,8 @@ mkdir -p "$secrets_dir"
 secrets_dir=$(cd "$secrets_dir" && pwd)
 chmod 0700 "$secrets_dir"
 
-password() {
-  # 32 alphanumerics (about 190 bits): safe inside URLs and env files without quoting.
-  local out=""
-  while [ "${#out}" -lt 32 ]; do
-    out+=$(head -c 64 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')
-  done
-  printf '%s' "${out:0:32}"
-}
+# shellcheck source=../../../../scripts/lib/password.sh
+. "$repo_root/scripts/lib/password.sh"
 
 # Stdin becomes FILE unless FILE already exists. `ln` refuses to replace a file atomically, so
 # two runs at once (make and the tests) cannot leave mismatched passwords behind.
