@@ -52,7 +52,24 @@ async def test_a_read_that_began_before_a_write_cannot_cache_the_old_row(
     assert cached.bio == "new"
 
 
-async def test_invalidation_drops_every_cached_version(profile_cache: ProfileCache) -> None:
+async def test_a_late_fill_over_a_newer_entry_is_a_miss_not_the_old_row(
+    profile_cache: ProfileCache,
+) -> None:
+    profile_id = uuid.uuid4()
+    slow_read = await profile_cache.read(profile_id)  # a read starts and misses...
+    await profile_cache.invalidate(profile_id)  # ...a write commits and invalidates...
+    fresh_read = await profile_cache.read(profile_id)  # ...a later read caches the new row...
+    await profile_cache.fill(fresh_read, profile(profile_id, "new"))
+    cached = (await profile_cache.read(profile_id)).profile
+    assert cached is not None
+    assert cached.bio == "new"
+    # ...and the slow read's fill lands last, over the one entry the profile has.
+    await profile_cache.fill(slow_read, profile(profile_id, "old"))
+
+    assert (await profile_cache.read(profile_id)).profile is None
+
+
+async def test_invalidation_makes_the_cached_entry_unreadable(profile_cache: ProfileCache) -> None:
     profile_id = uuid.uuid4()
     lookup = await profile_cache.read(profile_id)
     await profile_cache.fill(lookup, profile(profile_id, "cached"))

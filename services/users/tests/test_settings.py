@@ -26,7 +26,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_defaults(environment: pytest.MonkeyPatch) -> None:
     settings = load_settings(UsersSettings)
     assert settings.cache_ttl_seconds == 300
-    assert settings.cache_timeout_seconds == 0.2
+    assert settings.cache_timeout_seconds == 1.0
     assert (settings.db_pool_size, settings.db_max_overflow) == (10, 5)
     assert settings.db_pool_timeout_seconds == 5
     assert settings.db_pool_recycle_seconds == 1800

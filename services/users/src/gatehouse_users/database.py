@@ -27,7 +27,6 @@ from gatehouse_users.settings import UsersSettings
 AfterCommit = Callable[[], Awaitable[None]]
 
 _log = get_logger(__name__)
-_AFTER_COMMIT_KEY = "after_commit"
 # Statements of the current request; a list so the engine event can count into it in place.
 _statements: ContextVar[list[int] | None] = ContextVar("statements", default=None)
 
@@ -117,13 +116,57 @@ class Database:
             await connection.execute(text("select 1"))
 
 
-def after_commit(session: AsyncSession, action: AfterCommit) -> None:
-    """Run ``action`` once this request's transaction has committed, before the response.
+class RequestSession:
+    """The database side of one request: its session, opened on first use, and what runs after
+    its commit.
 
-    Cache invalidation and cache fills go here: done earlier, a reader could cache a row that
-    is then rolled back, or miss a write that is not yet visible.
+    Opened lazily because a cache hit never touches PostgreSQL: building, committing and
+    closing an unused ``AsyncSession`` cost a cached read about 0.2 ms of its ~2.8 ms of CPU.
     """
-    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(action)
+
+    __slots__ = ("_after_commit", "_session", "_sessions")
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+        self._after_commit: list[AfterCommit] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
+
+    def after_commit(self, action: AfterCommit) -> None:
+        """Run ``action`` once this request's transaction has committed, before the response.
+
+        Cache invalidation and cache fills go here: done earlier, a reader could cache a row
+        that is then rolled back, or miss a write that is not yet visible.
+        """
+        self._after_commit.append(action)
+
+    async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
+
+    async def run_after_commit(self) -> None:
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            await action()
+
+    async def rollback(self) -> None:
+        self._after_commit.clear()
+        if self._session is None:
+            return
+        try:
+            await self._session.rollback()
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            # The connection is already gone; closing the session releases what is left.
+            _log.info("rollback_failed", error=type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 def _route_template(request: Request) -> str:
@@ -132,8 +175,9 @@ def _route_template(request: Request) -> str:
     return path if isinstance(path, str) else "<unmatched>"
 
 
-async def database_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session per request: commit on success, roll back on error, 503 if the DB is down.
+async def database_session(request: Request) -> AsyncIterator[RequestSession]:
+    """The request's session (opened on first use): commit on success, roll back on error, 503
+    if the DB is down.
 
     Use with ``Depends(..., scope="function")`` so the commit (and what runs after it)
     happens before the response is sent, not after.
@@ -141,27 +185,19 @@ async def database_session(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.database
     statements = [0]
     _statements.set(statements)  # each request runs in its own context: no reset needed
+    request_session = RequestSession(database.sessions)
     try:
-        async with database.sessions() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException as exc:
-                await _rollback(session)
-                if isinstance(exc, Exception) and is_unavailable(exc):
-                    _log.warning("database_unavailable", error=type(exc).__name__)
-                    raise DatabaseUnavailable from exc
-                raise
-            for action in session.info.pop(_AFTER_COMMIT_KEY, []):
-                await action()
+        try:
+            yield request_session
+            await request_session.commit()
+        except BaseException as exc:
+            await request_session.rollback()
+            if isinstance(exc, Exception) and is_unavailable(exc):
+                _log.warning("database_unavailable", error=type(exc).__name__)
+                raise DatabaseUnavailable from exc
+            raise
+        finally:
+            await request_session.close()
+        await request_session.run_after_commit()
     finally:
         DB_STATEMENTS_PER_REQUEST.labels(_route_template(request)).observe(statements[0])
-
-
-async def _rollback(session: AsyncSession) -> None:
-    session.info.pop(_AFTER_COMMIT_KEY, None)
-    try:
-        await session.rollback()
-    except (DBAPIError, OSError, TimeoutError) as exc:
-        # The connection is already gone; closing the session releases what is left.
-        _log.info("rollback_failed", error=type(exc).__name__)

@@ -1,11 +1,14 @@
 """Read cache of profiles on Redis (cashews), consistent under concurrent writes and fail-open.
 
-Consistency: versioned keys. Each profile has a version token in Redis; cached entries are
-stored under ``profile:{id}:{version}``. A read takes the version *before* it reads
-PostgreSQL and fills only that version's key. A write, after its commit, sets a new random
-version, so an entry filled by a read that began before the write lands under a version that
-no later read will ask for. Entries of old versions are then deleted through their tag (and
-would expire at their TTL anyway).
+Consistency: versioned entries. Each profile has a version token in Redis and one entry,
+stored under a fixed key together with the version it was filled under. A read gets both in
+one ``MGET`` (one round trip) *before* it reads PostgreSQL; the entry is a hit only if its
+version is the version the read got, and a miss fills the entry with the version the read
+got. A write, after its commit, sets a new random version. An entry with the current version
+was therefore filled by a read that got that version, i.e. that read the database after the
+write that set it had committed: it holds that write or a newer one. A late fill by a read
+that began before a write carries an older version: it can overwrite a newer entry, which
+only costs a miss, but it is never served.
 
 Availability: every Redis command is bounded by ``timeout``; a failure or timeout logs a
 warning, counts in ``users_cache_errors_total`` and opens a circuit for ``retry_interval``,
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from cashews import Cache, CacheBackendInteractionError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -46,12 +49,15 @@ def _version_key(profile_id: uuid.UUID) -> str:
     return f"users:profile-version:{profile_id}"
 
 
-def _entry_key(profile_id: uuid.UUID, version: str) -> str:
-    return f"users:profile:{profile_id}:{version}"
+def _entry_key(profile_id: uuid.UUID) -> str:
+    return f"users:profile-entry:{profile_id}"
 
 
-def _tag(profile_id: uuid.UUID) -> str:
-    return f"users:profile:{profile_id}"
+class _Entry(BaseModel):
+    """What Redis holds for a profile: the profile and the version it was filled under."""
+
+    version: str
+    profile: ProfileRead
 
 
 class _CacheSkipped(Exception):
@@ -120,15 +126,15 @@ class ProfileCache:
             return CachedRead(profile=None, version=None)
         try:
             await self._announce_writes()
-            stored_version = await self._run(
-                "read", lambda: self._cache.get(_version_key(profile_id))
+            stored_version, raw_entry = await self._run(
+                "read",
+                lambda: self._cache.get_many(_version_key(profile_id), _entry_key(profile_id)),
             )
-            version = _as_text(stored_version) or _INITIAL_VERSION
-            raw = await self._run("read", lambda: self._cache.get(_entry_key(profile_id, version)))
         except _CacheSkipped:
             CACHE_MISSES.inc()
             return CachedRead(profile=None, version=None)
-        profile = _parse(raw)
+        version = _as_text(stored_version) or _INITIAL_VERSION
+        profile = _current_profile(raw_entry, version)
         if profile is None:
             CACHE_MISSES.inc()
         else:
@@ -136,20 +142,15 @@ class ProfileCache:
         return CachedRead(profile=profile, version=version)
 
     async def fill(self, lookup: CachedRead, profile: ProfileRead) -> None:
-        """Cache ``profile`` under the version ``lookup`` saw before the database was read."""
-        version = lookup.version
-        if version is None:
+        """Cache ``profile`` with the version ``lookup`` saw before the database was read."""
+        if lookup.version is None:
             return
+        entry = _Entry(version=lookup.version, profile=profile).model_dump_json().encode()
         try:
             await self._announce_writes()
             await self._run(
                 "fill",
-                lambda: self._cache.set(
-                    _entry_key(profile.id, version),
-                    profile.model_dump_json().encode(),
-                    expire=self._ttl,
-                    tags=[_tag(profile.id)],
-                ),
+                lambda: self._cache.set(_entry_key(profile.id), entry, expire=self._ttl),
             )
         except _CacheSkipped:
             return
@@ -181,15 +182,18 @@ class ProfileCache:
                 _version_key(profile_id), new_version, expire=self._version_ttl
             ),
         )
-        # Entries of older versions can no longer be read; free them now rather than at TTL.
-        await self._run("invalidate", lambda: self._cache.delete_tags(_tag(profile_id)))
+        # The entry, filled under an older version, can no longer be a hit; free it now rather
+        # than at its TTL.
+        await self._run("invalidate", lambda: self._cache.delete(_entry_key(profile_id)))
 
     async def _run(self, operation: str, command: Callable[[], Awaitable[T]]) -> T:
         if self._clock() < self._open_until:
             CACHE_BYPASSED.labels(operation).inc()
             raise _CacheSkipped
         try:
-            return await asyncio.wait_for(command(), self._timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps each command in a task.
+            async with asyncio.timeout(self._timeout):
+                return await command()
         except _REDIS_FAILURES as exc:
             self._open_until = self._clock() + self._retry_interval
             CACHE_ERRORS.labels(operation).inc()
@@ -208,11 +212,13 @@ def _as_text(value: object) -> str | None:
     return None
 
 
-def _parse(raw: object) -> ProfileRead | None:
-    if not isinstance(raw, bytes):
+def _current_profile(raw_entry: object, version: str) -> ProfileRead | None:
+    """The cached profile if the entry was filled under ``version``, else None (a miss)."""
+    if not isinstance(raw_entry, bytes):
         return None
     try:
-        return ProfileRead.model_validate_json(raw)
+        entry = _Entry.model_validate_json(raw_entry)
     except ValidationError:
         # An entry of an older shape after a deploy: treat it as a miss.
         return None
+    return entry.profile if entry.version == version else None

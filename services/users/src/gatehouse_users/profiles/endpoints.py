@@ -6,12 +6,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gatehouse_common.authentication import require_scope
 from gatehouse_common.problems import problem_responses
 from gatehouse_common.tokens import Principal
-from gatehouse_users.database import database_session
+from gatehouse_users.database import RequestSession, database_session
 from gatehouse_users.profiles import service
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
@@ -26,7 +25,7 @@ async def _profile_cache(request: Request) -> ProfileCache:
 
 # scope="function": the commit and the cache invalidation after it finish before the response
 # is sent, so a client that got its answer reads its own write.
-Session = Annotated[AsyncSession, Depends(database_session, scope="function")]
+Session = Annotated[RequestSession, Depends(database_session, scope="function")]
 Cache = Annotated[ProfileCache, Depends(_profile_cache)]
 Reader = Annotated[Principal, Depends(require_scope("users:read"))]
 Writer = Annotated[Principal, Depends(require_scope("users:write"))]

@@ -1,4 +1,4 @@
-"""What the profile endpoints do: plain async functions over a session and the cache."""
+"""What the profile endpoints do: plain async functions over the request's session and the cache."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import uuid
 from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gatehouse_common.authentication import InvalidAccessToken
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
 from gatehouse_common.tokens import Principal
-from gatehouse_users.database import after_commit
+from gatehouse_users.database import RequestSession
 from gatehouse_users.models import DISPLAY_NAME_MAX_LENGTH, Profile
 from gatehouse_users.profiles import repository
 from gatehouse_users.profiles.cache import ProfileCache
@@ -67,23 +66,21 @@ def default_display_name(email: str | None) -> str | None:
     return local_part or None
 
 
-async def own_profile(
-    session: AsyncSession, cache: ProfileCache, principal: Principal
-) -> ProfileRead:
+async def own_profile(db: RequestSession, cache: ProfileCache, principal: Principal) -> ProfileRead:
     profile_id = owner_id(principal)
     lookup = await cache.read(profile_id)
     if lookup.profile is not None:
         return lookup.profile
-    row = await repository.get(session, profile_id) or await _create(session, principal)
+    row = await repository.get(db.session, profile_id) or await _create(db, principal)
     profile = ProfileRead.model_validate(row)
-    after_commit(session, functools.partial(cache.fill, lookup, profile))
+    db.after_commit(functools.partial(cache.fill, lookup, profile))
     return profile
 
 
-async def _create(session: AsyncSession, principal: Principal) -> Profile:
+async def _create(db: RequestSession, principal: Principal) -> Profile:
     for _ in range(_CREATE_ATTEMPTS):
         row = await repository.insert_if_absent(
-            session,
+            db.session,
             owner_id(principal),
             email=principal.email,
             display_name=default_display_name(principal.email),
@@ -94,44 +91,44 @@ async def _create(session: AsyncSession, principal: Principal) -> Profile:
 
 
 async def update_own_profile(
-    session: AsyncSession, cache: ProfileCache, principal: Principal, changes: ProfileChanges
+    db: RequestSession, cache: ProfileCache, principal: Principal, changes: ProfileChanges
 ) -> ProfileRead:
     profile_id = owner_id(principal)
     row = await repository.upsert(
-        session,
+        db.session,
         profile_id,
         email=principal.email,
         display_name=default_display_name(principal.email),
         changes=changes.values(),
     )
-    after_commit(session, functools.partial(cache.invalidate, profile_id))
+    db.after_commit(functools.partial(cache.invalidate, profile_id))
     return ProfileRead.model_validate(row)
 
 
 async def public_profile(
-    session: AsyncSession, cache: ProfileCache, profile_id: uuid.UUID
+    db: RequestSession, cache: ProfileCache, profile_id: uuid.UUID
 ) -> PublicProfile:
     lookup = await cache.read(profile_id)
     if lookup.profile is not None:
         return PublicProfile.model_validate(lookup.profile)
-    row = await repository.get(session, profile_id)
+    row = await repository.get(db.session, profile_id)
     if row is None:
         raise ProfileNotFound
     profile = ProfileRead.model_validate(row)
-    after_commit(session, functools.partial(cache.fill, lookup, profile))
+    db.after_commit(functools.partial(cache.fill, lookup, profile))
     return PublicProfile.model_validate(profile)
 
 
-async def delete_profile(session: AsyncSession, cache: ProfileCache, profile_id: uuid.UUID) -> None:
-    if not await repository.delete_by_id(session, profile_id):
+async def delete_profile(db: RequestSession, cache: ProfileCache, profile_id: uuid.UUID) -> None:
+    if not await repository.delete_by_id(db.session, profile_id):
         raise ProfileNotFound
-    after_commit(session, functools.partial(cache.invalidate, profile_id))
+    db.after_commit(functools.partial(cache.invalidate, profile_id))
 
 
-async def list_profiles(session: AsyncSession, *, limit: int, cursor: str | None) -> ProfilePage:
+async def list_profiles(db: RequestSession, *, limit: int, cursor: str | None) -> ProfilePage:
     after = decode_cursor(cursor) if cursor is not None else None
     # One row more than asked tells whether another page exists without a count query.
-    rows = await repository.page(session, limit=limit + 1, after=after)
+    rows = await repository.page(db.session, limit=limit + 1, after=after)
     items = [ProfileRead.model_validate(row) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
     return ProfilePage(items=items, next_cursor=next_cursor)
