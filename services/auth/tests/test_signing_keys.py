@@ -66,6 +66,35 @@ def test_rotate_then_prune(tmp_path: Path) -> None:
     assert pruned.retire_after == {}
 
 
+def test_staged_rotation_publishes_before_it_signs(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    keys_cli.main(["generate", "--file", str(path)])
+    first = SigningKeySet.load(path).active_kid
+
+    assert keys_cli.main(["add", "--file", str(path)]) == 0
+    staged = SigningKeySet.load(path)
+    (added,) = set(staged.keys) - {first}
+    assert staged.active_kid == first
+    assert {key["kid"] for key in staged.public_jwks()["keys"]} == {first, added}
+    assert "not signing yet" in keys_cli.run(["show", "--file", str(path)])
+
+    assert keys_cli.main(["activate", added, "--file", str(path), "--retire-after", "600"]) == 0
+    active = SigningKeySet.load(path)
+    assert active.active_kid == added
+    assert active.retire_after[first] > time.time()
+    assert {key["kid"] for key in active.public_jwks()["keys"]} == {first, added}
+
+
+def test_activate_refuses_unknown_and_current_keys(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    keys_cli.main(["generate", "--file", str(path)])
+    current = SigningKeySet.load(path).active_kid
+
+    assert keys_cli.main(["activate", "no-such-kid", "--file", str(path)]) == 1
+    assert keys_cli.main(["activate", current, "--file", str(path)]) == 1
+    assert SigningKeySet.load(path).active_kid == current
+
+
 def test_rotate_defaults_come_from_auth_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

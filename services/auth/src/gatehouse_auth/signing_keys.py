@@ -136,14 +136,31 @@ class SigningKeySet:
     def active_key(self) -> RSAKey:
         return self.keys[self.active_kid]
 
-    def rotate(self, retire_in_seconds: int, now: float | None = None) -> str:
-        """Make a new key the signing key; the old one stays published for ``retire_in_seconds``."""
-        now = time.time() if now is None else now
+    def add(self, now: float | None = None) -> str:
+        """Add a new key that is published but does not sign yet; returns its kid.
+
+        Publishing first lets every verifier fetch the key before any token carries it.
+        """
         key = generate_key(new_kid(now))
         kid = str(key.kid)
-        self.retire_after[self.active_kid] = int(now) + retire_in_seconds
         self.keys[kid] = key
+        return kid
+
+    def activate(self, kid: str, retire_in_seconds: int, now: float | None = None) -> None:
+        """Make ``kid`` the signing key; the previous one stays published ``retire_in_seconds``."""
+        if kid not in self.keys:
+            raise KeySetError(f"no key {kid!r} in the key set")
+        if kid == self.active_kid:
+            raise KeySetError(f"{kid!r} is already the signing key")
+        now = time.time() if now is None else now
+        self.retire_after.pop(kid, None)
+        self.retire_after[self.active_kid] = int(now) + retire_in_seconds
         self.active_kid = kid
+
+    def rotate(self, retire_in_seconds: int, now: float | None = None) -> str:
+        """Add a key and make it the signing key at once (``add`` then ``activate``)."""
+        kid = self.add(now)
+        self.activate(kid, retire_in_seconds, now)
         return kid
 
     def prune(self, now: float | None = None) -> list[str]:
