@@ -74,6 +74,11 @@ fmt: ## Format and autofix
 bench: ## Benchmarks of the stack on loopback (writes bench/results; see docs/performance.md)
 	UV="$(UV)" bench/run.sh
 
+.PHONY: chaos
+chaos: ## Chaos run: the stack under load with one fault every 40 s (writes bench/results/chaos.json, docs/resilience.md; ~12 min)
+	@if [ -f ../shared/docker/images.env ] && [ -z "$${POSTGRES_IMAGE:-}" ]; then set -a; . ../shared/docker/images.env; set +a; fi; \
+	timeout --signal=TERM --kill-after=60 900 $(UV) run --frozen python bench/chaos.py
+
 .PHONY: k8s-render
 k8s-render: ## Render a Kustomize overlay: make k8s-render OVERLAY=prod
 	@if [ "$(OVERLAY)" = dev ]; then UV="$(UV)" infra/k8s/overlays/dev/generate-secrets.sh; fi

@@ -1,0 +1,794 @@
+"""``make chaos``: the Compose stack under a realistic load, with one fault every interval.
+
+1. Starts the repository's ``docker-compose.yml`` under a project of its own (secrets from
+   ``scripts/dev-secrets.sh`` in a temporary folder, a free gateway port), seeds users.
+2. Measures capacity: closed-loop clients run the mix as fast as the stack answers.
+3. Runs the mix open-loop at ``CHAOS_LOAD_FRACTION`` of that capacity through the gateway and
+   injects the faults of ``FAULTS``, one every ``CHAOS_FAULT_INTERVAL`` seconds, with steady
+   phases before the first and after the last.
+4. Checks every acknowledged write (lost writes) and every read (stale reads), scans the logs
+   for tracebacks, 500s and secrets, and writes ``bench/results/chaos.json`` and
+   ``docs/resilience.md`` with a timeline chart per fault.
+
+The mix (per request): 70 % own profile, 15 % another profile, 8 % PATCH of the own profile,
+5 % refresh, 2 % password login. Each virtual user sends one request at a time, so the order of
+its own writes and reads is known; every PATCH writes a counter into ``bio`` that only grows.
+
+Environment knobs: ``CHAOS_USERS`` (200), ``CHAOS_LOAD_FRACTION`` (0.65),
+``CHAOS_FAULT_INTERVAL`` (40 s), ``CHAOS_DOWN_SECONDS`` (5 s), ``CHAOS_FAULTS`` (comma-separated
+fault names; all by default), ``CHAOS_OUTPUT`` (results directory), ``CHAOS_DOCS`` (the page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import matplotlib as mpl
+
+mpl.use("Agg")
+import matplotlib.pyplot as plt
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+USERS = int(os.environ.get("CHAOS_USERS", "200"))
+LOAD_FRACTION = float(os.environ.get("CHAOS_LOAD_FRACTION", "0.65"))
+FAULT_INTERVAL = float(os.environ.get("CHAOS_FAULT_INTERVAL", "40"))
+DOWN_SECONDS = float(os.environ.get("CHAOS_DOWN_SECONDS", "5"))
+OUTPUT = Path(os.environ.get("CHAOS_OUTPUT", str(BENCH_DIR / "results")))
+DOCS_PAGE = Path(os.environ.get("CHAOS_DOCS", str(REPO / "docs" / "resilience.md")))
+CHARTS_DIR = DOCS_PAGE.parent / "images"
+CAPACITY_SECONDS = 15.0
+CAPACITY_CLIENTS = 48
+REQUEST_TIMEOUT_SECONDS = 10.0
+# A fault's window ends where the next one starts; the first second is the stack noticing.
+NOTICE_SECONDS = 1.0
+FAST_ANSWER_MS = 200.0
+SERVER_ERRORS_EXPECTED = {502, 503, 504}
+MIX = (
+    ("read_own", 0.70),
+    ("read_other", 0.15),
+    ("patch", 0.08),
+    ("refresh", 0.05),
+    ("login", 0.02),
+)
+# Which datastore each operation needs; a fault of another datastore must not touch it.
+NEEDS = {
+    "read_own": {"postgres"},  # or the cache, when the profile is cached
+    "read_other": {"postgres"},
+    "patch": {"postgres"},
+    "refresh": {"mongo"},
+    "login": {"mongo", "redis"},
+}
+SERVICE_PORTS = {"gateway": 9090, "auth": 8001, "users": 8002}
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|\"exception\":|\"level\": ?\"error\"")
+
+
+def log(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- the stack ---------------------------------------------------------------------------
+
+
+@dataclass
+class ComposeStack:
+    """The repository's Compose stack under a project name of its own."""
+
+    project: str
+    workdir: Path
+    port: int
+    env: dict[str, str]
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls) -> Iterator[ComposeStack]:
+        project = f"gatehouse-chaos-{secrets.token_hex(3)}"
+        workdir = Path(tempfile.mkdtemp(prefix=f"{project}-"))
+        port = free_port()
+        env = {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": project,
+            "GATEHOUSE_SECRETS_DIR": str(workdir / "secrets"),
+            "GATEHOUSE_BACKEND_SUBNET": f"10.211.{random.randint(1, 254)}.0/24",  # noqa: S311
+            "GATEWAY_PORT": str(port),
+            "GATEHOUSE_TAG": os.environ.get("GATEHOUSE_TAG", "chaos"),
+        }
+        stack = cls(project, workdir, port, env)
+        try:
+            subprocess.run(
+                [str(REPO / "scripts" / "dev-secrets.sh")], cwd=REPO, env=env, check=True
+            )
+            log("building and starting the stack")
+            stack.compose("up", "--detach", "--build", "--wait", timeout=900)
+            yield stack
+        finally:
+            (workdir / "stack.log").write_text(stack.logs())
+            stack.compose("down", "--volumes", "--remove-orphans", check=False, timeout=300)
+            shutil.rmtree(workdir / "secrets", ignore_errors=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "compose", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", check=False, timeout=300).stdout
+
+    def metrics(self, service: str) -> str:
+        """The service's Prometheus text, fetched inside its container (no port is published)."""
+        script = (
+            "import urllib.request;"
+            f"print(urllib.request.urlopen('http://127.0.0.1:{SERVICE_PORTS[service]}/metrics',"
+            " timeout=5).read().decode())"
+        )
+        return self.compose("exec", "-T", service, "python", "-c", script, check=False).stdout
+
+    def memory_mib(self) -> dict[str, float]:
+        """Resident memory of each of the project's containers, in MiB."""
+        listing = subprocess.run(
+            [
+                *("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        ).stdout
+        memory: dict[str, float] = {}
+        for line in listing.splitlines():
+            name, _, usage = line.partition(" ")
+            if not name.startswith(self.project):
+                continue
+            service = name.removeprefix(f"{self.project}-").rsplit("-", 1)[0]
+            memory[service] = _mebibytes(usage.split("/")[0].strip())
+        return memory
+
+
+def _mebibytes(text: str) -> float:
+    units = {"KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0, "B": 1 / 1024 / 1024}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return round(float(text.removesuffix(unit)) * factor, 1)
+    return 0.0
+
+
+# --- faults ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    target: str
+    kind: str  # restart | kill | pause
+
+    def inject(self, stack: ComposeStack) -> float:
+        """Break the target; return when it is back (as seen from the outside)."""
+        if self.kind == "restart":
+            stack.compose("restart", self.target)
+        elif self.kind == "kill":
+            stack.compose("kill", "-s", "SIGKILL", self.target)
+            time.sleep(DOWN_SECONDS)
+            stack.compose("start", self.target)
+        else:
+            stack.compose("pause", self.target)
+            time.sleep(DOWN_SECONDS)
+            stack.compose("unpause", self.target)
+        return time.monotonic()
+
+
+FAULTS = [
+    Fault("restart-gateway", "gateway", "restart"),
+    Fault("restart-auth", "auth", "restart"),
+    Fault("restart-users", "users", "restart"),
+    Fault("kill-postgres", "postgres", "kill"),
+    Fault("kill-redis", "redis", "kill"),
+    Fault("kill-mongo", "mongo", "kill"),
+    Fault("pause-postgres", "postgres", "pause"),
+    Fault("pause-redis", "redis", "pause"),
+]
+
+
+# --- the load ----------------------------------------------------------------------------
+
+
+@dataclass
+class VirtualUser:
+    email: str
+    password: str
+    id: str = ""
+    access_token: str = ""
+    refresh_token: str = ""
+    version: int = 0  # the last bio counter this user tried to write
+    busy: bool = False
+
+
+@dataclass
+class Sample:
+    started: float  # monotonic
+    op: str
+    status: int  # 0: no answer (connection error or timeout)
+    latency_ms: float
+
+
+@dataclass
+class Ack:
+    """A PATCH that returned 200: from ``acked_at`` on, reads must show ``version`` or newer."""
+
+    acked_at: float
+    version: int
+
+
+@dataclass
+class Recorder:
+    samples: list[Sample] = field(default_factory=list)
+    acks: dict[str, list[Ack]] = field(default_factory=dict)  # profile id -> in ack order
+    stale_reads: list[dict[str, Any]] = field(default_factory=list)
+    reads_checked: int = 0
+    secrets_seen: set[str] = field(default_factory=set)
+
+    def acked_before(self, profile_id: str, moment: float) -> int:
+        acks = self.acks.get(profile_id, [])
+        index = bisect.bisect_left([ack.acked_at for ack in acks], moment)
+        return acks[index - 1].version if index else 0
+
+    def check_read(self, profile_id: str, started: float, body: dict[str, Any]) -> None:
+        self.reads_checked += 1
+        seen = _version(body.get("bio"))
+        expected = self.acked_before(profile_id, started)
+        if seen < expected:
+            self.stale_reads.append({"profile": profile_id, "seen": seen, "expected": expected})
+
+
+def _version(bio: object) -> int:
+    if isinstance(bio, str) and bio.startswith("v") and bio[1:].isdigit():
+        return int(bio[1:])
+    return 0
+
+
+class Load:
+    """The mix, sent by virtual users that each have one request in flight at most."""
+
+    def __init__(self, session: aiohttp.ClientSession, users: list[VirtualUser]) -> None:
+        self.session = session
+        self.users = users
+        self.recorder = Recorder()
+        self.rng = random.Random(1)  # noqa: S311 - a reproducible mix, not a secret
+        self.ops = [name for name, _ in MIX]
+        self.weights = [weight for _, weight in MIX]
+        self.recording = True
+
+    async def request(
+        self, op: str, method: str, path: str, **kwargs: Any
+    ) -> tuple[int, dict[str, Any]]:
+        started = time.monotonic()
+        status, body = 0, {}
+        try:
+            async with self.session.request(method, path, **kwargs) as response:
+                status = response.status
+                if response.content_type.endswith("json"):
+                    body = await response.json(content_type=None)
+                else:
+                    await response.read()
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
+            status = 0
+        if self.recording:
+            latency = (time.monotonic() - started) * 1000
+            self.recorder.samples.append(Sample(started, op, status, latency))
+        return status, body
+
+    async def login(self, user: VirtualUser) -> int:
+        self.recorder.secrets_seen.add(user.password)
+        form = {"grant_type": "password", "username": user.email, "password": user.password}
+        status, body = await self.request("login", "POST", "/auth/token", data=form)
+        if status == 200:
+            self._keep_tokens(user, body)
+        return status
+
+    def _keep_tokens(self, user: VirtualUser, body: dict[str, Any]) -> None:
+        user.access_token, user.refresh_token = body["access_token"], body["refresh_token"]
+        self.recorder.secrets_seen.update((user.access_token, user.refresh_token))
+
+    async def one(self, user: VirtualUser, op: str) -> None:
+        bearer = {"Authorization": f"Bearer {user.access_token}"}
+        status = await self._send(user, op, bearer)
+        if status == 401:
+            # The login ended (a revocation reached the edge): start a new one.
+            await self.login(user)
+
+    async def _send(self, user: VirtualUser, op: str, bearer: dict[str, str]) -> int:
+        if op == "read_own":
+            started = time.monotonic()
+            status, body = await self.request(op, "GET", "/users/me", headers=bearer)
+            if status == 200:
+                self.recorder.check_read(user.id, started, body)
+        elif op == "read_other":
+            other = self.rng.choice(self.users)
+            started = time.monotonic()
+            status, body = await self.request(op, "GET", f"/users/{other.id}", headers=bearer)
+            if status == 200:
+                self.recorder.check_read(other.id, started, body)
+        elif op == "patch":
+            user.version += 1
+            version = user.version
+            status, _ = await self.request(
+                op, "PATCH", "/users/me", json={"bio": f"v{version}"}, headers=bearer
+            )
+            if status == 200:
+                acks = self.recorder.acks.setdefault(user.id, [])
+                acks.append(Ack(time.monotonic(), version))
+        elif op == "refresh":
+            form = {"grant_type": "refresh_token", "refresh_token": user.refresh_token}
+            status, body = await self.request(op, "POST", "/auth/token", data=form)
+            if status == 200:
+                self._keep_tokens(user, body)
+            elif status in (0, 400) or status >= 500:
+                # A refresh that got no answer may still have spent the token; presenting it
+                # again would be reuse and end the login. Log in again instead.
+                await self.login(user)
+        else:
+            status = await self.login(user)
+        return status
+
+    async def run_user(self, user: VirtualUser) -> None:
+        user.busy = True
+        try:
+            await self.one(user, self.rng.choices(self.ops, self.weights)[0])
+        finally:
+            user.busy = False
+
+    async def closed_loop(self, clients: int, seconds: float) -> float:
+        """Requests per second with ``clients`` always busy: the stack's capacity."""
+        deadline = time.monotonic() + seconds
+        done = 0
+
+        async def client(index: int) -> None:
+            nonlocal done
+            mine = self.users[index::clients]
+            while time.monotonic() < deadline:
+                await self.run_user(self.rng.choice(mine))
+                done += 1
+
+        clients = min(clients, len(self.users))
+        await asyncio.gather(*(client(index) for index in range(clients)))
+        return done / seconds
+
+    async def open_loop(self, rate: float, seconds: float) -> int:
+        """Start requests at ``rate`` per second for ``seconds``; return how many found no idle
+        user (the stack was too slow for the offered load)."""
+        deadline = time.monotonic() + seconds
+        next_start = time.monotonic()
+        tasks: set[asyncio.Task[None]] = set()
+        backlogged = 0
+        while next_start < deadline:
+            idle = [user for user in self.users if not user.busy]
+            if idle:
+                task = asyncio.create_task(self.run_user(self.rng.choice(idle)))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            else:
+                backlogged += 1
+            next_start += self.rng.expovariate(rate)
+            await asyncio.sleep(max(0.0, next_start - time.monotonic()))
+        if tasks:
+            await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_SECONDS * 2)
+        return backlogged
+
+
+async def with_retries(attempt: Callable[[], Awaitable[int]], what: str) -> None:
+    """Seeding goes through throttles and bounded hashing: wait and try again."""
+    for _ in range(60):
+        status = await attempt()
+        if status in (200, 201, 204):
+            return
+        await asyncio.sleep(1 if status in (0, 429, 502, 503, 504) else 0.2)
+    raise RuntimeError(f"{what} kept failing")
+
+
+async def seed(load: Load) -> None:
+    log(f"registering and logging in {len(load.users)} users")
+    semaphore = asyncio.Semaphore(4)
+
+    async def prepare(user: VirtualUser) -> None:
+        async with semaphore:
+
+            async def register() -> int:
+                body = {"email": user.email, "password": user.password}
+                status, answer = await load.request("seed", "POST", "/auth/register", json=body)
+                if status == 201:
+                    user.id = answer["id"]
+                return 201 if status in (201, 409) and user.id else status
+
+            await with_retries(register, "registration")
+            await with_retries(lambda: load.login(user), "login")
+            bearer = {"Authorization": f"Bearer {user.access_token}"}
+            await with_retries(
+                lambda: _status(load.request("seed", "GET", "/users/me", headers=bearer)),
+                "first profile read",
+            )
+
+    await asyncio.gather(*(prepare(user) for user in load.users))
+
+
+async def _status(pending: Awaitable[tuple[int, dict[str, Any]]]) -> int:
+    status, _ = await pending
+    return status
+
+
+async def final_check(load: Load) -> list[dict[str, Any]]:
+    """Every acknowledged write must still be there: the profile's counter is at least the
+    last acknowledged one (a write that got no answer may have landed too)."""
+    lost = []
+    for user in load.users:
+        acked = load.recorder.acks.get(user.id)
+        if not acked:
+            continue
+        body: dict[str, Any] = {}
+
+        async def read(user: VirtualUser = user) -> int:
+            nonlocal body
+            bearer = {"Authorization": f"Bearer {user.access_token}"}
+            status, body = await load.request("final", "GET", "/users/me", headers=bearer)
+            if status == 401:
+                await load.login(user)
+            return status
+
+        await with_retries(read, "final read")
+        if _version(body.get("bio")) < acked[-1].version:
+            lost.append({"profile": user.id, "seen": body.get("bio"), "acked": acked[-1].version})
+    return lost
+
+
+# --- measurements around the load --------------------------------------------------------
+
+
+class MemorySampler:
+    """``docker stats`` every few seconds in a thread, so the event loop is not held up."""
+
+    def __init__(self, stack: ComposeStack, origin: float, every: float = 5.0) -> None:
+        self.stack, self.origin, self.every = stack, origin, every
+        self.series: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            moment = round(time.monotonic() - self.origin, 1)
+            self.series.append((moment, self.stack.memory_mib()))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=90)
+
+
+def loop_lag_buckets(stack: ComposeStack) -> dict[str, dict[float, float]]:
+    """Cumulative event-loop lag histogram buckets of each service (empty if not exported)."""
+    pattern = re.compile(r'^event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.MULTILINE)
+    found: dict[str, dict[float, float]] = {}
+    for service in SERVICE_PORTS:
+        buckets = {float(le): float(count) for le, count in pattern.findall(stack.metrics(service))}
+        if buckets:
+            found[service] = buckets
+    return found
+
+
+def quantile_from_buckets(
+    before: dict[float, float], after: dict[float, float], quantile: float
+) -> float | None:
+    """The bucket bound under which ``quantile`` of the observations between two scrapes fell."""
+    bounds = sorted(after)
+    deltas = [after[bound] - before.get(bound, 0.0) for bound in bounds]
+    if not deltas or deltas[-1] <= 0:
+        return None
+    for bound, cumulative in zip(bounds, deltas, strict=True):
+        if cumulative >= quantile * deltas[-1]:
+            return bound
+    return bounds[-1]
+
+
+def scan_logs(text: str, secrets_seen: set[str]) -> dict[str, int]:
+    statuses = Counter(re.findall(r'"status": ?(5\d\d)', text))
+    return {
+        "tracebacks": len(TRACEBACK.findall(text)),
+        "logged_500s": sum(count for status, count in statuses.items() if status == "500"),
+        "secrets_in_logs": sum(1 for secret in secrets_seen if secret and secret in text),
+        "log_lines": text.count("\n"),
+    }
+
+
+# --- analysis ----------------------------------------------------------------------------
+
+
+@dataclass
+class FaultWindow:
+    fault: Fault
+    started: float
+    back: float
+    ended: float
+
+
+def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
+    inside = [s for s in samples if window.started <= s.started < window.ended]
+    errors = [s for s in inside if s.status == 0 or s.status >= 500]
+    statuses = Counter(str(s.status) for s in inside)
+    error_seconds = {int(s.started - window.started) for s in errors}
+    summary: dict[str, Any] = {
+        "fault": window.fault.name,
+        "requests": len(inside),
+        "statuses": dict(sorted(statuses.items())),
+        "error_seconds": len(error_seconds),
+        "error_span_seconds": round(
+            max((s.started for s in errors), default=window.started)
+            - min((s.started for s in errors), default=window.started),
+            2,
+        ),
+        "slowest_ms": round(max((s.latency_ms for s in inside), default=0.0), 1),
+    }
+    if window.fault.kind != "restart":
+        target = window.fault.target
+        down = [s for s in inside if window.started + NOTICE_SECONDS <= s.started < window.back]
+        summary["slowest_while_down_after_first_second_ms"] = round(
+            max((s.latency_ms for s in down), default=0.0), 1
+        )
+        unaffected = [s for s in down if target not in NEEDS.get(s.op, {target})]
+        summary["errors_of_requests_not_needing_it"] = sum(
+            1 for s in unaffected if s.status == 0 or s.status >= 500
+        )
+        late = [s.started for s in errors if s.started >= window.back]
+        summary["recovery_seconds"] = round(max(late) - window.back, 2) if late else 0.0
+    return summary
+
+
+def chart(window: FaultWindow, samples: list[Sample], path: Path) -> None:
+    inside = [s for s in samples if window.started - 5 <= s.started < window.ended]
+    figure, axes = plt.subplots(figsize=(8, 3.2))
+    groups = {
+        "2xx/3xx": ([s for s in inside if 0 < s.status < 400], "tab:green"),
+        "4xx": ([s for s in inside if 400 <= s.status < 500], "tab:orange"),
+        "5xx": ([s for s in inside if s.status >= 500], "tab:red"),
+        "no answer": ([s for s in inside if s.status == 0], "black"),
+    }
+    for label, (group, colour) in groups.items():
+        if group:
+            axes.scatter(
+                [s.started - window.started for s in group],
+                [max(s.latency_ms, 0.1) for s in group],
+                s=4,
+                c=colour,
+                label=f"{label} ({len(group)})",
+            )
+    axes.axvspan(0, window.back - window.started, color="grey", alpha=0.15, label="fault")
+    axes.set_yscale("log")
+    axes.set_xlabel("seconds since the fault")
+    axes.set_ylabel("latency (ms)")
+    axes.set_title(window.fault.name)
+    axes.legend(loc="upper right", fontsize=7, markerscale=3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def memory_chart(series: list[tuple[float, dict[str, float]]], path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(8, 3.2))
+    services = sorted({name for _, sample in series for name in sample})
+    for service in services:
+        points = [(moment, sample[service]) for moment, sample in series if service in sample]
+        axes.plot([p[0] for p in points], [p[1] for p in points], label=service)
+    axes.set_xlabel("seconds since the load began")
+    axes.set_ylabel("memory (MiB)")
+    axes.legend(loc="upper left", fontsize=7, ncol=4)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def targets(result: dict[str, Any]) -> dict[str, bool]:
+    faults = result["faults"]
+    restarts = [f for f in faults if f["fault"].startswith("restart-")]
+    datastores = [f for f in faults if not f["fault"].startswith("restart-")]
+    lag = [v for v in result["event_loop_lag_p99_ms_steady"].values() if v is not None]
+    return {
+        "restart_errors_at_most_3_s": all(f["error_span_seconds"] <= 3 for f in restarts),
+        "datastore_answers_within_200_ms": all(
+            f["slowest_while_down_after_first_second_ms"] <= FAST_ANSWER_MS for f in datastores
+        ),
+        "datastore_recovery_at_most_3_s": all(f["recovery_seconds"] <= 3 for f in datastores),
+        "requests_not_needing_it_unaffected": all(
+            f["errors_of_requests_not_needing_it"] == 0 for f in datastores
+        ),
+        "no_lost_writes": result["lost_writes"] == 0,
+        "no_stale_reads": result["stale_reads"] == 0,
+        "no_500s": result["unexpected_5xx"] == 0 and result["logs"]["logged_500s"] == 0,
+        "no_tracebacks": result["logs"]["tracebacks"] == 0,
+        "no_secrets_in_logs": result["logs"]["secrets_in_logs"] == 0,
+        "event_loop_lag_p99_below_50_ms": bool(lag) and all(v < 50 for v in lag),
+    }
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
+    users = [
+        VirtualUser(f"chaos-{index}-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(18))
+        for index in range(USERS)
+    ]
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+    connector = aiohttp.TCPConnector(limit=USERS + 10)
+    async with aiohttp.ClientSession(stack.base_url, timeout=timeout, connector=connector) as http:
+        load = Load(http, users)
+        load.recording = False
+        await seed(load)
+        log("measuring capacity")
+        capacity = await load.closed_loop(CAPACITY_CLIENTS, CAPACITY_SECONDS)
+        rate = capacity * LOAD_FRACTION
+        log(f"capacity {capacity:.0f} req/s; offering {rate:.0f} req/s")
+        load.recording = True
+        origin = time.monotonic()
+        windows: list[FaultWindow] = []
+
+        lag_before = await asyncio.to_thread(loop_lag_buckets, stack)
+        with MemorySampler(stack, origin) as memory:
+            steady = asyncio.create_task(load.open_loop(rate, FAULT_INTERVAL))
+            backlogged = await steady
+            lag_after = await asyncio.to_thread(loop_lag_buckets, stack)
+            running = asyncio.create_task(load.open_loop(rate, FAULT_INTERVAL * (len(faults) + 1)))
+            for fault in faults:
+                started = time.monotonic()
+                log(f"fault: {fault.name}")
+                back = await asyncio.to_thread(fault.inject, stack)
+                await asyncio.sleep(max(0.0, started + FAULT_INTERVAL - time.monotonic()))
+                windows.append(FaultWindow(fault, started, back, time.monotonic()))
+            backlogged += await running
+        lost = await final_check(load)
+
+    samples = load.recorder.samples
+    steady_samples = [s for s in samples if s.started < origin + FAULT_INTERVAL]
+    stack_logs = stack.logs()
+    result: dict[str, Any] = {
+        "users": USERS,
+        "capacity_rps": round(capacity, 1),
+        "offered_rps": round(rate, 1),
+        "load_fraction": LOAD_FRACTION,
+        "fault_interval_seconds": FAULT_INTERVAL,
+        "down_seconds": DOWN_SECONDS,
+        "requests": len(samples),
+        "backlogged_starts": backlogged,
+        "steady_errors": sum(1 for s in steady_samples if s.status == 0 or s.status >= 500),
+        "faults": [summarise(window, samples) for window in windows],
+        "lost_writes": len(lost),
+        "lost_write_examples": lost[:5],
+        "acknowledged_writes": sum(len(acks) for acks in load.recorder.acks.values()),
+        "reads_checked": load.recorder.reads_checked,
+        "stale_reads": len(load.recorder.stale_reads),
+        "stale_read_examples": load.recorder.stale_reads[:5],
+        "unexpected_5xx": sum(
+            1 for s in samples if s.status >= 500 and s.status not in SERVER_ERRORS_EXPECTED
+        ),
+        "logs": scan_logs(stack_logs, load.recorder.secrets_seen),
+        "memory_mib": [{"t": moment, **sample} for moment, sample in memory.series],
+        "event_loop_lag_p99_ms_steady": {
+            service: _ms(quantile_from_buckets(lag_before.get(service, {}), buckets, 0.99))
+            for service, buckets in lag_after.items()
+        },
+    }
+    result["targets"] = targets(result)
+    CHARTS_DIR.mkdir(parents=True, exist_ok=True)
+    for window in windows:
+        chart(window, samples, CHARTS_DIR / f"chaos-{window.fault.name}.png")
+    memory_chart(memory.series, CHARTS_DIR / "chaos-memory.png")
+    return result
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def write_page(result: dict[str, Any]) -> None:
+    """The generated part of docs/resilience.md, between its markers."""
+    rows = [
+        "| fault | requests | statuses | seconds with errors | error span (s) | slowest (ms) "
+        "| slowest while down, after 1 s (ms) | recovery (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fault in result["faults"]:
+        statuses = ", ".join(f"{status}: {count}" for status, count in fault["statuses"].items())
+        rows.append(
+            f"| {fault['fault']} | {fault['requests']} | {statuses} | {fault['error_seconds']} "
+            f"| {fault['error_span_seconds']} | {fault['slowest_ms']} "
+            f"| {fault.get('slowest_while_down_after_first_second_ms', '—')} "
+            f"| {fault.get('recovery_seconds', '—')} |"
+        )
+    checks = "\n".join(
+        f"- {'met' if met else '**missed**'}: {name.replace('_', ' ')}"
+        for name, met in result["targets"].items()
+    )
+    charts = "\n\n".join(
+        f"![{fault['fault']}](images/chaos-{fault['fault']}.png)" for fault in result["faults"]
+    )
+    generated = f"""<!-- chaos:begin (written by `make chaos`; edit bench/chaos.py instead) -->
+Run of {time.strftime("%Y-%m-%d")}: {result["users"]} users, capacity {result["capacity_rps"]} \
+req/s, offered {result["offered_rps"]} req/s ({result["load_fraction"]:.0%}), one fault every \
+{result["fault_interval_seconds"]:g} s, datastores down for {result["down_seconds"]:g} s.
+{result["requests"]} requests; {result["acknowledged_writes"]} acknowledged writes, \
+{result["lost_writes"]} lost; {result["reads_checked"]} reads checked, \
+{result["stale_reads"]} stale; {result["unexpected_5xx"]} 5xx other than 502/503/504; \
+{result["logs"]["tracebacks"]} tracebacks and {result["logs"]["secrets_in_logs"]} secrets in \
+{result["logs"]["log_lines"]} log lines; event-loop lag p99 in the steady phase (ms): \
+{result["event_loop_lag_p99_ms_steady"] or "not exported"}.
+
+{chr(10).join(rows)}
+
+Targets:
+{checks}
+
+{charts}
+
+![memory per container](images/chaos-memory.png)
+<!-- chaos:end -->"""
+    page = DOCS_PAGE.read_text() if DOCS_PAGE.exists() else "# Resilience\n\n"
+    marked = re.compile(r"<!-- chaos:begin.*?<!-- chaos:end -->", re.DOTALL)
+    page = (
+        marked.sub(lambda _: generated, page) if marked.search(page) else f"{page}\n{generated}\n"
+    )
+    DOCS_PAGE.write_text(page)
+
+
+def main() -> int:
+    chosen = os.environ.get("CHAOS_FAULTS")
+    faults = [f for f in FAULTS if not chosen or f.name in chosen.split(",")]
+    with ComposeStack.started() as stack:
+        result = asyncio.run(drive(stack, faults))
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "chaos.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_page(result)
+    missed = [name for name, met in result["targets"].items() if not met]
+    log(f"wrote {OUTPUT / 'chaos.json'} and {DOCS_PAGE}; targets missed: {missed or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
