@@ -25,5 +25,5 @@ if [ -f ../shared/docker/images.env ] && [ -z "${POSTGRES_IMAGE:-}" ]; then
 fi
 
 # The whole run is bounded: a stuck step must not hang CI.
-exec timeout --signal=TERM --kill-after=30 "${BENCH_TIMEOUT:-600}" \
+exec timeout --signal=TERM --kill-after=30 "${BENCH_TIMEOUT:-1200}" \
     "${UV:-uv}" run --frozen python bench/run.py "$@"
