@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx2
 import pytest
@@ -17,7 +18,8 @@ from gatehouse_common.authentication import (
     www_authenticate,
 )
 from gatehouse_common.settings import TokenVerificationSettings
-from gatehouse_common.tokens import Principal
+from gatehouse_common.tokens import AccessTokenVerifier, Principal
+from gatehouse_testing.app import started
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
 
 
@@ -35,6 +37,11 @@ def _router() -> APIRouter:
     return router
 
 
+@dataclass(frozen=True, slots=True)
+class VerifyingResources:
+    token_verifier: AccessTokenVerifier
+
+
 @pytest.fixture
 async def client(
     issuer: TestIssuer, make_app: Callable[..., FastAPI]
@@ -44,16 +51,12 @@ async def client(
     )
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[VerifyingResources]:
         async with token_verifier(settings, transport=issuer.transport()) as verifier:
-            app.state.token_verifier = verifier
-            yield
+            yield VerifyingResources(token_verifier=verifier)
 
     app = make_app(_router(), lifespan=lifespan)
-    async with (
-        app.router.lifespan_context(app),
-        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    async with started(app) as running, running.client() as http:
         yield http
 
 

@@ -26,6 +26,7 @@ from gatehouse_gateway.openapi import merge_documents
 from gatehouse_gateway.routing import RouteTable, Upstream
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream import Failure, classify_failure
+from gatehouse_testing.app import started
 from gatehouse_testing.issuer import JWKS_URL, TestIssuer
 
 GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
@@ -371,8 +372,8 @@ async def test_literal_dot_segments_are_not_routed(
         "server": ("gateway.test", 80),
     }
     hits = upstream.hits
-    async with app.router.lifespan_context(app):
-        await app(scope, receive, send)
+    async with started(app) as running:
+        await running(scope, receive, send)
     assert messages[0]["status"] == 404
     assert upstream.hits == hits
 

@@ -1,64 +1,45 @@
-"""What the endpoints depend on, built once in the lifespan and kept in ``app.state``."""
+"""What the endpoints depend on, derived from the lifespan's ``AuthResources``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gatehouse_auth.client_address import client_address
-from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
-from gatehouse_auth.settings import AuthSettings
+from gatehouse_auth.resources import Resources
 from gatehouse_auth.signing_keys import AccessTokenSigner
 from gatehouse_auth.throttling import LoginThrottle
 from gatehouse_auth.tokens.repository import RefreshTokenRepository
 
 
-@dataclass(frozen=True, slots=True)
-class AuthComponents:
-    settings: AuthSettings
-    database: AuthDatabase
-    passwords: PasswordHasher
-    throttle: LoginThrottle
-    signer: AccessTokenSigner
-
-
-def _components(request: Request) -> AuthComponents:
-    components: AuthComponents = request.app.state.auth
-    return components
-
-
-Components = Annotated[AuthComponents, Depends(_components)]
-
-
-async def _identities(components: Components) -> IdentityRepository:
+async def _identities(components: Resources) -> IdentityRepository:
     # Indexes are ensured before the first query, so a service that started while MongoDB
     # was down gets its unique email index as soon as MongoDB is back.
     await components.database.ensure_indexes()
     return IdentityRepository(components.database.identities)
 
 
-async def _refresh_tokens(components: Components) -> RefreshTokenRepository:
+async def _refresh_tokens(components: Resources) -> RefreshTokenRepository:
     await components.database.ensure_indexes()
     return RefreshTokenRepository(components.database)
 
 
-def _passwords(components: Components) -> PasswordHasher:
+def _passwords(components: Resources) -> PasswordHasher:
     return components.passwords
 
 
-def _throttle(components: Components) -> LoginThrottle:
+def _throttle(components: Resources) -> LoginThrottle:
     return components.throttle
 
 
-def _signer(components: Components) -> AccessTokenSigner:
+def _signer(components: Resources) -> AccessTokenSigner:
     return components.signer
 
 
-def _client_address(request: Request, components: Components) -> str:
+def _client_address(request: Request, components: Resources) -> str:
     return client_address(request, components.settings.trusted_proxies)
 
 

@@ -8,15 +8,12 @@ app's exception handlers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from ipaddress import ip_address
-from typing import Any
 
 import httpx2
 from opentelemetry import propagate
-from starlette.datastructures import Headers, URLPath
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from gatehouse_common.authentication import (
@@ -28,14 +25,13 @@ from gatehouse_common.logging import bind_log_context, get_logger, scope_state
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
 from gatehouse_common.request_id import REQUEST_ID_HEADER, current_request_id
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, Principal
-from gatehouse_gateway.routing import RouteTable, Upstream, has_dot_segment
+from gatehouse_gateway.routing import RouteTable, Upstream
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream import (
     UPSTREAM_FAILURES,
     CircuitBreaker,
     Failure,
     classify_failure,
-    upstream_client,
 )
 
 _log = get_logger(__name__)
@@ -152,20 +148,25 @@ class RequestBody:
 
 
 class Proxy:
-    """Everything a proxied request needs, made once: route table, clients, breakers, verifier."""
+    """Everything a proxied request needs, made once by the lifespan: route table, upstream
+    clients, breakers, verifier."""
 
     def __init__(
         self,
         table: RouteTable,
         settings: GatewaySettings,
+        *,
+        clients: Mapping[str, httpx2.AsyncClient],
+        verifier: AccessTokenVerifier,
+        on_upstream_back: Callable[[Upstream], None],
     ) -> None:
         self.table = table
-        self._settings = settings
+        self._clients = clients
+        self._verifier = verifier
         # Called when an upstream answers again after failing (the API docs refetch it).
-        self.on_upstream_back: Callable[[Upstream], None] = lambda _: None
+        self._on_upstream_back = on_upstream_back
         self._trusted_proxies = tuple(settings.trusted_proxies)
         self._max_body = settings.max_body_bytes
-        self._clients: dict[str, httpx2.AsyncClient] = {}
         self._breakers = {
             upstream.name: CircuitBreaker(
                 upstream.name,
@@ -174,21 +175,6 @@ class Proxy:
             )
             for upstream in table.upstreams
         }
-        self.verifier: AccessTokenVerifier | None = None
-
-    @asynccontextmanager
-    async def running(self, verifier: AccessTokenVerifier) -> AsyncIterator[None]:
-        """Open one client per upstream for the app's lifetime; close them all at shutdown."""
-        async with AsyncExitStack() as stack:
-            for upstream in self.table.upstreams:
-                client = upstream_client(upstream.base_url, self._settings)
-                self._clients[upstream.name] = await stack.enter_async_context(client)
-            self.verifier = verifier
-            try:
-                yield
-            finally:
-                self.verifier = None
-                self._clients.clear()
 
     def client(self, upstream: Upstream) -> httpx2.AsyncClient:
         return self._clients[upstream.name]
@@ -239,12 +225,10 @@ class Proxy:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise NotAuthenticated
-        if self.verifier is None:
-            raise UpstreamUnavailable("The gateway is starting.", headers={"Retry-After": "1"})
         try:
-            principal = await self.verifier.verify(token)
+            principal = await self._verifier.verify(token)
         except InvalidTokenError as exc:
-            if not self.verifier.jwks.loaded:
+            if not self._verifier.jwks.loaded:
                 # Not the token's fault: auth's keys have never been fetched.
                 raise UpstreamUnavailable(
                     "Access tokens cannot be verified yet: auth's keys are not loaded.",
@@ -316,7 +300,7 @@ class Proxy:
                     continue
                 raise problem_for(failure, upstream) from None
             if breaker.record_success():
-                self.on_upstream_back(upstream)
+                self._on_upstream_back(upstream)
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
@@ -428,28 +412,3 @@ def problem_for(failure: Failure, upstream: Upstream) -> ProblemError:
     if failure is Failure.CONNECT:
         return BadGateway(f"The {upstream.name} service could not be reached.")
     return BadGateway(f"The connection to the {upstream.name} service failed.")
-
-
-class ProxyRoute(BaseRoute):
-    """Matches every path under one upstream's prefix that has no dot segment."""
-
-    def __init__(self, proxy: Proxy, upstream: Upstream) -> None:
-        self._proxy = proxy
-        self._upstream = upstream
-        # Read by the metrics middleware as the route label: one series per upstream.
-        self.path = upstream.prefix + "/{path:path}"
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if (
-            scope["type"] == "http"
-            and self._upstream.serves(scope["path"])
-            and not has_dot_segment(scope["path"])
-        ):
-            return Match.FULL, {"route": self}
-        return Match.NONE, {}
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        raise NoMatchFound(name, path_params)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._proxy.handle(self._upstream, scope, receive, send)

@@ -8,13 +8,13 @@ from fastapi.responses import JSONResponse, Response
 
 from gatehouse_auth.dependencies import (
     ClientAddress,
-    Components,
     Identities,
     Passwords,
     RefreshTokens,
     Signer,
     Throttle,
 )
+from gatehouse_auth.resources import Resources
 from gatehouse_auth.tokens import service
 from gatehouse_auth.tokens.oauth import NO_STORE, OAuthError, oauth_error_responses
 from gatehouse_auth.tokens.schemas import JWKSet, TokenResponse
@@ -48,7 +48,7 @@ def _required(name: str, value: str | None) -> str:
 )
 async def token(
     *,
-    components: Components,
+    resources: Resources,
     identities: Identities,
     refresh_tokens: RefreshTokens,
     passwords: Passwords,
@@ -60,7 +60,7 @@ async def token(
     password: FormText = None,
     refresh_token: FormText = None,
 ) -> JSONResponse:
-    refresh_ttl = timedelta(seconds=components.settings.refresh_token_ttl_seconds)
+    refresh_ttl = timedelta(seconds=resources.settings.refresh_token_ttl_seconds)
     grant = _required("grant_type", grant_type)
     if grant == "password":
         issued = await service.password_grant(
