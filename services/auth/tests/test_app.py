@@ -9,11 +9,13 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+from fastapi import FastAPI
 
 from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.settings import SettingsError, load_settings
+from gatehouse_testing.dependencies import sync_dependencies
 
 if TYPE_CHECKING:
     import httpx2
@@ -145,3 +147,7 @@ async def test_unknown_email_costs_the_same_hashing_time(
 
     assert known > 0.02  # hashing really happened
     assert 0.5 < unknown / known < 2.0
+
+
+def test_every_endpoint_and_dependency_is_async(app: FastAPI) -> None:
+    assert sync_dependencies(app) == []

@@ -27,6 +27,7 @@ from gatehouse_gateway.routing import RouteTable, Upstream
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream import Failure, classify_failure
 from gatehouse_testing.app import started
+from gatehouse_testing.dependencies import sync_dependencies
 from gatehouse_testing.issuer import JWKS_URL, TestIssuer
 
 GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
@@ -757,3 +758,7 @@ def test_transport_errors_are_classified_by_what_happened(
 ) -> None:
     error.__cause__ = cause
     assert classify_failure(error) is expected
+
+
+def test_every_endpoint_and_dependency_is_async(gateway_app: AppFactory) -> None:
+    assert sync_dependencies(gateway_app()) == []

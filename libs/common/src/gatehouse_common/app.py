@@ -65,7 +65,7 @@ class ServiceInfo:
     description: str = ""
 
 
-def create_app(
+def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but info and settings
     info: ServiceInfo,
     settings: ServiceSettings,
     *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.errors import install_unavailable_handlers
 from gatehouse_auth.identities.endpoints import router as identities_router
+from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import AuthResources, readiness
 from gatehouse_auth.settings import AuthSettings
@@ -21,6 +23,8 @@ from gatehouse_auth.signing_keys import AccessTokenSigner, SigningKeySet
 from gatehouse_auth.throttling import LoginThrottle
 from gatehouse_auth.tokens.endpoints import router as tokens_router
 from gatehouse_auth.tokens.oauth import install_oauth_error_handler
+from gatehouse_auth.tokens.repository import RefreshTokenRepository
+from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.logging import get_logger
@@ -56,23 +60,32 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         except ConnectionFailure as exc:
             # Not fatal: requests answer 503 until MongoDB is back, then the indexes are made.
             _log.warning("mongo_unavailable_at_startup", error=type(exc).__name__)
+        identities = IdentityRepository(database.identities)
+        passwords = PasswordHasher(settings)
         resources = AuthResources(
             settings=settings,
             database=database,
             redis=redis,
-            passwords=PasswordHasher(settings),
-            throttle=LoginThrottle(
-                redis,
-                prefix=settings.redis_key_prefix,
-                max_failures_per_email=settings.login_max_failures_per_email,
-                max_failures_per_address=settings.login_max_failures_per_address,
-                window_seconds=settings.login_failure_window_seconds,
-            ),
-            signer=AccessTokenSigner(
-                key_set,
-                issuer=settings.issuer,
-                audience=settings.audience,
-                lifetime_seconds=settings.access_token_ttl_seconds,
+            identities=identities,
+            passwords=passwords,
+            tokens=TokenIssuer(
+                identities=identities,
+                refresh_tokens=RefreshTokenRepository(database),
+                passwords=passwords,
+                throttle=LoginThrottle(
+                    redis,
+                    prefix=settings.redis_key_prefix,
+                    max_failures_per_email=settings.login_max_failures_per_email,
+                    max_failures_per_address=settings.login_max_failures_per_address,
+                    window_seconds=settings.login_failure_window_seconds,
+                ),
+                signer=AccessTokenSigner(
+                    key_set,
+                    issuer=settings.issuer,
+                    audience=settings.audience,
+                    lifetime_seconds=settings.access_token_ttl_seconds,
+                ),
+                refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             ),
         )
         _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))

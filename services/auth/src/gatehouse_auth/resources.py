@@ -9,10 +9,10 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from gatehouse_auth.database import AuthDatabase
+from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
-from gatehouse_auth.signing_keys import AccessTokenSigner
-from gatehouse_auth.throttling import LoginThrottle
+from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.health import Readiness
 from gatehouse_common.resources import resources_of
 
@@ -22,9 +22,9 @@ class AuthResources:
     settings: AuthSettings
     database: AuthDatabase
     redis: Redis
+    identities: IdentityRepository
     passwords: PasswordHasher
-    throttle: LoginThrottle
-    signer: AccessTokenSigner
+    tokens: TokenIssuer
 
 
 async def _resources(request: Request) -> AuthResources:

@@ -18,7 +18,7 @@ def scope_of(identity: Identity) -> str:
     return " ".join((*BASE_SCOPES, *admin))
 
 
-async def register(
+async def register(  # noqa: PLR0913 - collaborators, then the account by keyword
     identities: IdentityRepository,
     passwords: PasswordHasher,
     *,
