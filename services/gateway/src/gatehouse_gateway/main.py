@@ -16,6 +16,7 @@ from gatehouse_common.authentication import token_verifier
 from gatehouse_common.logging import get_logger
 from gatehouse_common.settings import load_settings
 from gatehouse_gateway.endpoints import ProxyRoute, docs_router
+from gatehouse_gateway.exchange import UpstreamExchange
 from gatehouse_gateway.openapi import ApiDocs
 from gatehouse_gateway.proxy import Proxy
 from gatehouse_gateway.resources import READINESS, GatewayResources
@@ -71,10 +72,11 @@ def create_app(
             stack.callback(docs.cancel_background)
             proxy = Proxy(
                 table,
-                settings,
-                clients=clients,
                 verifier=verifier,
-                on_upstream_back=docs.refresh_soon,
+                exchange=UpstreamExchange(
+                    table, settings, clients=clients, on_upstream_back=docs.refresh_soon
+                ),
+                max_body_bytes=settings.max_body_bytes,
             )
             # Neither needs to succeed: readiness waits for the JWKS, docs refetch on demand.
             jwks_ok, _docs_done = await asyncio.gather(verifier.jwks.refresh(), docs.refresh_all())
