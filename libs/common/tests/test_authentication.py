@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Annotated
 
 import httpx2
 import pytest
@@ -17,10 +18,13 @@ from gatehouse_common.authentication import (
     token_verifier,
     www_authenticate,
 )
+from gatehouse_common.scopes import AccessScope
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import AccessTokenVerifier, Principal
 from gatehouse_testing.app import started
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
+
+Administrator = Annotated[Principal, Depends(require_scope(AccessScope.ADMIN))]
 
 
 def _router() -> APIRouter:
@@ -31,7 +35,7 @@ def _router() -> APIRouter:
         return {"sub": principal.subject}
 
     @router.get("/admin")
-    async def admin(principal: Principal = Depends(require_scope("admin"))) -> dict[str, str]:  # noqa: B008
+    async def admin(principal: Administrator) -> dict[str, str]:
         return {"sub": principal.subject}
 
     return router

@@ -81,6 +81,23 @@ class UpstreamStub:
                 },
             )
 
+        @app.get("/users/forbidden")
+        async def forbidden(request: Request) -> Response:
+            """What users answers a token without the route's scope."""
+            self.hits += 1
+            return JSONResponse(
+                {
+                    "type": "https://gatehouse.dev/problems/insufficient-scope",
+                    "title": "Forbidden",
+                    "status": 403,
+                    "detail": "This request needs the scope 'admin'.",
+                    "request_id": request.headers["x-request-id"],
+                },
+                status_code=403,
+                media_type="application/problem+json",
+                headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="admin"'},
+            )
+
         @app.get("/health")
         async def upstream_health() -> dict[str, str]:
             self.hits += 1

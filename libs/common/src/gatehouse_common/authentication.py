@@ -13,18 +13,13 @@ from fastapi.security import OAuth2PasswordBearer
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
 from gatehouse_common.resources import VerifiesTokens, lifespan_resources
+from gatehouse_common.scopes import AccessScope, scope_descriptions
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient, Principal
 
 # The public token endpoint; declaring it lets Swagger UI's Authorize button log in.
 oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl="/auth/token",
-    scopes={
-        "users:read": "Read profiles",
-        "users:write": "Change your own profile",
-        "admin": "Administer every profile",
-    },
-    auto_error=False,
+    tokenUrl="/auth/token", scopes=scope_descriptions(), auto_error=False
 )
 
 _log = get_logger(__name__)
@@ -141,7 +136,7 @@ async def authenticated_principal(
 CurrentPrincipal = Annotated[Principal, Depends(authenticated_principal)]
 
 
-def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+def require_scope(scope: AccessScope) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency yielding the principal if its token carries ``scope``, else 403."""
 
     async def principal_with_scope(principal: CurrentPrincipal) -> Principal:

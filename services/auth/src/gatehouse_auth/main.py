@@ -28,6 +28,7 @@ from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.logging import get_logger
+from gatehouse_common.scopes import scope_descriptions
 from gatehouse_common.settings import load_settings
 
 INFO = ServiceInfo(
@@ -126,11 +127,7 @@ def _document_password_flow(app: FastAPI) -> None:
                         "password": {
                             "tokenUrl": "/auth/token",
                             "refreshUrl": "/auth/token",
-                            "scopes": {
-                                "users:read": "Read profiles",
-                                "users:write": "Change your own profile",
-                                "admin": "Administer every profile",
-                            },
+                            "scopes": scope_descriptions(),
                         }
                     },
                 }

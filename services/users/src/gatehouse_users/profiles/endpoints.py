@@ -9,14 +9,15 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from gatehouse_common.authentication import require_scope
 from gatehouse_common.problems import problem_responses
+from gatehouse_common.scopes import AccessScope
 from gatehouse_common.tokens import Principal
 from gatehouse_users.dependencies import Cache, Session
 from gatehouse_users.profiles import service
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
 
-Reader = Annotated[Principal, Depends(require_scope("users:read"))]
-Writer = Annotated[Principal, Depends(require_scope("users:write"))]
-Administrator = Annotated[Principal, Depends(require_scope("admin"))]
+Reader = Annotated[Principal, Depends(require_scope(AccessScope.USERS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(AccessScope.USERS_WRITE))]
+Administrator = Annotated[Principal, Depends(require_scope(AccessScope.ADMIN))]
 ProfileId = Annotated[uuid.UUID, "the profile's id, which is its user's token subject"]
 
 router = APIRouter(prefix="/users", tags=["users"])
