@@ -1,27 +1,26 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 
 import httpx2
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from gatehouse_common.app import create_app
-from gatehouse_common.health import Readiness
+from gatehouse_common.app import ServiceInfo, create_app
 from gatehouse_common.settings import ServiceSettings
+from gatehouse_testing.app import started
 
-AppClient = Callable[[FastAPI], httpx2.AsyncClient]
+AppFactory = Callable[..., FastAPI]
+AppClient = Callable[[FastAPI], Awaitable[httpx2.AsyncClient]]
 
 
 @pytest.fixture
-def make_app() -> Callable[..., FastAPI]:
-    def build(*routers: APIRouter, readiness: Readiness | None = None, **kwargs: object) -> FastAPI:
+def make_app() -> AppFactory:
+    def build(*routers: APIRouter, **kwargs: object) -> FastAPI:
         return create_app(
-            service="test",
-            settings=ServiceSettings(),
-            title="test",
-            version="0",
-            readiness=readiness or Readiness(),
+            ServiceInfo(name="test", title="test", version="0"),
+            ServiceSettings(),
             routers=routers,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -31,13 +30,11 @@ def make_app() -> Callable[..., FastAPI]:
 
 @pytest.fixture
 async def client_for() -> AsyncIterator[AppClient]:
-    clients: list[httpx2.AsyncClient] = []
+    """Start an app (lifespan included) and give an in-process client; stopped after the test."""
+    async with AsyncExitStack() as stack:
 
-    def open_client(app: FastAPI) -> httpx2.AsyncClient:
-        client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://test")
-        clients.append(client)
-        return client
+        async def open_client(app: FastAPI) -> httpx2.AsyncClient:
+            running = await stack.enter_async_context(started(app))
+            return await stack.enter_async_context(running.client())
 
-    yield open_client
-    for client in clients:
-        await client.aclose()
+        yield open_client

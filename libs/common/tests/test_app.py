@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
 
 import httpx2
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gatehouse_common.app import CorsPolicy
 from gatehouse_common.health import Readiness
 from gatehouse_common.problems import ProblemError
+from gatehouse_common.request_id import current_request_id
+from gatehouse_common.resources import resources_of
+from gatehouse_testing.app import started
 
-AppClient = Callable[[FastAPI], httpx2.AsyncClient]
+AppClient = Callable[[FastAPI], Awaitable[httpx2.AsyncClient]]
 
 
 class Item(BaseModel):
@@ -53,14 +62,15 @@ def app(make_app: Callable[..., FastAPI]) -> FastAPI:
 
 
 async def test_health_checks_nothing_else(app: FastAPI, client_for: AppClient) -> None:
-    response = await client_for(app).get("/health")
+    client = await client_for(app)
+    response = await client.get("/health")
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
 async def test_request_id_is_generated_and_echoed(app: FastAPI, client_for: AppClient) -> None:
-    client = client_for(app)
+    client = await client_for(app)
 
     generated = await client.get("/health")
     echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
@@ -72,7 +82,8 @@ async def test_request_id_is_generated_and_echoed(app: FastAPI, client_for: AppC
 
 
 async def test_domain_error_is_problem_json(app: FastAPI, client_for: AppClient) -> None:
-    response = await client_for(app).get("/items/7", headers={"X-Request-ID": "req-7"})
+    client = await client_for(app)
+    response = await client.get("/items/7", headers={"X-Request-ID": "req-7"})
 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
@@ -86,7 +97,8 @@ async def test_domain_error_is_problem_json(app: FastAPI, client_for: AppClient)
 
 
 async def test_unknown_route_is_problem_json(app: FastAPI, client_for: AppClient) -> None:
-    response = await client_for(app).get("/nowhere")
+    client = await client_for(app)
+    response = await client.get("/nowhere")
 
     body = response.json()
     assert response.status_code == 404
@@ -96,7 +108,8 @@ async def test_unknown_route_is_problem_json(app: FastAPI, client_for: AppClient
 
 
 async def test_validation_error_never_echoes_input(app: FastAPI, client_for: AppClient) -> None:
-    response = await client_for(app).post("/items", json={"name": "", "password": "s3cr3t-value"})
+    client = await client_for(app)
+    response = await client.post("/items", json={"name": "", "password": "s3cr3t-value"})
 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -107,7 +120,8 @@ async def test_validation_error_never_echoes_input(app: FastAPI, client_for: App
 async def test_unhandled_exception_reveals_nothing(
     app: FastAPI, client_for: AppClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    response = await client_for(app).get("/boom", headers={"X-Request-ID": "req-boom"})
+    client = await client_for(app)
+    response = await client.get("/boom", headers={"X-Request-ID": "req-boom"})
 
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -120,7 +134,8 @@ async def test_unhandled_exception_reveals_nothing(
 async def test_access_log_line_has_the_contract_fields(
     app: FastAPI, client_for: AppClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await client_for(app).get("/items/3", headers={"X-Request-ID": "req-log"})
+    client = await client_for(app)
+    await client.get("/items/3", headers={"X-Request-ID": "req-log"})
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     access = [line for line in lines if line.get("message") == "request"]
@@ -138,21 +153,19 @@ async def test_access_log_line_has_the_contract_fields(
 async def test_readiness_names_the_failing_check(
     make_app: Callable[..., FastAPI], client_for: AppClient
 ) -> None:
-    readiness = Readiness(timeout_seconds=0.2)
-
-    async def healthy() -> None:
+    async def healthy(_: None) -> None:
         return None
 
-    async def broken() -> None:
+    async def broken(_: None) -> None:
         raise ConnectionError("refused")
 
-    async def stuck() -> None:
+    async def stuck(_: None) -> None:
         await asyncio.sleep(10)
 
-    readiness.register("postgres", healthy)
-    readiness.register("redis", broken)
-    readiness.register("mongo", stuck)
-    client = client_for(make_app(readiness=readiness))
+    readiness = Readiness[None](
+        {"postgres": healthy, "redis": broken, "mongo": stuck}, timeout_seconds=0.2
+    )
+    client = await client_for(make_app(readiness=readiness))
 
     response = await client.get("/ready")
 
@@ -165,21 +178,21 @@ async def test_readiness_names_the_failing_check(
 async def test_readiness_ok_lists_checks(
     make_app: Callable[..., FastAPI], client_for: AppClient
 ) -> None:
-    readiness = Readiness()
-
-    async def healthy() -> None:
+    async def healthy(_: None) -> None:
         return None
 
-    readiness.register("postgres", healthy)
+    readiness = Readiness[None]({"postgres": healthy})
 
-    response = await client_for(make_app(readiness=readiness)).get("/ready")
+    client = await client_for(make_app(readiness=readiness))
+
+    response = await client.get("/ready")
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "checks": {"postgres": "ok"}}
 
 
 async def test_metrics_count_by_route_template(app: FastAPI, client_for: AppClient) -> None:
-    client = client_for(app)
+    client = await client_for(app)
     await client.get("/items/1")
     await client.get("/items/2")
 
@@ -193,10 +206,86 @@ async def test_metrics_count_by_route_template(app: FastAPI, client_for: AppClie
 async def test_metrics_can_be_hidden(
     make_app: Callable[..., FastAPI], client_for: AppClient
 ) -> None:
-    response = await client_for(make_app(expose_metrics=False)).get("/metrics")
+    client = await client_for(make_app(expose_metrics=False))
+    response = await client.get("/metrics")
 
     assert response.status_code == 404
 
 
 def test_uvicorn_access_log_is_silenced(app: FastAPI) -> None:
     assert logging.getLogger("uvicorn.access").propagate is False
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    name: str
+
+
+async def _counter(request: Request) -> Counter:
+    return resources_of(request, Counter)
+
+
+CounterResources = Annotated[Counter, Depends(_counter)]
+
+
+async def test_lifespan_resources_reach_dependencies_and_readiness(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    closed: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[Counter]:
+        yield Counter("the-resources")
+        closed.append("closed")
+
+    router = APIRouter()
+
+    @router.get("/name")
+    async def name(resources: CounterResources) -> dict[str, str]:
+        return {"name": resources.name}
+
+    async def named(resources: Counter) -> None:
+        if resources.name != "the-resources":
+            raise AssertionError(resources)
+
+    app = make_app(router, lifespan=lifespan, readiness=Readiness[Counter]({"named": named}))
+    async with started(app) as running, running.client() as client:
+        assert (await client.get("/name")).json() == {"name": "the-resources"}
+        assert (await client.get("/ready")).status_code == 200
+    assert closed == ["closed"]
+
+
+async def test_middleware_runs_inside_the_request_context(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    seen: list[str] = []
+
+    class RecordRequestId:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            seen.append(current_request_id())
+            await self.app(scope, receive, send)
+
+    client = await client_for(make_app(middleware=[Middleware(RecordRequestId)]))
+    response = await client.get("/health", headers={"X-Request-ID": "req-mw"})
+
+    assert response.status_code == 200
+    assert seen == ["req-mw"]
+
+
+async def test_cors_answers_only_listed_origins(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    client = await client_for(make_app(cors=CorsPolicy(["https://app.example.com"])))
+    preflight = {"Access-Control-Request-Method": "GET"}
+
+    allowed = await client.options(
+        "/health", headers={"Origin": "https://app.example.com", **preflight}
+    )
+    refused = await client.options("/health", headers={"Origin": "https://evil.test", **preflight})
+
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in refused.headers
+    assert allowed.headers["x-request-id"]  # inside the request context

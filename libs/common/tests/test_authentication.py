@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
 
 import httpx2
 import pytest
@@ -16,9 +18,13 @@ from gatehouse_common.authentication import (
     token_verifier,
     www_authenticate,
 )
+from gatehouse_common.scopes import AccessScope
 from gatehouse_common.settings import TokenVerificationSettings
-from gatehouse_common.tokens import Principal
+from gatehouse_common.tokens import AccessTokenVerifier, Principal
+from gatehouse_testing.app import started
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
+
+Administrator = Annotated[Principal, Depends(require_scope(AccessScope.ADMIN))]
 
 
 def _router() -> APIRouter:
@@ -29,10 +35,15 @@ def _router() -> APIRouter:
         return {"sub": principal.subject}
 
     @router.get("/admin")
-    async def admin(principal: Principal = Depends(require_scope("admin"))) -> dict[str, str]:  # noqa: B008
+    async def admin(principal: Administrator) -> dict[str, str]:
         return {"sub": principal.subject}
 
     return router
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyingResources:
+    token_verifier: AccessTokenVerifier
 
 
 @pytest.fixture
@@ -44,16 +55,12 @@ async def client(
     )
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[VerifyingResources]:
         async with token_verifier(settings, transport=issuer.transport()) as verifier:
-            app.state.token_verifier = verifier
-            yield
+            yield VerifyingResources(token_verifier=verifier)
 
     app = make_app(_router(), lifespan=lifespan)
-    async with (
-        app.router.lifespan_context(app),
-        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    async with started(app) as running, running.client() as http:
         yield http
 
 

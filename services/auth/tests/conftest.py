@@ -12,9 +12,11 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 
+from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import SigningKeySet
+from gatehouse_testing.app import StartedApp, started
 
 ISSUER = "https://auth.gatehouse.test"
 AUDIENCE = "gatehouse"
@@ -64,10 +66,11 @@ async def running(
     app: FastAPI, client_address: str = "127.0.0.1"
 ) -> AsyncIterator[httpx2.AsyncClient]:
     """The app with its lifespan running, and a client talking to it in-process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app, client=(client_address, 50000))
-        async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            yield client
+    async with (
+        started(app) as running_app,
+        running_app.client(BASE_URL, client_address=(client_address, 50000)) as client,
+    ):
+        yield client
 
 
 @pytest.fixture
@@ -82,8 +85,23 @@ async def app(make_settings: SettingsFactory) -> FastAPI:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    async with running(app) as client:
+async def database(make_settings: SettingsFactory) -> AsyncIterator[AuthDatabase]:
+    """The test's MongoDB database, opened by the test itself to look at what auth stored."""
+    settings = make_settings()
+    client = mongo_client(settings)
+    yield AuthDatabase(client, settings.mongo_database)
+    await client.close()
+
+
+@pytest.fixture
+async def started_app(app: FastAPI) -> AsyncIterator[StartedApp]:
+    async with started(app) as running_app:
+        yield running_app
+
+
+@pytest.fixture
+async def client(started_app: StartedApp) -> AsyncIterator[httpx2.AsyncClient]:
+    async with started_app.client(BASE_URL) as client:
         yield client
 
 

@@ -9,10 +9,13 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+from fastapi import FastAPI
 
+from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.settings import SettingsError, load_settings
+from gatehouse_testing.dependencies import sync_dependencies
 
 if TYPE_CHECKING:
     import httpx2
@@ -93,26 +96,24 @@ def test_bad_trusted_proxy_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_login_rehashes_when_argon2_parameters_change(
-    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi]
+    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi], database: AuthDatabase
 ) -> None:
-    weak = create_app(make_settings())
-    async with run_app(weak) as client:
-        user = await api_for(client).register()
-        identities = weak.state.auth.database.identities
-        old_hash = (await identities.find_one({"_id": user["id"]}))["password_hash"]
-    assert "t=1," in old_hash
+    async def stored_hash(user_id: str) -> str:
+        document = await database.identities.find_one({"_id": user_id})
+        assert document is not None
+        return str(document["password_hash"])
 
-    stronger = create_app(make_settings(argon2_time_cost=2))
-    async with run_app(stronger) as client:
+    async with run_app(create_app(make_settings())) as client:
+        user = await api_for(client).register()
+    assert "t=1," in await stored_hash(user["id"])
+
+    async with run_app(create_app(make_settings(argon2_time_cost=2))) as client:
         assert (await api_for(client).login(user["email"])).status_code == 200
-        new_hash = (await stronger.state.auth.database.identities.find_one({"_id": user["id"]}))[
-            "password_hash"
-        ]
+        new_hash = await stored_hash(user["id"])
         assert "t=2," in new_hash
         # The rehashed password still logs in, and is not rehashed again.
         assert (await api_for(client).login(user["email"])).status_code == 200
-        again = await stronger.state.auth.database.identities.find_one({"_id": user["id"]})
-        assert again["password_hash"] == new_hash
+        assert await stored_hash(user["id"]) == new_hash
 
 
 async def _median_login_seconds(api: AuthApi, email: str, attempts: int = 5) -> float:
@@ -146,3 +147,7 @@ async def test_unknown_email_costs_the_same_hashing_time(
 
     assert known > 0.02  # hashing really happened
     assert 0.5 < unknown / known < 2.0
+
+
+def test_every_endpoint_and_dependency_is_async(app: FastAPI) -> None:
+    assert sync_dependencies(app) == []

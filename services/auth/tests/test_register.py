@@ -6,26 +6,25 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from fastapi import FastAPI
 
 if TYPE_CHECKING:
     import httpx2
     from services.auth.tests.conftest import AuthApi
+
+    from gatehouse_auth.database import AuthDatabase
 
 
 def _email() -> str:
     return f"Reg-{uuid.uuid4().hex[:8]}@Example.COM"
 
 
-async def _stored(app: FastAPI, email: str) -> dict[str, Any] | None:
-    document: dict[str, Any] | None = await app.state.auth.database.identities.find_one(
-        {"email": email}
-    )
+async def _stored(database: AuthDatabase, email: str) -> dict[str, Any] | None:
+    document: dict[str, Any] | None = await database.identities.find_one({"email": email})
     return document
 
 
 async def test_register_creates_identity_with_normalised_email(
-    client: httpx2.AsyncClient, app: FastAPI
+    client: httpx2.AsyncClient, database: AuthDatabase
 ) -> None:
     email = _email()
     response = await client.post(
@@ -38,7 +37,7 @@ async def test_register_creates_identity_with_normalised_email(
     assert set(body) == {"id", "email", "created_at"}
     assert body["email"] == email.lower()
     assert str(uuid.UUID(body["id"])) == body["id"]
-    stored = await _stored(app, email.lower())
+    stored = await _stored(database, email.lower())
     assert stored is not None
     assert stored["_id"] == body["id"]
     assert stored["password_hash"].startswith("$argon2id$")
@@ -81,13 +80,13 @@ async def test_register_taken_email_is_409_whatever_the_case(
     ],
 )
 async def test_register_invalid_input_is_422_and_stores_nothing(
-    client: httpx2.AsyncClient, app: FastAPI, body: dict[str, Any]
+    client: httpx2.AsyncClient, database: AuthDatabase, body: dict[str, Any]
 ) -> None:
     response = await client.post("/auth/register", json=body)
 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
-    assert await app.state.auth.database.identities.count_documents({}) == 0
+    assert await database.identities.count_documents({}) == 0
     assert "long enough pw" not in response.text
 
 

@@ -20,6 +20,7 @@ from gatehouse_auth.signing_keys import KeySetError, SigningKeySet
 from gatehouse_common.authentication import token_verifier
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import InvalidTokenError
+from gatehouse_testing.app import started
 
 if TYPE_CHECKING:
     from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
@@ -186,8 +187,8 @@ async def test_rotation_as_a_verifier_sees_it(
         old_token = (await api_for(client).tokens(user["email"]))["access_token"]
 
     keys_cli.main(["rotate", "--file", str(path), "--retire-after", "3600"])
-    new_app = create_app(settings)  # a restart picks up the rotated file
-    async with run_app(new_app) as client:
+    # A restart picks up the rotated file.
+    async with started(create_app(settings)) as new_app, new_app.client() as client:
         jwks = (await client.get("/auth/.well-known/jwks.json")).json()
         assert {key["kid"] for key in jwks["keys"]} == {
             old_kid,
@@ -203,8 +204,7 @@ async def test_rotation_as_a_verifier_sees_it(
     key_set = SigningKeySet.load(path)
     assert key_set.prune(now=time.time() + 3601) == [old_kid]
     key_set.save(path)
-    pruned_app = create_app(settings)
-    async with run_app(pruned_app) as client:
+    async with started(create_app(settings)) as pruned_app, pruned_app.client() as client:
         jwks = (await client.get("/auth/.well-known/jwks.json")).json()
         assert old_kid not in {key["kid"] for key in jwks["keys"]}
         transport = httpx2.ASGITransport(app=pruned_app)

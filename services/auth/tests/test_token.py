@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 import pytest
-from fastapi import FastAPI
 from joserfc import jws
 
 from gatehouse_auth.tokens.service import hash_refresh_token
@@ -18,6 +17,9 @@ from gatehouse_common.tokens import InvalidTokenError
 
 if TYPE_CHECKING:
     from services.auth.tests.conftest import AuthApi
+
+    from gatehouse_auth.database import AuthDatabase
+    from gatehouse_testing.app import StartedApp
 
 ISSUER = "https://auth.gatehouse.test"
 AUDIENCE = "gatehouse"
@@ -41,7 +43,7 @@ def _verification_settings() -> TokenVerificationSettings:
 
 
 async def test_password_grant_issues_tokens_the_common_verifier_accepts(
-    api: AuthApi, app: FastAPI
+    api: AuthApi, started_app: StartedApp
 ) -> None:
     user = await api.register()
 
@@ -57,7 +59,7 @@ async def test_password_grant_issues_tokens_the_common_verifier_accepts(
     assert len(body["refresh_token"]) >= 43  # 256 bits, base64url
 
     async with token_verifier(
-        _verification_settings(), transport=httpx2.ASGITransport(app=app)
+        _verification_settings(), transport=httpx2.ASGITransport(app=started_app)
     ) as verifier:
         principal = await verifier.verify(body["access_token"])
     assert principal.subject == user["id"]
@@ -204,11 +206,11 @@ async def test_unknown_refresh_token_is_invalid_grant(api: AuthApi) -> None:
     _assert_oauth_error(await api.refresh("x" * 5000), "invalid_grant")
 
 
-async def test_expired_refresh_token_is_invalid_grant(api: AuthApi, app: FastAPI) -> None:
+async def test_expired_refresh_token_is_invalid_grant(api: AuthApi, database: AuthDatabase) -> None:
     user = await api.register()
     tokens = await api.tokens(user["email"])
     # Expired a moment ago, but not yet removed by any TTL clean-up.
-    await app.state.auth.database.refresh_tokens.update_one(
+    await database.refresh_tokens.update_one(
         {"token_hash": hash_refresh_token(tokens["refresh_token"])},
         {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}},
     )
@@ -245,18 +247,20 @@ async def test_refresh_after_revoke_is_invalid_grant(api: AuthApi) -> None:
     _assert_oauth_error(await api.refresh(tokens["refresh_token"]), "invalid_grant")
 
 
-async def test_refresh_tokens_are_stored_only_as_hashes(api: AuthApi, app: FastAPI) -> None:
+async def test_refresh_tokens_are_stored_only_as_hashes(
+    api: AuthApi, database: AuthDatabase
+) -> None:
     user = await api.register()
     tokens = await api.tokens(user["email"])
 
-    stored: list[dict[str, Any]] = await app.state.auth.database.refresh_tokens.find({}).to_list()
+    stored: list[dict[str, Any]] = await database.refresh_tokens.find({}).to_list()
 
     assert [doc["token_hash"] for doc in stored] == [hash_refresh_token(tokens["refresh_token"])]
     assert tokens["refresh_token"] not in str(stored)
 
 
 async def test_access_token_from_other_issuer_is_rejected_by_verifier(
-    api: AuthApi, app: FastAPI
+    api: AuthApi, started_app: StartedApp
 ) -> None:
     user = await api.register()
     tokens = await api.tokens(user["email"])
@@ -266,6 +270,8 @@ async def test_access_token_from_other_issuer_is_rejected_by_verifier(
         jwks_url="http://auth.test/auth/.well-known/jwks.json",
     )
 
-    async with token_verifier(settings, transport=httpx2.ASGITransport(app=app)) as verifier:
+    async with token_verifier(
+        settings, transport=httpx2.ASGITransport(app=started_app)
+    ) as verifier:
         with pytest.raises(InvalidTokenError):
             await verifier.verify(tokens["access_token"])

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from gatehouse_gateway.main import create_app
 from gatehouse_gateway.settings import GatewaySettings
+from gatehouse_testing.app import started
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
 from gatehouse_testing.network import free_port
 
@@ -78,6 +79,23 @@ class UpstreamStub:
                     "keep-alive": "timeout=5",
                     "x-kept": "yes",
                 },
+            )
+
+        @app.get("/users/forbidden")
+        async def forbidden(request: Request) -> Response:
+            """What users answers a token without the route's scope."""
+            self.hits += 1
+            return JSONResponse(
+                {
+                    "type": "https://gatehouse.dev/problems/insufficient-scope",
+                    "title": "Forbidden",
+                    "status": 403,
+                    "detail": "This request needs the scope 'admin'.",
+                    "request_id": request.headers["x-request-id"],
+                },
+                status_code=403,
+                media_type="application/problem+json",
+                headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="admin"'},
             )
 
         @app.get("/health")
@@ -207,14 +225,9 @@ def make_gateway(gateway_app: AppFactory) -> GatewayFactory:
     async def start(
         client: tuple[str, int] = ("127.0.0.1", 50000), **overrides: Any
     ) -> AsyncIterator[httpx2.AsyncClient]:
-        app = gateway_app(**overrides)
         async with (
-            app.router.lifespan_context(app),
-            httpx2.AsyncClient(
-                transport=httpx2.ASGITransport(app, client=client),
-                base_url="http://gateway.test",
-                timeout=30,
-            ) as http,
+            started(gateway_app(**overrides)) as running,
+            running.client("http://gateway.test", client_address=client) as http,
         ):
             yield http
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gatehouse_gateway.proxy import problem_for
+from gatehouse_gateway.exchange import problem_for
 from gatehouse_gateway.routing import Upstream
 from gatehouse_gateway.upstream import Failure
 

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gatehouse_testing.app import started
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
 from gatehouse_users.main import create_app
 from gatehouse_users.settings import UsersSettings
@@ -117,12 +118,7 @@ async def running_app(
 ) -> AsyncIterator[httpx2.AsyncClient]:
     """The app with its lifespan, behind an in-process client."""
     app = create_app(settings, jwks_transport=issuer.transport())
-    async with (
-        app.router.lifespan_context(app),
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=app), base_url="http://users.test"
-        ) as client,
-    ):
+    async with started(app) as running, running.client("http://users.test") as client:
         yield client
 
 

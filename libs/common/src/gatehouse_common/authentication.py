@@ -12,18 +12,14 @@ from fastapi.security import OAuth2PasswordBearer
 
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
+from gatehouse_common.resources import VerifiesTokens, lifespan_resources
+from gatehouse_common.scopes import AccessScope, scope_descriptions
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient, Principal
 
 # The public token endpoint; declaring it lets Swagger UI's Authorize button log in.
 oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl="/auth/token",
-    scopes={
-        "users:read": "Read profiles",
-        "users:write": "Change your own profile",
-        "admin": "Administer every profile",
-    },
-    auto_error=False,
+    tokenUrl="/auth/token", scopes=scope_descriptions(), auto_error=False
 )
 
 _log = get_logger(__name__)
@@ -113,21 +109,22 @@ async def token_verifier(
             await jwks.aclose()
 
 
-def _verifier(request: Request) -> AccessTokenVerifier:
-    verifier = getattr(request.app.state, "token_verifier", None)
-    if not isinstance(verifier, AccessTokenVerifier):
-        raise RuntimeError("app.state.token_verifier is not set; create it in the lifespan")
-    return verifier
+async def _token_verifier(request: Request) -> AccessTokenVerifier:
+    resources = lifespan_resources(request.scope)
+    if not isinstance(resources, VerifiesTokens):
+        raise TypeError("the lifespan's resources have no token_verifier")
+    return resources.token_verifier
 
 
 async def authenticated_principal(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
+    verifier: Annotated[AccessTokenVerifier, Depends(_token_verifier)],
 ) -> Principal:
     if not token:
         raise NotAuthenticated
     try:
-        principal = await _verifier(request).verify(token)
+        principal = await verifier.verify(token)
     except InvalidTokenError as exc:
         _log.info("token_rejected", reason=str(exc))
         raise InvalidAccessToken(str(exc)) from None
@@ -139,7 +136,7 @@ async def authenticated_principal(
 CurrentPrincipal = Annotated[Principal, Depends(authenticated_principal)]
 
 
-def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+def require_scope(scope: AccessScope) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency yielding the principal if its token carries ``scope``, else 403."""
 
     async def principal_with_scope(principal: CurrentPrincipal) -> Principal:

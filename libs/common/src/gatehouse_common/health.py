@@ -2,23 +2,26 @@
 
 ``/health`` says the process runs and checks nothing else, so an orchestrator never restarts
 a healthy process because a datastore is down. ``/ready`` runs every registered check
-concurrently, each with its own timeout, and names the ones that fail.
+concurrently, each with its own timeout, and names the ones that fail. Checks are declared
+when the app is built and take the lifespan's resources, so they probe what requests use.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from gatehouse_common.logging import get_logger
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, problem_response, problem_responses
+from gatehouse_common.resources import lifespan_resources
 
-ReadinessCheck = Callable[[], Awaitable[object]]
+R = TypeVar("R")
+ReadinessCheck = Callable[[R], Awaitable[object]]
 
 _log = get_logger(__name__)
 
@@ -32,21 +35,22 @@ class ReadinessStatus(BaseModel):
     checks: dict[str, Literal["ok"]]
 
 
-class Readiness:
-    """Named async checks; a check passes when it returns, fails when it raises or times out."""
+class Readiness(Generic[R]):
+    """Named async checks of the resources ``R``; a check passes when it returns, fails when it
+    raises or times out."""
 
-    def __init__(self, timeout_seconds: float = 2.0) -> None:
-        self._checks: dict[str, ReadinessCheck] = {}
+    def __init__(
+        self, checks: dict[str, ReadinessCheck[R]] | None = None, *, timeout_seconds: float = 2.0
+    ) -> None:
+        self._checks = dict(checks or {})
         self._timeout = timeout_seconds
 
-    def register(self, name: str, check: ReadinessCheck) -> None:
-        self._checks[name] = check
-
-    async def failures(self) -> dict[str, str]:
+    async def failures(self, resources: R) -> dict[str, str]:
         """Map each failing check's name to a short reason; empty when all pass."""
         names = list(self._checks)
         results = await asyncio.gather(
-            *(self._run(self._checks[name]) for name in names), return_exceptions=False
+            *(self._run(self._checks[name], resources) for name in names),
+            return_exceptions=False,
         )
         return {name: reason for name, reason in zip(names, results, strict=True) if reason}
 
@@ -54,9 +58,9 @@ class Readiness:
     def names(self) -> list[str]:
         return list(self._checks)
 
-    async def _run(self, check: ReadinessCheck) -> str:
+    async def _run(self, check: ReadinessCheck[R], resources: R) -> str:
         try:
-            await asyncio.wait_for(check(), timeout=self._timeout)
+            await asyncio.wait_for(check(resources), timeout=self._timeout)
         except TimeoutError:
             return f"no answer within {self._timeout:g}s"
         except Exception as exc:  # noqa: BLE001 - any failure of a probe means "not ready"
@@ -64,7 +68,7 @@ class Readiness:
         return ""
 
 
-def health_router(readiness: Readiness) -> APIRouter:
+def health_router(readiness: Readiness[Any]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/health", response_model=HealthStatus, summary="Liveness")
@@ -77,8 +81,8 @@ def health_router(readiness: Readiness) -> APIRouter:
         summary="Readiness",
         responses=problem_responses(503),
     )
-    async def ready() -> ReadinessStatus | JSONResponse:
-        failures = await readiness.failures()
+    async def ready(request: Request) -> ReadinessStatus | JSONResponse:
+        failures = await readiness.failures(lifespan_resources(request.scope))
         if failures:
             _log.warning("not_ready", failures=failures)
             return problem_response(

@@ -75,7 +75,7 @@ class ServiceUnavailable(ProblemError):
     problem_type = f"{PROBLEM_TYPE_BASE}dependency-unavailable"
 
 
-def problem_response(
+def problem_response(  # noqa: PLR0913 - the RFC 9457 members, all but two keyword-only
     status: int,
     detail: str,
     *,

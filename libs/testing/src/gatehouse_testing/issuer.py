@@ -41,7 +41,7 @@ class TestIssuer:
     def jwks(self) -> dict[str, Any]:
         return dict(KeySet(list(self.keys.values())).as_dict(private=False))
 
-    def mint(
+    def mint(  # noqa: PLR0913 - a test overrides any claim or header by keyword
         self,
         subject: str | None = None,
         *,

@@ -1,70 +1,45 @@
-"""What the endpoints depend on, built once in the lifespan and kept in ``app.state``."""
+"""What the endpoints depend on, derived from the lifespan's ``AuthResources``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gatehouse_auth.client_address import client_address
-from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
-from gatehouse_auth.settings import AuthSettings
-from gatehouse_auth.signing_keys import AccessTokenSigner
-from gatehouse_auth.throttling import LoginThrottle
-from gatehouse_auth.tokens.repository import RefreshTokenRepository
+from gatehouse_auth.resources import Resources
+from gatehouse_auth.signing_keys import SigningKeySet
+from gatehouse_auth.tokens.service import TokenIssuer
 
 
-@dataclass(frozen=True, slots=True)
-class AuthComponents:
-    settings: AuthSettings
-    database: AuthDatabase
-    passwords: PasswordHasher
-    throttle: LoginThrottle
-    signer: AccessTokenSigner
-
-
-def _components(request: Request) -> AuthComponents:
-    components: AuthComponents = request.app.state.auth
-    return components
-
-
-Components = Annotated[AuthComponents, Depends(_components)]
-
-
-async def _identities(components: Components) -> IdentityRepository:
+async def _identities(resources: Resources) -> IdentityRepository:
     # Indexes are ensured before the first query, so a service that started while MongoDB
     # was down gets its unique email index as soon as MongoDB is back.
-    await components.database.ensure_indexes()
-    return IdentityRepository(components.database.identities)
+    await resources.database.ensure_indexes()
+    return resources.identities
 
 
-async def _refresh_tokens(components: Components) -> RefreshTokenRepository:
-    await components.database.ensure_indexes()
-    return RefreshTokenRepository(components.database)
+async def _token_issuer(resources: Resources) -> TokenIssuer:
+    await resources.database.ensure_indexes()
+    return resources.tokens
 
 
-def _passwords(components: Components) -> PasswordHasher:
-    return components.passwords
+async def _passwords(resources: Resources) -> PasswordHasher:
+    return resources.passwords
 
 
-def _throttle(components: Components) -> LoginThrottle:
-    return components.throttle
+async def _signing_keys(resources: Resources) -> SigningKeySet:
+    return resources.tokens.signer.key_set
 
 
-def _signer(components: Components) -> AccessTokenSigner:
-    return components.signer
-
-
-def _client_address(request: Request, components: Components) -> str:
-    return client_address(request, components.settings.trusted_proxies)
+async def _client_address(request: Request, resources: Resources) -> str:
+    return client_address(request, resources.settings.trusted_proxies)
 
 
 Identities = Annotated[IdentityRepository, Depends(_identities)]
-RefreshTokens = Annotated[RefreshTokenRepository, Depends(_refresh_tokens)]
+Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
-Throttle = Annotated[LoginThrottle, Depends(_throttle)]
-Signer = Annotated[AccessTokenSigner, Depends(_signer)]
+SigningKeys = Annotated[SigningKeySet, Depends(_signing_keys)]
 ClientAddress = Annotated[str, Depends(_client_address)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,22 +13,30 @@ from pymongo.errors import ConnectionFailure
 from redis.asyncio import Redis
 
 from gatehouse_auth.database import AuthDatabase, mongo_client
-from gatehouse_auth.dependencies import AuthComponents
 from gatehouse_auth.errors import install_unavailable_handlers
 from gatehouse_auth.identities.endpoints import router as identities_router
+from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.resources import AuthResources, readiness
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import AccessTokenSigner, SigningKeySet
 from gatehouse_auth.throttling import LoginThrottle
 from gatehouse_auth.tokens.endpoints import router as tokens_router
 from gatehouse_auth.tokens.oauth import install_oauth_error_handler
+from gatehouse_auth.tokens.repository import RefreshTokenRepository
+from gatehouse_auth.tokens.service import TokenIssuer
+from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
-from gatehouse_common.health import Readiness
 from gatehouse_common.logging import get_logger
+from gatehouse_common.scopes import scope_descriptions
 from gatehouse_common.settings import load_settings
 
-SERVICE = "auth"
-VERSION = "0.1.0"
+INFO = ServiceInfo(
+    name="auth",
+    title="Gatehouse auth",
+    version="0.1.0",
+    description="Accounts, OAuth 2.0 password and refresh-token grants, and the JWKS.",
+)
 
 _log = get_logger(__name__)
 
@@ -36,10 +45,9 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     settings = settings or load_settings(AuthSettings)
     # Read at build time: a missing or broken key set stops the service before it serves.
     key_set = SigningKeySet.load(settings.signing_keys_file)
-    readiness = Readiness(timeout_seconds=settings.mongo_timeout_ms / 1000 + 0.5)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[AuthResources]:
         client = mongo_client(settings)
         redis = Redis.from_url(
             settings.redis_url.get_secret_value(),
@@ -53,42 +61,47 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         except ConnectionFailure as exc:
             # Not fatal: requests answer 503 until MongoDB is back, then the indexes are made.
             _log.warning("mongo_unavailable_at_startup", error=type(exc).__name__)
-        readiness.register("mongodb", database.ping)
-        readiness.register("redis", redis.ping)
-        app.state.auth = AuthComponents(
+        identities = IdentityRepository(database.identities)
+        passwords = PasswordHasher(settings)
+        resources = AuthResources(
             settings=settings,
             database=database,
-            passwords=PasswordHasher(settings),
-            throttle=LoginThrottle(
-                redis,
-                prefix=settings.redis_key_prefix,
-                max_failures_per_email=settings.login_max_failures_per_email,
-                max_failures_per_address=settings.login_max_failures_per_address,
-                window_seconds=settings.login_failure_window_seconds,
-            ),
-            signer=AccessTokenSigner(
-                key_set,
-                issuer=settings.issuer,
-                audience=settings.audience,
-                lifetime_seconds=settings.access_token_ttl_seconds,
+            redis=redis,
+            identities=identities,
+            passwords=passwords,
+            tokens=TokenIssuer(
+                identities=identities,
+                refresh_tokens=RefreshTokenRepository(database),
+                passwords=passwords,
+                throttle=LoginThrottle(
+                    redis,
+                    prefix=settings.redis_key_prefix,
+                    max_failures_per_email=settings.login_max_failures_per_email,
+                    max_failures_per_address=settings.login_max_failures_per_address,
+                    window_seconds=settings.login_failure_window_seconds,
+                ),
+                signer=AccessTokenSigner(
+                    key_set,
+                    issuer=settings.issuer,
+                    audience=settings.audience,
+                    lifetime_seconds=settings.access_token_ttl_seconds,
+                ),
+                refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             ),
         )
         _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
         try:
-            yield
+            yield resources
         finally:
             await redis.aclose()
             await client.close()
 
     app = create_service_app(
-        service=SERVICE,
-        settings=settings,
-        title="Gatehouse auth",
-        version=VERSION,
-        description="Accounts, OAuth 2.0 password and refresh-token grants, and the JWKS.",
-        readiness=readiness,
-        routers=[identities_router, tokens_router],
+        INFO,
+        settings,
         lifespan=lifespan,
+        readiness=readiness(settings),
+        routers=[identities_router, tokens_router],
     )
     install_oauth_error_handler(app)
     install_unavailable_handlers(app)
@@ -114,11 +127,7 @@ def _document_password_flow(app: FastAPI) -> None:
                         "password": {
                             "tokenUrl": "/auth/token",
                             "refreshUrl": "/auth/token",
-                            "scopes": {
-                                "users:read": "Read profiles",
-                                "users:write": "Change your own profile",
-                                "admin": "Administer every profile",
-                            },
+                            "scopes": scope_descriptions(),
                         }
                     },
                 }

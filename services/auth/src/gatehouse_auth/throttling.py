@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 
 class LoginThrottle:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only limits, from settings
         self,
         redis: Redis,
         *,

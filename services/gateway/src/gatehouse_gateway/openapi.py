@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
-from fastapi import APIRouter
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
 
 from gatehouse_common.logging import get_logger
 from gatehouse_gateway.routing import RouteTable, Upstream
@@ -34,14 +31,14 @@ class ApiDocs:
         self,
         table: RouteTable,
         own_document: Callable[[], Document],
-        client_for: Callable[[Upstream], httpx2.AsyncClient],
+        clients: Mapping[str, httpx2.AsyncClient],
         *,
         fetch_timeout: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._table = table
         self._own_document = own_document
-        self._client_for = client_for
+        self._clients = clients
         self._fetch_timeout = fetch_timeout
         self._clock = clock
         self._documents: dict[str, Document] = {}
@@ -52,7 +49,7 @@ class ApiDocs:
     async def refresh(self, upstream: Upstream) -> None:
         self._attempted_at[upstream.name] = self._clock()
         try:
-            response = await self._client_for(upstream).get(
+            response = await self._clients[upstream.name].get(
                 "/openapi.json", timeout=self._fetch_timeout
             )
             response.raise_for_status()
@@ -90,19 +87,6 @@ class ApiDocs:
     def cancel_background(self) -> None:
         for task in self._background:
             task.cancel()
-
-    def router(self, title: str) -> APIRouter:
-        router = APIRouter(include_in_schema=False)
-
-        @router.get("/openapi.json")
-        async def openapi() -> JSONResponse:
-            return JSONResponse(await self.document())
-
-        @router.get("/docs")
-        async def docs() -> HTMLResponse:
-            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
-
-        return router
 
 
 def merge_documents(

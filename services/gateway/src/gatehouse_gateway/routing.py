@@ -1,8 +1,8 @@
-"""The route table: which upstream serves a path, which routes are public, what scope they need.
+"""The route table: which upstream serves a path, and which routes are public.
 
 Routing is by path prefix only and never rewrites the path: ``/users/me`` is sent to the users
-upstream as ``/users/me``. The scope rules repeat the upstreams' own checks at the edge, so a
-request that cannot succeed is answered 403 without a round trip; upstreams enforce them again.
+upstream as ``/users/me``. Scopes are not checked here: the upstreams are the one place that
+knows what each route needs (see docs/gateway.md).
 """
 
 from __future__ import annotations
@@ -23,13 +23,6 @@ class Upstream:
         return path == self.prefix or path.startswith(self.prefix + "/")
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeRule:
-    method: str
-    path: re.Pattern[str]
-    scope: str
-
-
 # Reachable without a token. The gateway's own /health, /ready, /docs and /openapi.json are
 # FastAPI routes outside the proxy and need no entry here.
 PUBLIC_ROUTES = frozenset(
@@ -42,24 +35,11 @@ PUBLIC_ROUTES = frozenset(
     }
 )
 
-_USER_ID = r"/users/(?!me$)[^/]+"
-SCOPE_RULES = (
-    ScopeRule("GET", re.compile(r"/users/me"), "users:read"),
-    ScopeRule("HEAD", re.compile(r"/users/me"), "users:read"),
-    ScopeRule("PATCH", re.compile(r"/users/me"), "users:write"),
-    ScopeRule("GET", re.compile(r"/users/?"), "admin"),
-    ScopeRule("HEAD", re.compile(r"/users/?"), "admin"),
-    ScopeRule("GET", re.compile(_USER_ID), "users:read"),
-    ScopeRule("HEAD", re.compile(_USER_ID), "users:read"),
-    ScopeRule("DELETE", re.compile(_USER_ID), "admin"),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class RouteTable:
     upstreams: tuple[Upstream, ...]
     public_routes: frozenset[tuple[str, str]] = PUBLIC_ROUTES
-    scope_rules: tuple[ScopeRule, ...] = SCOPE_RULES
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> RouteTable:
@@ -78,12 +58,6 @@ class RouteTable:
 
     def is_public(self, method: str, path: str) -> bool:
         return (method, path) in self.public_routes
-
-    def required_scope(self, method: str, path: str) -> str | None:
-        for rule in self.scope_rules:
-            if rule.method == method and rule.path.fullmatch(path):
-                return rule.scope
-        return None
 
 
 def has_dot_segment(path: str) -> bool:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import aiohttp
 import httpx2
 from httpx_aiohttp.httpx2 import AiohttpTransport
 from prometheus_client import Counter, Gauge
 
+from gatehouse_gateway.routing import RouteTable
 from gatehouse_gateway.settings import GatewaySettings
 
 UPSTREAM_FAILURES = Counter(
@@ -31,8 +33,22 @@ CIRCUIT_OPEN = Gauge(
 )
 
 
+@asynccontextmanager
+async def upstream_clients(
+    table: RouteTable, settings: GatewaySettings
+) -> AsyncIterator[Mapping[str, httpx2.AsyncClient]]:
+    """One client per upstream, by name, for the app's lifetime; closed at shutdown."""
+    async with AsyncExitStack() as stack:
+        yield {
+            upstream.name: await stack.enter_async_context(
+                upstream_client(upstream.base_url, settings)
+            )
+            for upstream in table.upstreams
+        }
+
+
 def upstream_client(base_url: str, settings: GatewaySettings) -> httpx2.AsyncClient:
-    """The client for one upstream, made once in the lifespan and shared by all requests."""
+    """The client for one upstream, shared by all requests to it."""
     limits = httpx2.Limits(
         max_connections=settings.upstream_max_connections,
         keepalive_expiry=settings.upstream_keepalive_seconds,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -17,7 +18,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
-from starlette.routing import BaseRoute
 
 from gatehouse_common.logging import get_logger
 from gatehouse_common.problems import ServiceUnavailable
@@ -81,39 +81,27 @@ def _count_statement(*_: object) -> None:
         counter[0] += 1
 
 
+@dataclass(frozen=True, slots=True)
 class Database:
-    """Holds the engine the lifespan makes, so dependencies and readiness can find it."""
+    """The engine and the session factory of this process, made by ``open_database``."""
 
-    def __init__(self, settings: UsersSettings) -> None:
-        self._settings = settings
-        self._engine: AsyncEngine | None = None
-        self._sessions: async_sessionmaker[AsyncSession] | None = None
-
-    def start(self) -> None:
-        self._engine = make_engine(self._settings)
-        # expire_on_commit=False: rows stay readable after the commit that ends each request.
-        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
-
-    async def dispose(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-        self._engine = self._sessions = None
-
-    @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise RuntimeError("the database is used outside the app's lifespan")
-        return self._engine
-
-    @property
-    def sessions(self) -> async_sessionmaker[AsyncSession]:
-        if self._sessions is None:
-            raise RuntimeError("the database is used outside the app's lifespan")
-        return self._sessions
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("select 1"))
+
+
+@asynccontextmanager
+async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
+    """The database for a lifespan; connections open lazily, so PostgreSQL may be down."""
+    engine = make_engine(settings)
+    try:
+        # expire_on_commit=False: rows stay readable after the commit that ends each request.
+        yield Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+    finally:
+        await engine.dispose()
 
 
 class RequestSession:
@@ -169,35 +157,25 @@ class RequestSession:
             await self._session.close()
 
 
-def _route_template(request: Request) -> str:
-    route = request.scope.get("route")
-    path = getattr(route, "path", None) if isinstance(route, BaseRoute) else None
-    return path if isinstance(path, str) else "<unmatched>"
-
-
-async def database_session(request: Request) -> AsyncIterator[RequestSession]:
-    """The request's session (opened on first use): commit on success, roll back on error, 503
-    if the DB is down.
-
-    Use with ``Depends(..., scope="function")`` so the commit (and what runs after it)
-    happens before the response is sent, not after.
-    """
-    database: Database = request.app.state.database
+@asynccontextmanager
+async def request_session(database: Database, route: str) -> AsyncIterator[RequestSession]:
+    """A request's session (opened on first use): commit on success, roll back on error, 503
+    if the DB is down; ``route`` labels the statement count of the request."""
     statements = [0]
     _statements.set(statements)  # each request runs in its own context: no reset needed
-    request_session = RequestSession(database.sessions)
+    session = RequestSession(database.sessions)
     try:
         try:
-            yield request_session
-            await request_session.commit()
+            yield session
+            await session.commit()
         except BaseException as exc:
-            await request_session.rollback()
+            await session.rollback()
             if isinstance(exc, Exception) and is_unavailable(exc):
                 _log.warning("database_unavailable", error=type(exc).__name__)
                 raise DatabaseUnavailable from exc
             raise
         finally:
-            await request_session.close()
-        await request_session.run_after_commit()
+            await session.close()
+        await session.run_after_commit()
     finally:
-        DB_STATEMENTS_PER_REQUEST.labels(_route_template(request)).observe(statements[0])
+        DB_STATEMENTS_PER_REQUEST.labels(route).observe(statements[0])

@@ -32,7 +32,7 @@ class JWKSClient:
     - A failed fetch keeps the last good keys: verification goes on while the issuer is down.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only tuning knobs with defaults
         self,
         url: str,
         http: httpx2.AsyncClient,

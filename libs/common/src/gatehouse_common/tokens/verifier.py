@@ -88,7 +88,7 @@ class AccessTokenVerifier:
     gateway and again at the service, and a hash lookup costs a fraction of an RSA verify.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only claim rules and cache size
         self,
         jwks: JWKSClient,
         *,

@@ -41,7 +41,7 @@ class IdentityRepository:
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
 
-    async def insert(
+    async def insert(  # noqa: PLR0913 - one keyword per stored field
         self,
         *,
         identity_id: str,

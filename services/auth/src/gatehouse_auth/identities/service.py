@@ -6,19 +6,18 @@ from datetime import UTC, datetime
 from gatehouse_auth.identities.repository import ADMIN_ROLE, Identity, IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_common.logging import get_logger
+from gatehouse_common.scopes import BASE_SCOPES, AccessScope
 
 _log = get_logger(__name__)
-
-BASE_SCOPES = ("users:read", "users:write")
 
 
 def scope_of(identity: Identity) -> str:
     """The access-token scope: every user's base scopes, plus ``admin`` for administrators."""
-    admin = (ADMIN_ROLE,) if ADMIN_ROLE in identity.roles else ()
+    admin = (AccessScope.ADMIN,) if ADMIN_ROLE in identity.roles else ()
     return " ".join((*BASE_SCOPES, *admin))
 
 
-async def register(
+async def register(  # noqa: PLR0913 - collaborators, then the account by keyword
     identities: IdentityRepository,
     passwords: PasswordHasher,
     *,

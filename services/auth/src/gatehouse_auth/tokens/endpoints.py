@@ -1,30 +1,16 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
 from fastapi.responses import JSONResponse, Response
 
-from gatehouse_auth.dependencies import (
-    ClientAddress,
-    Components,
-    Identities,
-    Passwords,
-    RefreshTokens,
-    Signer,
-    Throttle,
-)
-from gatehouse_auth.tokens import service
+from gatehouse_auth.dependencies import ClientAddress, SigningKeys, Tokens
 from gatehouse_auth.tokens.oauth import NO_STORE, OAuthError, oauth_error_responses
-from gatehouse_auth.tokens.schemas import JWKSet, TokenResponse
+from gatehouse_auth.tokens.schemas import JWKSet, TokenRequest, TokenResponse
 from gatehouse_common.problems import problem_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-# Optional at the HTTP layer so that a missing parameter is an RFC 6749 invalid_request (400)
-# rather than a generic 422.
-FormText = Annotated[str | None, Form()]
 
 
 def _required(name: str, value: str | None) -> str:
@@ -47,41 +33,15 @@ def _required(name: str, value: str | None) -> str:
     },
 )
 async def token(
-    *,
-    components: Components,
-    identities: Identities,
-    refresh_tokens: RefreshTokens,
-    passwords: Passwords,
-    throttle: Throttle,
-    signer: Signer,
-    address: ClientAddress,
-    grant_type: FormText = None,
-    username: FormText = None,
-    password: FormText = None,
-    refresh_token: FormText = None,
+    form: Annotated[TokenRequest, Form()], tokens: Tokens, address: ClientAddress
 ) -> JSONResponse:
-    refresh_ttl = timedelta(seconds=components.settings.refresh_token_ttl_seconds)
-    grant = _required("grant_type", grant_type)
+    grant = _required("grant_type", form.grant_type)
     if grant == "password":
-        issued = await service.password_grant(
-            username=_required("username", username),
-            password=_required("password", password),
-            address=address,
-            identities=identities,
-            refresh_tokens=refresh_tokens,
-            passwords=passwords,
-            throttle=throttle,
-            signer=signer,
-            refresh_ttl=refresh_ttl,
+        issued = await tokens.password_grant(
+            _required("username", form.username), _required("password", form.password), address
         )
     elif grant == "refresh_token":
-        issued = await service.refresh_grant(
-            refresh_token=_required("refresh_token", refresh_token),
-            identities=identities,
-            refresh_tokens=refresh_tokens,
-            signer=signer,
-            refresh_ttl=refresh_ttl,
-        )
+        issued = await tokens.refresh_grant(_required("refresh_token", form.refresh_token))
     else:
         raise OAuthError(
             "unsupported_grant_type", "Supported grant types: password, refresh_token."
@@ -100,8 +60,8 @@ async def token(
         **problem_responses(503),
     },
 )
-async def revoke(refresh_tokens: RefreshTokens, token: FormText = None) -> Response:
-    await service.revoke(refresh_tokens, _required("token", token))
+async def revoke(tokens: Tokens, token: Annotated[str | None, Form()] = None) -> Response:
+    await tokens.revoke(_required("token", token))
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -111,6 +71,6 @@ async def revoke(refresh_tokens: RefreshTokens, token: FormText = None) -> Respo
     summary="Public signing keys (JWK set)",
     description="Every key that may still verify a live access token; public members only.",
 )
-async def jwks(signer: Signer) -> JSONResponse:
-    document: dict[str, Any] = signer.key_set.public_jwks()
+async def jwks(keys: SigningKeys) -> JSONResponse:
+    document: dict[str, Any] = keys.public_jwks()
     return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})

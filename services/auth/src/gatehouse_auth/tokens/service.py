@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -44,136 +45,118 @@ def _login_email(username: str) -> str | None:
     return email
 
 
-async def _issue(
-    identity: Identity,
-    *,
-    family_id: str,
-    refresh_tokens: RefreshTokenRepository,
-    signer: AccessTokenSigner,
-    now: datetime,
-    refresh_expires_at: datetime,
-) -> TokenResponse:
-    refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
-    await refresh_tokens.store(
-        hash_refresh_token(refresh_token),
-        family_id=family_id,
-        user_id=identity.id,
-        now=now,
-        expires_at=refresh_expires_at,
-    )
-    scope = scope_of(identity)
-    return TokenResponse(
-        access_token=signer.sign(subject=identity.id, email=identity.email, scope=scope),
-        expires_in=signer.lifetime_seconds,
-        refresh_token=refresh_token,
-        scope=scope,
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenIssuer:
+    """The token endpoint's work: password and refresh grants, revocation.
 
+    Made once in the lifespan with everything a grant touches, so the endpoint depends on
+    this one object rather than on each collaborator.
+    """
 
-async def password_grant(
-    *,
-    username: str,
-    password: str,
-    address: str,
-    identities: IdentityRepository,
-    refresh_tokens: RefreshTokenRepository,
-    passwords: PasswordHasher,
-    throttle: LoginThrottle,
-    signer: AccessTokenSigner,
-    refresh_ttl: timedelta,
-) -> TokenResponse:
-    email = _login_email(username)
-    throttle_key = email if email is not None else username
-    retry_after = await throttle.retry_after(throttle_key, address)
-    if retry_after is not None:
-        _log.info("login_throttled", retry_after=retry_after, client_address=address)
-        raise LoginThrottled(retry_after)
+    identities: IdentityRepository
+    refresh_tokens: RefreshTokenRepository
+    passwords: PasswordHasher
+    throttle: LoginThrottle
+    signer: AccessTokenSigner
+    refresh_ttl: timedelta
 
-    identity = await identities.by_email(email) if email is not None else None
-    # No stored password is longer than the maximum, so an over-long one cannot match; it is
-    # still checked against the decoy hash so that every failure takes the same time.
-    checkable = identity is not None and len(password) <= MAX_PASSWORD_LENGTH
-    matches, new_hash = await passwords.verify(
-        password, identity.password_hash if identity is not None and checkable else None
-    )
-    if identity is None or not matches:
-        await throttle.record_failure(throttle_key, address)
-        _log.info("login_failed", known_account=identity is not None, client_address=address)
-        raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+    async def password_grant(self, username: str, password: str, address: str) -> TokenResponse:
+        email = _login_email(username)
+        throttle_key = email if email is not None else username
+        retry_after = await self.throttle.retry_after(throttle_key, address)
+        if retry_after is not None:
+            _log.info("login_throttled", retry_after=retry_after, client_address=address)
+            raise LoginThrottled(retry_after)
 
-    now = datetime.now(UTC)
-    if new_hash is not None:
-        await identities.replace_password_hash(identity.id, identity.password_hash, new_hash, now)
-        _log.info("password_rehashed", user_id=identity.id)
-    await throttle.clear_email(throttle_key)
+        identity = await self.identities.by_email(email) if email is not None else None
+        # No stored password is longer than the maximum, so an over-long one cannot match; it
+        # is still checked against the decoy hash so that every failure takes the same time.
+        checkable = identity is not None and len(password) <= MAX_PASSWORD_LENGTH
+        matches, new_hash = await self.passwords.verify(
+            password, identity.password_hash if identity is not None and checkable else None
+        )
+        if identity is None or not matches:
+            await self.throttle.record_failure(throttle_key, address)
+            _log.info("login_failed", known_account=identity is not None, client_address=address)
+            raise OAuthError("invalid_grant", BAD_CREDENTIALS)
 
-    expires_at = now + refresh_ttl
-    family_id = await refresh_tokens.start_family(identity.id, now=now, expires_at=expires_at)
-    bind_log_context(user_id=identity.id)
-    _log.info("login_succeeded", user_id=identity.id, family_id=family_id)
-    return await _issue(
-        identity,
-        family_id=family_id,
-        refresh_tokens=refresh_tokens,
-        signer=signer,
-        now=now,
-        refresh_expires_at=expires_at,
-    )
-
-
-async def refresh_grant(
-    *,
-    refresh_token: str,
-    identities: IdentityRepository,
-    refresh_tokens: RefreshTokenRepository,
-    signer: AccessTokenSigner,
-    refresh_ttl: timedelta,
-) -> TokenResponse:
-    if len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
-        raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
-    token_hash = hash_refresh_token(refresh_token)
-    now = datetime.now(UTC)
-    record = await refresh_tokens.spend(token_hash, now=now)
-    if record is None:
-        known = await refresh_tokens.find(token_hash)
-        if known is not None and known.used_at is not None:
-            # RFC 9700 §4.14: a spent token presented again means it leaked (or the client
-            # raced itself); either way nobody holding this login can be trusted any more.
-            await refresh_tokens.revoke_family(known.family_id, now=now)
-            _log.warning(
-                "refresh_token_reuse_detected", user_id=known.user_id, family_id=known.family_id
+        now = datetime.now(UTC)
+        if new_hash is not None:
+            await self.identities.replace_password_hash(
+                identity.id, identity.password_hash, new_hash, now
             )
-        else:
-            _log.info("refresh_rejected", known_token=known is not None)
-        raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
+            _log.info("password_rehashed", user_id=identity.id)
+        await self.throttle.clear_email(throttle_key)
 
-    identity = await identities.by_id(record.user_id)
-    if identity is None:
-        await refresh_tokens.revoke_family(record.family_id, now=now)
-        raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
+        expires_at = now + self.refresh_ttl
+        family_id = await self.refresh_tokens.start_family(
+            identity.id, now=now, expires_at=expires_at
+        )
+        bind_log_context(user_id=identity.id)
+        _log.info("login_succeeded", user_id=identity.id, family_id=family_id)
+        return await self._issue(identity, family_id=family_id, now=now, expires_at=expires_at)
 
-    response = await _issue(
-        identity,
-        family_id=record.family_id,
-        refresh_tokens=refresh_tokens,
-        signer=signer,
-        now=now,
-        refresh_expires_at=now + refresh_ttl,
-    )
-    # Checked after storing the new token; see RefreshTokenRepository.revoke_family.
-    if not await refresh_tokens.family_is_live(record.family_id):
-        await refresh_tokens.revoke_family(record.family_id, now=now)
-        raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
-    bind_log_context(user_id=identity.id)
-    _log.info("refresh_succeeded", user_id=identity.id, family_id=record.family_id)
-    return response
+    async def refresh_grant(self, refresh_token: str) -> TokenResponse:
+        if len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
+            raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
+        token_hash = hash_refresh_token(refresh_token)
+        now = datetime.now(UTC)
+        record = await self.refresh_tokens.spend(token_hash, now=now)
+        if record is None:
+            known = await self.refresh_tokens.find(token_hash)
+            if known is not None and known.used_at is not None:
+                # RFC 9700 §4.14: a spent token presented again means it leaked (or the client
+                # raced itself); either way nobody holding this login can be trusted any more.
+                await self.refresh_tokens.revoke_family(known.family_id, now=now)
+                _log.warning(
+                    "refresh_token_reuse_detected",
+                    user_id=known.user_id,
+                    family_id=known.family_id,
+                )
+            else:
+                _log.info("refresh_rejected", known_token=known is not None)
+            raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
 
+        identity = await self.identities.by_id(record.user_id)
+        if identity is None:
+            await self.refresh_tokens.revoke_family(record.family_id, now=now)
+            raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
 
-async def revoke(refresh_tokens: RefreshTokenRepository, token: str) -> None:
-    """Revoke the whole login of a refresh token; unknown tokens are ignored (RFC 7009 §2.2)."""
-    if len(token) > MAX_REFRESH_TOKEN_LENGTH:
-        return
-    record = await refresh_tokens.find(hash_refresh_token(token))
-    if record is not None:
-        await refresh_tokens.revoke_family(record.family_id, now=datetime.now(UTC))
-        _log.info("login_revoked", user_id=record.user_id, family_id=record.family_id)
+        response = await self._issue(
+            identity, family_id=record.family_id, now=now, expires_at=now + self.refresh_ttl
+        )
+        # Checked after storing the new token; see RefreshTokenRepository.revoke_family.
+        if not await self.refresh_tokens.family_is_live(record.family_id):
+            await self.refresh_tokens.revoke_family(record.family_id, now=now)
+            raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
+        bind_log_context(user_id=identity.id)
+        _log.info("refresh_succeeded", user_id=identity.id, family_id=record.family_id)
+        return response
+
+    async def revoke(self, token: str) -> None:
+        """Revoke the whole login of a refresh token; unknown tokens are ignored (RFC 7009 §2.2)."""
+        if len(token) > MAX_REFRESH_TOKEN_LENGTH:
+            return
+        record = await self.refresh_tokens.find(hash_refresh_token(token))
+        if record is not None:
+            await self.refresh_tokens.revoke_family(record.family_id, now=datetime.now(UTC))
+            _log.info("login_revoked", user_id=record.user_id, family_id=record.family_id)
+
+    async def _issue(
+        self, identity: Identity, *, family_id: str, now: datetime, expires_at: datetime
+    ) -> TokenResponse:
+        refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+        await self.refresh_tokens.store(
+            hash_refresh_token(refresh_token),
+            family_id=family_id,
+            user_id=identity.id,
+            now=now,
+            expires_at=expires_at,
+        )
+        scope = scope_of(identity)
+        return TokenResponse(
+            access_token=self.signer.sign(subject=identity.id, email=identity.email, scope=scope),
+            expires_in=self.signer.lifetime_seconds,
+            refresh_token=refresh_token,
+            scope=scope,
+        )

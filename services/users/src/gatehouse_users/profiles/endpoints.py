@@ -5,31 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from gatehouse_common.authentication import require_scope
 from gatehouse_common.problems import problem_responses
+from gatehouse_common.scopes import AccessScope
 from gatehouse_common.tokens import Principal
-from gatehouse_users.database import RequestSession, database_session
+from gatehouse_users.dependencies import Cache, Session
 from gatehouse_users.profiles import service
-from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
 
-
-# async, though it does not await: FastAPI runs a plain ``def`` dependency in its thread pool,
-# a thread hand-off on every request that the profile of the read path showed.
-async def _profile_cache(request: Request) -> ProfileCache:
-    cache: ProfileCache = request.app.state.profile_cache
-    return cache
-
-
-# scope="function": the commit and the cache invalidation after it finish before the response
-# is sent, so a client that got its answer reads its own write.
-Session = Annotated[RequestSession, Depends(database_session, scope="function")]
-Cache = Annotated[ProfileCache, Depends(_profile_cache)]
-Reader = Annotated[Principal, Depends(require_scope("users:read"))]
-Writer = Annotated[Principal, Depends(require_scope("users:write"))]
-Administrator = Annotated[Principal, Depends(require_scope("admin"))]
+Reader = Annotated[Principal, Depends(require_scope(AccessScope.USERS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(AccessScope.USERS_WRITE))]
+Administrator = Annotated[Principal, Depends(require_scope(AccessScope.ADMIN))]
 ProfileId = Annotated[uuid.UUID, "the profile's id, which is its user's token subject"]
 
 router = APIRouter(prefix="/users", tags=["users"])

@@ -1,0 +1,38 @@
+"""Problem types of the gateway's own answers (upstream failures, refused request bodies)."""
+
+from __future__ import annotations
+
+from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
+
+
+class BadGateway(ProblemError):
+    status = 502
+    title = "Bad Gateway"
+    problem_type = f"{PROBLEM_TYPE_BASE}upstream-unreachable"
+
+
+class UpstreamUnavailable(ProblemError):
+    status = 503
+    title = "Service Unavailable"
+    problem_type = f"{PROBLEM_TYPE_BASE}upstream-unavailable"
+
+
+class GatewayTimeout(ProblemError):
+    status = 504
+    title = "Gateway Timeout"
+    problem_type = f"{PROBLEM_TYPE_BASE}upstream-timeout"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Content Too Large"
+    problem_type = f"{PROBLEM_TYPE_BASE}payload-too-large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.")
+
+
+class BadRequest(ProblemError):
+    status = 400
+    title = "Bad Request"
+    problem_type = f"{PROBLEM_TYPE_BASE}bad-request"

@@ -1,0 +1,43 @@
+"""What the gateway's requests use, built once by the lifespan (see ``main.create_app``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gatehouse_common.health import Readiness
+from gatehouse_common.resources import resources_of
+from gatehouse_common.tokens import AccessTokenVerifier
+from gatehouse_gateway.openapi import ApiDocs
+from gatehouse_gateway.proxy import Proxy
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayResources:
+    token_verifier: AccessTokenVerifier
+    proxy: Proxy
+    docs: ApiDocs
+
+
+async def _resources(request: Request) -> GatewayResources:
+    return resources_of(request, GatewayResources)
+
+
+Resources = Annotated[GatewayResources, Depends(_resources)]
+
+
+class JWKSNotLoaded(Exception):
+    """No key set has been fetched from auth yet."""
+
+
+async def _jwks_loaded(resources: GatewayResources) -> None:
+    jwks = resources.token_verifier.jwks
+    if not jwks.loaded:
+        await jwks.refresh(force=False)
+    if not jwks.loaded:
+        raise JWKSNotLoaded
+
+
+READINESS = Readiness[GatewayResources]({"jwks": _jwks_loaded})

@@ -1,0 +1,34 @@
+"""What the endpoints depend on, derived from the lifespan's ``UsersResources``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.routing import BaseRoute
+
+from gatehouse_users.database import RequestSession, request_session
+from gatehouse_users.profiles.cache import ProfileCache
+from gatehouse_users.resources import Resources
+
+
+def _route_template(request: Request) -> str:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) if isinstance(route, BaseRoute) else None
+    return path if isinstance(path, str) else "<unmatched>"
+
+
+async def _session(request: Request, resources: Resources) -> AsyncIterator[RequestSession]:
+    async with request_session(resources.database, _route_template(request)) as session:
+        yield session
+
+
+async def _profile_cache(resources: Resources) -> ProfileCache:
+    return resources.profile_cache
+
+
+# scope="function": the commit and the cache invalidation after it finish before the response
+# is sent, so a client that got its answer reads its own write.
+Session = Annotated[RequestSession, Depends(_session, scope="function")]
+Cache = Annotated[ProfileCache, Depends(_profile_cache)]

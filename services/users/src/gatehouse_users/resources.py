@@ -1,0 +1,36 @@
+"""What users' requests use, built once by the lifespan (see ``main.create_app``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gatehouse_common.health import Readiness
+from gatehouse_common.resources import resources_of
+from gatehouse_common.tokens import AccessTokenVerifier
+from gatehouse_users.database import Database
+from gatehouse_users.profiles.cache import ProfileCache
+
+
+@dataclass(frozen=True, slots=True)
+class UsersResources:
+    token_verifier: AccessTokenVerifier
+    database: Database
+    profile_cache: ProfileCache
+
+
+async def _resources(request: Request) -> UsersResources:
+    return resources_of(request, UsersResources)
+
+
+Resources = Annotated[UsersResources, Depends(_resources)]
+
+
+async def _postgres_answers(resources: UsersResources) -> None:
+    await resources.database.ping()
+
+
+# Redis is not checked: the cache is optional and reads fall back to PostgreSQL.
+READINESS = Readiness[UsersResources]({"postgres": _postgres_answers})
