@@ -2,7 +2,9 @@
 
 ``/health`` says the process runs and checks nothing else, so an orchestrator never restarts
 a healthy process because a datastore is down. ``/ready`` runs every registered check
-concurrently, each with its own timeout, and names the ones that fail.
+concurrently, each with its own timeout, and names the ones that fail. A check registered
+with ``required=False`` (a dependency the service can serve without, such as the event
+channel) never makes ``/ready`` fail: it shows as ``degraded`` and logs a warning.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class HealthStatus(BaseModel):
 
 class ReadinessStatus(BaseModel):
     status: Literal["ok"] = "ok"
-    checks: dict[str, Literal["ok"]]
+    checks: dict[str, Literal["ok", "degraded"]]
 
 
 class Readiness:
@@ -37,10 +39,13 @@ class Readiness:
 
     def __init__(self, timeout_seconds: float = 2.0) -> None:
         self._checks: dict[str, ReadinessCheck] = {}
+        self._optional: set[str] = set()
         self._timeout = timeout_seconds
 
-    def register(self, name: str, check: ReadinessCheck) -> None:
+    def register(self, name: str, check: ReadinessCheck, *, required: bool = True) -> None:
         self._checks[name] = check
+        if not required:
+            self._optional.add(name)
 
     async def failures(self) -> dict[str, str]:
         """Map each failing check's name to a short reason; empty when all pass."""
@@ -49,6 +54,9 @@ class Readiness:
             *(self._run(self._checks[name]) for name in names), return_exceptions=False
         )
         return {name: reason for name, reason in zip(names, results, strict=True) if reason}
+
+    def is_required(self, name: str) -> bool:
+        return name not in self._optional
 
     @property
     def names(self) -> list[str]:
@@ -79,14 +87,19 @@ def health_router(readiness: Readiness) -> APIRouter:
     )
     async def ready() -> ReadinessStatus | JSONResponse:
         failures = await readiness.failures()
-        if failures:
+        blocking = {name: why for name, why in failures.items() if readiness.is_required(name)}
+        if blocking:
             _log.warning("not_ready", failures=failures)
             return problem_response(
                 503,
-                "Not ready: " + ", ".join(f"{name} ({why})" for name, why in failures.items()),
+                "Not ready: " + ", ".join(f"{name} ({why})" for name, why in blocking.items()),
                 problem_type=f"{PROBLEM_TYPE_BASE}not-ready",
-                extra={"failing": sorted(failures)},
+                extra={"failing": sorted(blocking)},
             )
-        return ReadinessStatus(checks=dict.fromkeys(readiness.names, "ok"))
+        if failures:
+            _log.warning("degraded", failures=failures)
+        return ReadinessStatus(
+            checks={name: "degraded" if name in failures else "ok" for name in readiness.names}
+        )
 
     return router

@@ -1,0 +1,90 @@
+"""Running the event loops (consumers, feeds, relays) as tasks of a service's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from redis.exceptions import RedisError
+
+from gatehouse_common.events.metrics import EVENTS_CHANNEL_UP
+from gatehouse_common.logging import get_logger
+
+_log = get_logger(__name__)
+_jitter = random.SystemRandom()
+
+# What "the event channel is down" looks like from redis-py.
+CHANNEL_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
+
+
+class BackgroundLoop(Protocol):
+    """Something that runs until cancelled and recovers from outages by itself."""
+
+    name: str
+
+    async def run(self) -> None: ...
+
+
+class Backoff:
+    """Exponential backoff with full jitter, reset after a success."""
+
+    def __init__(self, initial_seconds: float = 0.2, max_seconds: float = 10.0) -> None:
+        self._initial = initial_seconds
+        self._max = max_seconds
+        self._attempt = 0
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self._max, self._initial * 2**self._attempt)
+        self._attempt += 1
+        return _jitter.uniform(ceiling / 2, ceiling)
+
+
+class ChannelState:
+    """Tracks whether a loop reaches Redis: a warning when it goes down, info when it is back.
+
+    One line per transition rather than one per retry, and never the URL (it may carry a
+    password): only the error's type.
+    """
+
+    def __init__(self, component: str) -> None:
+        self._component = component
+        self._up = True
+        EVENTS_CHANNEL_UP.labels(component).set(1)
+
+    def succeeded(self) -> None:
+        if not self._up:
+            self._up = True
+            _log.info("event_channel_recovered", component=self._component)
+        EVENTS_CHANNEL_UP.labels(self._component).set(1)
+
+    def failed(self, error: BaseException, retry_in: float) -> None:
+        if self._up:
+            self._up = False
+            _log.warning(
+                "event_channel_unavailable",
+                component=self._component,
+                error=type(error).__name__,
+                retry_in_seconds=round(retry_in, 2),
+            )
+        EVENTS_CHANNEL_UP.labels(self._component).set(0)
+
+
+@asynccontextmanager
+async def run_in_background(*loops: BackgroundLoop) -> AsyncIterator[None]:
+    """Start each loop as a task; on exit cancel them and wait until they have stopped."""
+    tasks = [asyncio.create_task(loop.run(), name=loop.name) for loop in loops]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for loop, result in zip(loops, results, strict=True):
+            if isinstance(result, Exception):
+                _log.error("background_loop_crashed", loop=loop.name, error=type(result).__name__)
