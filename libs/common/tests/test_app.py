@@ -12,6 +12,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 
+from gatehouse_common.events import open_event_redis, register_event_channel_check
 from gatehouse_common.health import Readiness
 from gatehouse_common.problems import ProblemError
 
@@ -200,3 +201,38 @@ async def test_metrics_can_be_hidden(
 
 def test_uvicorn_access_log_is_silenced(app: FastAPI) -> None:
     assert logging.getLogger("uvicorn.access").propagate is False
+
+
+async def test_optional_check_failing_shows_degraded_and_stays_ready(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    readiness = Readiness(timeout_seconds=0.2)
+
+    async def healthy() -> None:
+        return None
+
+    async def broken() -> None:
+        raise ConnectionError("refused")
+
+    readiness.register("postgres", healthy)
+    readiness.register("events", broken, required=False)
+
+    response = await client_for(make_app(readiness=readiness)).get("/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "events": "degraded"}}
+
+
+async def test_event_channel_down_does_not_make_the_service_unready(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    readiness = Readiness(timeout_seconds=0.5)
+    unreachable = open_event_redis("redis://127.0.0.1:1/0", timeout_seconds=0.2, block_seconds=0)
+    register_event_channel_check(readiness, unreachable)
+    try:
+        response = await client_for(make_app(readiness=readiness)).get("/ready")
+    finally:
+        await unreachable.aclose()
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"events": "degraded"}

@@ -15,6 +15,7 @@ from gatehouse_common.logging import get_logger
 
 _log = get_logger(__name__)
 _jitter = random.SystemRandom()
+_CANCEL_ROUND_SECONDS = 0.1
 
 # What "the event channel is down" looks like from redis-py.
 CHANNEL_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
@@ -26,6 +27,18 @@ class BackgroundLoop(Protocol):
     name: str
 
     async def run(self) -> None: ...
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a client library turned into another error.
+
+    A task cancelled while redis-py waits on a socket can see a ``TimeoutError`` or
+    ``ConnectionError`` instead of ``CancelledError``; a loop that retries on those would then
+    outlive its cancellation, and shutdown would hang.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Backoff:
@@ -82,9 +95,17 @@ async def run_in_background(*loops: BackgroundLoop) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for loop, result in zip(loops, results, strict=True):
-            if isinstance(result, Exception):
-                _log.error("background_loop_crashed", loop=loop.name, error=type(result).__name__)
+        pending = set(tasks)
+        while pending:
+            for task in pending:
+                # Again each round: redis-py can swallow a cancellation that arrives while it
+                # sends a command, and then block in the read that follows.
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_CANCEL_ROUND_SECONDS)
+        for loop, task in zip(loops, tasks, strict=True):
+            if not task.cancelled() and task.exception() is not None:
+                _log.error(
+                    "background_loop_crashed",
+                    loop=loop.name,
+                    error=type(task.exception()).__name__,
+                )

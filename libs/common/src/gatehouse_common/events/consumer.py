@@ -35,7 +35,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
-from gatehouse_common.events.background import CHANNEL_ERRORS, Backoff, ChannelState
+from gatehouse_common.events.background import (
+    CHANNEL_ERRORS,
+    Backoff,
+    ChannelState,
+    raise_if_cancelled,
+)
 from gatehouse_common.events.entries import Fields, range_entries, read_entries, text
 from gatehouse_common.events.envelope import (
     Event,
@@ -128,6 +133,7 @@ class EventConsumer:
                 self._state.succeeded()
                 self._backoff.reset()
             except CHANNEL_ERRORS as exc:
+                raise_if_cancelled()
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     # The stream or group is gone (Redis lost its data): create them again.
                     group_ready = False

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from gatehouse_common.events.background import Backoff, ChannelState
+from gatehouse_common.events.background import Backoff, ChannelState, raise_if_cancelled
 from gatehouse_common.events.envelope import Event
 from gatehouse_common.events.publisher import EventPublisher
 
@@ -81,6 +81,7 @@ class OutboxRelay:
             try:
                 relayed = await self.relay_once()
             except Exception as exc:  # noqa: BLE001 - the outbox's store may raise anything
+                raise_if_cancelled()
                 delay = self._backoff.next_delay()
                 self._state.failed(exc, delay)
                 await asyncio.sleep(delay)

@@ -32,6 +32,7 @@ from gatehouse_common.events import (
     decode,
     event_type_of,
 )
+from gatehouse_common.events.background import raise_if_cancelled
 from gatehouse_common.events.entries import Fields, range_entries, read_entries
 from gatehouse_common.logging import get_logger
 from gatehouse_common.revocation.revocation_set import RevocationSet
@@ -89,6 +90,7 @@ class RevocationFeed:
                 self._state.succeeded()
                 self._backoff.reset()
             except CHANNEL_ERRORS as exc:
+                raise_if_cancelled()
                 delay = self._backoff.next_delay()
                 self._state.failed(exc, delay)
                 await asyncio.sleep(delay)
