@@ -7,5 +7,6 @@ call ``is_revoked(sub, sid, iat)`` and answer 401 ``invalid_token`` when it is t
 
 from gatehouse_common.revocation.feed import RevocationFeed
 from gatehouse_common.revocation.revocation_set import REVOCATION_ENTRIES, RevocationSet
+from gatehouse_common.revocation.settings import RevocationSettings
 
-__all__ = ["REVOCATION_ENTRIES", "RevocationFeed", "RevocationSet"]
+__all__ = ["REVOCATION_ENTRIES", "RevocationFeed", "RevocationSet", "RevocationSettings"]
