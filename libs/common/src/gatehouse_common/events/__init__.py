@@ -5,10 +5,9 @@ group per service (``EventConsumer``), run the loops in the lifespan (``run_in_b
 """
 
 from gatehouse_common.events.background import (
-    CHANNEL_ERRORS,
     BackgroundLoop,
     Backoff,
-    ChannelState,
+    repeat_until_cancelled,
     run_in_background,
 )
 from gatehouse_common.events.catalog import (
@@ -41,13 +40,11 @@ from gatehouse_common.events.settings import EventSettings
 
 __all__ = [
     "AUTH_STREAM",
-    "CHANNEL_ERRORS",
     "USERS_STREAM",
     "AccountErased",
     "AccountRegistered",
     "BackgroundLoop",
     "Backoff",
-    "ChannelState",
     "Event",
     "EventConsumer",
     "EventPayload",
@@ -67,6 +64,7 @@ __all__ = [
     "open_event_redis",
     "register_event_channel_check",
     "register_payload",
+    "repeat_until_cancelled",
     "run_in_background",
     "seen_key",
     "stream_for",

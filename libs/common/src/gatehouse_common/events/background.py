@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -58,7 +58,7 @@ class Backoff:
         return _jitter.uniform(ceiling / 2, ceiling)
 
 
-class ChannelState:
+class _ChannelState:
     """Tracks whether a loop reaches Redis: a warning when it goes down, info when it is back.
 
     One line per transition rather than one per retry, and never the URL (it may carry a
@@ -86,6 +86,38 @@ class ChannelState:
                 retry_in_seconds=round(retry_in, 2),
             )
         EVENTS_CHANNEL_UP.labels(self._component).set(0)
+
+
+async def repeat_until_cancelled(
+    iteration: Callable[[], Awaitable[None]],
+    *,
+    component: str,
+    backoff: Backoff,
+    outage_errors: tuple[type[Exception], ...] = CHANNEL_ERRORS,
+) -> None:
+    """Run ``iteration`` again and again until cancelled, backing off after a failure.
+
+    An ``outage_errors`` failure is an outage: one warning when it starts, one info line when
+    it ends, ``events_channel_up{component}`` 0 meanwhile. Any other exception is a bug: logged
+    with its traceback, and the loop carries on after the backoff instead of dying silently.
+    """
+    state = _ChannelState(component)
+    while True:
+        try:
+            await iteration()
+        except outage_errors as exc:
+            raise_if_cancelled()
+            delay = backoff.next_delay()
+            state.failed(exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        except Exception:  # noqa: BLE001 - a bug must not stop the loop for good
+            raise_if_cancelled()
+            _log.exception("event_loop_failed", component=component)
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        state.succeeded()
+        backoff.reset()
 
 
 @asynccontextmanager

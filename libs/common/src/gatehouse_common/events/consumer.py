@@ -35,12 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
-from gatehouse_common.events.background import (
-    CHANNEL_ERRORS,
-    Backoff,
-    ChannelState,
-    raise_if_cancelled,
-)
+from gatehouse_common.events.background import Backoff, repeat_until_cancelled
 from gatehouse_common.events.entries import Fields, range_entries, read_entries, text
 from gatehouse_common.events.envelope import (
     Event,
@@ -61,7 +56,7 @@ from gatehouse_common.logging import get_logger
 Handler = Callable[[Event[Any]], Awaitable[None]]
 
 _log = get_logger(__name__)
-_HANDLED = b"handled"
+_HANDLED = "handled"
 _LAG_INTERVAL_SECONDS = 5.0
 
 
@@ -106,7 +101,7 @@ class EventConsumer:
         self._dead_letter_max_length = dead_letter_max_length
         self._backoff = backoff or Backoff()
         self._handlers: dict[str, Handler] = {}
-        self._state = ChannelState(self.name)
+        self._group_ready = False
         self._claim_cursor = "0-0"
         self._next_claim_at = 0.0
         self._next_lag_at = 0.0
@@ -123,23 +118,19 @@ class EventConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; while Redis is unreachable, retry with backoff."""
-        group_ready = False
-        while True:
-            try:
-                if not group_ready:
-                    await self.ensure_group()
-                    group_ready = True
-                await self.step()
-                self._state.succeeded()
-                self._backoff.reset()
-            except CHANNEL_ERRORS as exc:
-                raise_if_cancelled()
-                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-                    # The stream or group is gone (Redis lost its data): create them again.
-                    group_ready = False
-                delay = self._backoff.next_delay()
-                self._state.failed(exc, delay)
-                await asyncio.sleep(delay)
+        await repeat_until_cancelled(self._iteration, component=self.name, backoff=self._backoff)
+
+    async def _iteration(self) -> None:
+        if not self._group_ready:
+            await self.ensure_group()
+            self._group_ready = True
+        try:
+            await self.step()
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                # The stream or group is gone (Redis lost its data): create them again.
+                self._group_ready = False
+            raise
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) if missing. New groups start at the beginning."""
@@ -220,7 +211,7 @@ class EventConsumer:
             return
         key = seen_key(self.group, event.id)
         if not await self._redis.set(key, self.consumer, nx=True, px=self._lease_ms):
-            if await self._redis.get(key) == _HANDLED:
+            if text(await self._redis.get(key) or b"") == _HANDLED:
                 await self._redis.xack(self.stream, self.group, entry_id)
             # Else another consumer is handling it now; it stays pending until that ends.
             return

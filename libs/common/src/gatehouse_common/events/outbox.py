@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from gatehouse_common.events.background import Backoff, ChannelState, raise_if_cancelled
+from gatehouse_common.events.background import Backoff, repeat_until_cancelled
 from gatehouse_common.events.envelope import Event
 from gatehouse_common.events.publisher import EventPublisher
 
@@ -52,7 +52,6 @@ class OutboxRelay:
         self._backoff = backoff or Backoff()
         self._wake = asyncio.Event()
         self.name = f"outbox-relay:{publisher.stream}"
-        self._state = ChannelState(self.name)
 
     def notify(self) -> None:
         """Relay now rather than at the next poll."""
@@ -77,19 +76,16 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled; while the stream or the outbox fails, retry with backoff."""
-        while True:
-            try:
-                relayed = await self.relay_once()
-            except Exception as exc:  # noqa: BLE001 - the outbox's store may raise anything
-                raise_if_cancelled()
-                delay = self._backoff.next_delay()
-                self._state.failed(exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            self._state.succeeded()
-            self._backoff.reset()
-            if relayed < self._batch_size:
-                await self._wait_for_work()
+        await repeat_until_cancelled(
+            self._iteration,
+            component=self.name,
+            backoff=self._backoff,
+            outage_errors=(Exception,),  # the outbox's store may raise anything
+        )
+
+    async def _iteration(self) -> None:
+        if await self.relay_once() < self._batch_size:
+            await self._wait_for_work()
 
     async def _wait_for_work(self) -> None:
         with contextlib.suppress(TimeoutError):

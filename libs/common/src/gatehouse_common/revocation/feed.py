@@ -22,17 +22,15 @@ from redis.typing import KeyT, StreamIdT
 
 from gatehouse_common.events import (
     AUTH_STREAM,
-    CHANNEL_ERRORS,
     USERS_STREAM,
     AccountErased,
     Backoff,
-    ChannelState,
     LoginsRevoked,
     MalformedEvent,
     decode,
     event_type_of,
+    repeat_until_cancelled,
 )
-from gatehouse_common.events.background import raise_if_cancelled
 from gatehouse_common.events.entries import Fields, range_entries, read_entries
 from gatehouse_common.logging import get_logger
 from gatehouse_common.revocation.revocation_set import RevocationSet
@@ -63,7 +61,6 @@ class RevocationFeed:
         self._cursors: dict[str, str] | None = None
         self._caught_up = asyncio.Event()
         self.name = "revocation-feed"
-        self._state = ChannelState(self.name)
 
     async def wait_caught_up(self, timeout_seconds: float) -> bool:
         """Wait until the start-up replay is done; False (and a warning) after the timeout.
@@ -80,20 +77,14 @@ class RevocationFeed:
 
     async def run(self) -> None:
         """Replay, then follow the streams until cancelled; retry with backoff while Redis
-        is unreachable."""
-        while True:
-            try:
-                if self._cursors is None:
-                    self._cursors = await self._replay()
-                    self._caught_up.set()
-                await self._follow_once(self._cursors)
-                self._state.succeeded()
-                self._backoff.reset()
-            except CHANNEL_ERRORS as exc:
-                raise_if_cancelled()
-                delay = self._backoff.next_delay()
-                self._state.failed(exc, delay)
-                await asyncio.sleep(delay)
+        is unreachable (resuming from the last entry read)."""
+        await repeat_until_cancelled(self._iteration, component=self.name, backoff=self._backoff)
+
+    async def _iteration(self) -> None:
+        if self._cursors is None:
+            self._cursors = await self._replay()
+            self._caught_up.set()
+        await self._follow_once(self._cursors)
 
     async def _replay(self) -> dict[str, str]:
         start_ms = int((self._clock() - self._revocations.retention_seconds) * 1000)
