@@ -24,7 +24,7 @@ from gatehouse_common.events import (
     run_in_background,
     seen_key,
 )
-from gatehouse_common.events.entries import range_entries
+from gatehouse_common.events.entries import range_entries, read_entries
 from gatehouse_testing.containers import REDIS_IMAGE
 
 Eventually = Callable[[Callable[[], bool | Awaitable[bool]]], Awaitable[None]]
@@ -336,3 +336,32 @@ async def _published(publisher: EventPublisher, event: Event[AccountRegistered])
     except Exception:  # noqa: BLE001 - redis-py's ConnectionError while Redis starts
         return False
     return True
+
+
+async def test_entry_that_keeps_killing_its_consumers_is_dead_lettered_without_a_new_try(
+    redis: Redis, stream: str, eventually: Eventually
+) -> None:
+    event = _registered()
+    await EventPublisher(redis, stream=stream).publish(event)
+    await redis.xgroup_create(stream, "users", id="0")
+    # Three consumers took it and died before acknowledging (each delivery counts).
+    [(_, [(entry_id, _)])] = read_entries(
+        await redis.xreadgroup("users", "crashed-1", {stream: ">"})
+    )
+    await redis.xclaim(stream, "users", "crashed-2", 0, [entry_id])
+    await redis.xclaim(stream, "users", "crashed-3", 0, [entry_id])
+    calls: list[uuid.UUID] = []
+
+    async def handle(event: Event[AccountRegistered]) -> None:
+        calls.append(event.id)
+
+    consumer = _consumer(redis, stream, claim_min_idle_seconds=0.1, max_deliveries=3)
+    consumer.on(AccountRegistered, handle)
+    async with run_in_background(consumer):
+        await eventually(lambda: _has_entries(redis, dead_letter_stream(stream), 1))
+
+    [(_, dead)] = range_entries(await redis.xrange(dead_letter_stream(stream)))
+    assert dead[b"dead_letter_reason"] == b"max_deliveries"
+    assert dead[b"dead_letter_deliveries"] == b"4"
+    assert calls == []
+    assert await _pending(redis, stream, "users") == 0

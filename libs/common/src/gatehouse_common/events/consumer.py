@@ -74,7 +74,7 @@ class EventConsumer:
         *,
         stream: str,
         group: str,
-        consumer: str | None = None,
+        consumer_name: str | None = None,
         block_seconds: float = 5.0,
         batch_size: int = 16,
         claim_min_idle_seconds: float = 60.0,
@@ -87,7 +87,7 @@ class EventConsumer:
         self._redis = redis
         self.stream = stream
         self.group = group
-        self.consumer = consumer or default_consumer_name()
+        self.consumer_name = consumer_name or default_consumer_name()
         self.name = f"event-consumer:{stream}:{group}"
         self._block_ms = int(block_seconds * 1000)
         self._batch_size = batch_size
@@ -125,7 +125,7 @@ class EventConsumer:
             await self.ensure_group()
             self._group_ready = True
         try:
-            await self.step()
+            await self._step()
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 # The stream or group is gone (Redis lost its data): create them again.
@@ -140,7 +140,7 @@ class EventConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def step(self) -> None:
+    async def _step(self) -> None:
         """One iteration: claim abandoned entries when due, then read and handle new ones."""
         now = time.monotonic()
         if now >= self._next_claim_at:
@@ -151,7 +151,7 @@ class EventConsumer:
             self._next_lag_at = now + _LAG_INTERVAL_SECONDS
         response = await self._redis.xreadgroup(
             self.group,
-            self.consumer,
+            self.consumer_name,
             {self.stream: ">"},
             count=self._batch_size,
             block=self._block_ms,
@@ -161,15 +161,23 @@ class EventConsumer:
                 await self._process(entry_id, fields, deliveries=1)
 
     async def _claim_abandoned(self) -> None:
-        next_cursor, claimed, _deleted = await self._redis.xautoclaim(
+        next_cursor, claimed, deleted = await self._redis.xautoclaim(
             self.stream,
             self.group,
-            self.consumer,
+            self.consumer_name,
             min_idle_time=self._min_idle_ms,
             start_id=self._claim_cursor,
             count=self._batch_size,
         )
         self._claim_cursor = text(next_cursor)
+        if deleted:
+            # Trimmed by MAXLEN before the group acknowledged them: these events are lost.
+            _log.warning(
+                "event_entries_trimmed_while_pending",
+                stream=self.stream,
+                group=self.group,
+                entries=len(deleted),
+            )
         entries = range_entries(claimed)
         if not entries:
             return
@@ -210,7 +218,7 @@ class EventConsumer:
             await self._redis.xack(self.stream, self.group, entry_id)
             return
         key = seen_key(self.group, event.id)
-        if not await self._redis.set(key, self.consumer, nx=True, px=self._lease_ms):
+        if not await self._redis.set(key, self.consumer_name, nx=True, px=self._lease_ms):
             if text(await self._redis.get(key) or b"") == _HANDLED:
                 await self._redis.xack(self.stream, self.group, entry_id)
             # Else another consumer is handling it now; it stays pending until that ends.
