@@ -25,6 +25,7 @@ from gatehouse_common.events.envelope import (
     decode,
     encode,
     event_type_of,
+    payload_types,
     register_payload,
 )
 from gatehouse_common.events.names import (
@@ -62,6 +63,7 @@ __all__ = [
     "encode",
     "event_type_of",
     "open_event_redis",
+    "payload_types",
     "register_event_channel_check",
     "register_payload",
     "repeat_until_cancelled",

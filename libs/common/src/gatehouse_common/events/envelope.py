@@ -68,6 +68,11 @@ def register_payload(payload_type: type[PayloadT]) -> type[PayloadT]:
     return payload_type
 
 
+def payload_types() -> Mapping[str, type[EventPayload]]:
+    """Every registered event type and its payload model (the catalogue)."""
+    return dict(_PAYLOAD_TYPES)
+
+
 def encode(event: Event[Any]) -> dict[FieldT, EncodableT]:
     return {
         "id": str(event.id),
