@@ -1,4 +1,5 @@
-"""In-process micro-benchmarks: access-token verification and the Argon2 cost of a login.
+"""In-process micro-benchmarks: access-token verification, the revocation check and the Argon2
+cost of a login.
 
 Run alone with ``uv run --frozen python bench/micro.py``; ``bench/run.py`` imports it.
 """
@@ -9,6 +10,8 @@ import asyncio
 import json
 import statistics
 import time
+import tracemalloc
+import uuid
 from typing import Any
 
 import httpx2
@@ -20,6 +23,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from gatehouse_auth.settings import IdentityStoreSettings
+from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.tokens import AccessTokenVerifier
 from gatehouse_common.tokens.jwks import JWKSClient
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
@@ -89,6 +93,44 @@ async def token_verification() -> dict[str, Any]:
         }
 
 
+def revocation_check() -> dict[str, Any]:
+    """µs per ``RevocationSet.is_revoked`` with 100,000 revoked logins, and their memory."""
+    logins = 100_000
+    now = time.time()
+    revocations = RevocationSet(retention_seconds=930)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(logins):
+        # The sid strings live as long as the set holds them: counted.
+        revocations.revoke_session(str(uuid.uuid4()), revoked_at=now)
+    memory = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    for _ in range(1000):
+        revocations.revoke_subject(str(uuid.uuid4()), issued_at_or_before=now, revoked_at=now)
+
+    def per_check_us(subject: str, session_id: str, calls: int = 200_000) -> float:
+        is_revoked = revocations.is_revoked
+        is_revoked(subject, session_id, now)  # warm-up
+        samples = []
+        for _ in range(_BATCHES):
+            started = time.perf_counter()
+            for _ in range(calls):
+                is_revoked(subject, session_id, now)
+            samples.append((time.perf_counter() - started) / calls * 1e6)
+        return statistics.median(samples)
+
+    live_subject, live_sid, revoked_sid = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    revocations.revoke_session(revoked_sid, revoked_at=now)
+    return {
+        "check_us_valid_token": round(per_check_us(live_subject, live_sid), 3),
+        "check_us_revoked_login": round(per_check_us(live_subject, revoked_sid), 3),
+        "revoked_logins": logins,
+        "memory_mib_100k_logins": round(memory / 2**20, 1),
+        "bytes_per_revoked_login": round(memory / logins),
+        "target_us": 5,
+    }
+
+
 def password_hashing() -> dict[str, Any]:
     """Milliseconds per Argon2id hash with the service's default parameters."""
     fields = IdentityStoreSettings.model_fields
@@ -114,7 +156,11 @@ def password_hashing() -> dict[str, Any]:
 if __name__ == "__main__":
     print(
         json.dumps(
-            {"token_verification": asyncio.run(token_verification()), "argon2": password_hashing()},
+            {
+                "token_verification": asyncio.run(token_verification()),
+                "revocation": revocation_check(),
+                "argon2": password_hashing(),
+            },
             indent=2,
         )
     )

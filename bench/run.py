@@ -846,8 +846,9 @@ def main() -> None:
         "settings": {"duration_s": DURATION, "rounds": ROUNDS, "load_generator": "wrk -t1"},
     }
     if "micro" in SCENARIOS:
-        log("micro-benchmarks: token verification, Argon2")
+        log("micro-benchmarks: token verification, revocation check, Argon2")
         results["token_verification"] = asyncio.run(micro.token_verification())
+        results["revocation"] = micro.revocation_check()
         results["argon2"] = micro.password_hashing()
     with running_stack() as (stack, urls):
         seeded = seed(urls)

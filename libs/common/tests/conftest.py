@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import asyncio
+import inspect
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import httpx2
 import pytest
 from fastapi import APIRouter, FastAPI
+from redis.asyncio import Redis
 
 from gatehouse_common.app import ServiceInfo, create_app
+from gatehouse_common.events import stream_for
 from gatehouse_common.settings import ServiceSettings
 from gatehouse_testing.app import started
 
@@ -38,3 +43,37 @@ async def client_for() -> AsyncIterator[AppClient]:
             return await stack.enter_async_context(running.client())
 
         yield open_client
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def stream() -> str:
+    """A stream of its own for each test, on the session's Redis."""
+    return stream_for(f"test-{uuid.uuid4().hex[:12]}")
+
+
+Condition = Callable[[], bool | Awaitable[bool]]
+Eventually = Callable[[Condition], Awaitable[None]]
+
+
+@pytest.fixture
+def eventually() -> Eventually:
+    """Poll a condition (plain or async) until it holds; fail after 10 s."""
+
+    async def wait(condition: Condition) -> None:
+        async with asyncio.timeout(10):
+            while True:
+                holds = condition()
+                if inspect.isawaitable(holds):
+                    holds = await holds
+                if holds:
+                    return
+                await asyncio.sleep(0.05)
+
+    return wait

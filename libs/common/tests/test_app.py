@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gatehouse_common.app import CorsPolicy
+from gatehouse_common.events import event_channel_check, open_event_redis
 from gatehouse_common.health import Readiness
 from gatehouse_common.problems import ProblemError
 from gatehouse_common.request_id import current_request_id
@@ -289,3 +290,38 @@ async def test_cors_answers_only_listed_origins(
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "access-control-allow-origin" not in refused.headers
     assert allowed.headers["x-request-id"]  # inside the request context
+
+
+async def test_optional_check_failing_shows_degraded_and_stays_ready(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    async def healthy(_: object) -> None:
+        return None
+
+    async def broken(_: object) -> None:
+        raise ConnectionError("refused")
+
+    readiness = Readiness[object](
+        {"postgres": healthy}, optional={"events": broken}, timeout_seconds=0.2
+    )
+
+    response = await (await client_for(make_app(readiness=readiness))).get("/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "events": "degraded"}}
+
+
+async def test_event_channel_down_does_not_make_the_service_unready(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    unreachable = open_event_redis("redis://127.0.0.1:1/0", timeout_seconds=0.2, block_seconds=0)
+    readiness = Readiness[object](
+        optional=event_channel_check(lambda _: unreachable), timeout_seconds=0.5
+    )
+    try:
+        response = await (await client_for(make_app(readiness=readiness))).get("/ready")
+    finally:
+        await unreachable.aclose()
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"events": "degraded"}

@@ -6,6 +6,8 @@ import pytest
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from gatehouse_common.events import EventSettings
+from gatehouse_common.revocation import RevocationSettings
 from gatehouse_common.settings import ServiceSettings, SettingsError, load_settings
 
 
@@ -58,3 +60,23 @@ def test_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(SettingsError, match="EXAMPLE_ENVIRONMENT"):
         load_settings(ExampleSettings)
+
+
+class EventingServiceSettings(ServiceSettings, EventSettings, RevocationSettings):
+    model_config = SettingsConfigDict(env_prefix="EXAMPLE_", extra="ignore", frozen=True)
+
+
+def test_event_settings_need_the_redis_url_and_default_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("EXAMPLE_EVENTS_REDIS_URL", raising=False)
+    with pytest.raises(SettingsError) as stopped:
+        load_settings(EventingServiceSettings)
+    assert "EXAMPLE_EVENTS_REDIS_URL" in str(stopped.value)
+
+    monkeypatch.setenv("EXAMPLE_EVENTS_REDIS_URL", "redis://users:s3cret@redis:6379/0")
+    settings = load_settings(EventingServiceSettings)
+
+    assert settings.events_max_deliveries == 5
+    assert settings.access_token_max_lifetime_seconds == 900
+    assert "s3cret" not in repr(settings)

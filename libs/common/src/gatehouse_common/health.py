@@ -4,6 +4,8 @@
 a healthy process because a datastore is down. ``/ready`` runs every registered check
 concurrently, each with its own timeout, and names the ones that fail. Checks are declared
 when the app is built and take the lifespan's resources, so they probe what requests use.
+An optional check (a dependency the service can serve without, such as the event channel)
+never makes ``/ready`` fail: it shows as ``degraded`` and logs a warning.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class HealthStatus(BaseModel):
 
 class ReadinessStatus(BaseModel):
     status: Literal["ok"] = "ok"
-    checks: dict[str, Literal["ok"]]
+    checks: dict[str, Literal["ok", "degraded"]]
 
 
 class Readiness(Generic[R]):
@@ -40,9 +42,14 @@ class Readiness(Generic[R]):
     raises or times out."""
 
     def __init__(
-        self, checks: dict[str, ReadinessCheck[R]] | None = None, *, timeout_seconds: float = 2.0
+        self,
+        checks: dict[str, ReadinessCheck[R]] | None = None,
+        *,
+        optional: dict[str, ReadinessCheck[R]] | None = None,
+        timeout_seconds: float = 2.0,
     ) -> None:
-        self._checks = dict(checks or {})
+        self._checks = {**(checks or {}), **(optional or {})}
+        self._optional = frozenset(optional or {})
         self._timeout = timeout_seconds
 
     async def failures(self, resources: R) -> dict[str, str]:
@@ -57,6 +64,9 @@ class Readiness(Generic[R]):
     @property
     def names(self) -> list[str]:
         return list(self._checks)
+
+    def is_required(self, name: str) -> bool:
+        return name not in self._optional
 
     async def _run(self, check: ReadinessCheck[R], resources: R) -> str:
         try:
@@ -83,14 +93,19 @@ def health_router(readiness: Readiness[Any]) -> APIRouter:
     )
     async def ready(request: Request) -> ReadinessStatus | JSONResponse:
         failures = await readiness.failures(lifespan_resources(request.scope))
-        if failures:
+        blocking = {name: why for name, why in failures.items() if readiness.is_required(name)}
+        if blocking:
             _log.warning("not_ready", failures=failures)
             return problem_response(
                 503,
-                "Not ready: " + ", ".join(f"{name} ({why})" for name, why in failures.items()),
+                "Not ready: " + ", ".join(f"{name} ({why})" for name, why in blocking.items()),
                 problem_type=f"{PROBLEM_TYPE_BASE}not-ready",
-                extra={"failing": sorted(failures)},
+                extra={"failing": sorted(blocking)},
             )
-        return ReadinessStatus(checks=dict.fromkeys(readiness.names, "ok"))
+        if failures:
+            _log.warning("degraded", failures=failures)
+        return ReadinessStatus(
+            checks={name: "degraded" if name in failures else "ok" for name in readiness.names}
+        )
 
     return router
