@@ -11,9 +11,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from gatehouse_common.authentication import InvalidAccessToken
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
+from gatehouse_common.text import DISPLAY_NAME_MAX_LENGTH
 from gatehouse_common.tokens import Principal
 from gatehouse_users.database import RequestSession
-from gatehouse_users.models import DISPLAY_NAME_MAX_LENGTH, Profile
+from gatehouse_users.models import Profile
 from gatehouse_users.profiles import repository
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
