@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import json
 import math
@@ -53,7 +52,7 @@ def _decode_segment(segment: str) -> bytes:
     # The whole token is known to be ASCII here (checked first in ``verify``).
     try:
         return urlsafe_b64decode(segment.encode("ascii"))
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:  # binascii.Error is one
         raise InvalidTokenError("malformed token") from exc
 
 
@@ -62,8 +61,8 @@ def _json_object(segment: str) -> dict[str, Any]:
         # UTF-8 only (RFC 7515 §5.2), never json's guess of UTF-16 or UTF-32.
         value = json.loads(_decode_segment(segment).decode("utf-8"))
     except (ValueError, RecursionError) as exc:
-        # ValueError covers bad UTF-8, bad JSON and integers beyond Python's digit limit;
-        # RecursionError is deeply nested arrays or objects, which the C parser refuses so.
+        # ValueError: bad UTF-8, bad JSON, or an integer beyond Python's digit limit.
+        # RecursionError: how the parser refuses arrays or objects nested too deeply.
         raise InvalidTokenError("malformed token") from exc
     if not isinstance(value, dict):
         raise InvalidTokenError("malformed token")
