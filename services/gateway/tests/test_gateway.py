@@ -28,6 +28,7 @@ from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream import Failure, classify_failure
 from gatehouse_testing.app import started
 from gatehouse_testing.dependencies import sync_dependencies
+from gatehouse_testing.hostile_tokens import bearer_header_bytes, hostile_tokens
 from gatehouse_testing.issuer import JWKS_URL, TestIssuer
 
 GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
@@ -176,6 +177,18 @@ async def test_a_forged_or_invalid_token_is_401_invalid_token(
     assert upstream.hits == hits, "a rejected request must not reach the upstream"
     # Only the configured JWKS URL is ever fetched: never a jku/x5u URL from the token.
     assert set(fetched) <= {JWKS_URL}
+
+
+@pytest.mark.parametrize("shape", list(hostile_tokens(TestIssuer())))
+async def test_a_token_of_any_shape_is_401_invalid_token_never_a_500(
+    gateway: httpx2.AsyncClient, issuer: TestIssuer, upstream: Any, shape: str
+) -> None:
+    hits = upstream.hits
+    token = hostile_tokens(issuer)[shape]
+    response = await gateway.get("/users/me", headers=bearer_header_bytes(token))
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert upstream.hits == hits
 
 
 async def test_a_token_expired_within_the_leeway_is_accepted(

@@ -36,6 +36,21 @@ class DatabaseUnavailable(ServiceUnavailable):
         super().__init__("The profile database is unavailable; try again shortly.")
 
 
+class StatementFailed(Exception):
+    """A statement failed although the database is reachable: a bug, answered as a 500.
+
+    Raised in place of SQLAlchemy's error, whose text carries the driver's message with its
+    DETAIL (for a constraint violation, the whole failing row: what the user typed and their
+    email), so that the error log names the failure, the SQLSTATE and the statement, but no
+    value. The engine's ``hide_parameters`` keeps the bound parameters out as well.
+    """
+
+    @classmethod
+    def replacing(cls, error: DBAPIError) -> StatementFailed:
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        return cls(f"{type(error.orig).__name__} (SQLSTATE {sqlstate}) in: {error.statement}")
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True for failures that mean "PostgreSQL cannot be reached", as opposed to bugs.
 
@@ -59,11 +74,16 @@ def make_engine(settings: UsersSettings) -> AsyncEngine:
         "server_settings": server_settings,
     }
     url = settings.database_url.get_secret_value()
+    # hide_parameters: SQLAlchemy's errors and statement logs never carry the bound values,
+    # which are user input and emails.
     if settings.db_pool_class == "null":
-        engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+        engine = create_async_engine(
+            url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True
+        )
     else:
         engine = create_async_engine(
             url,
+            hide_parameters=True,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
@@ -173,6 +193,9 @@ async def request_session(database: Database, route: str) -> AsyncIterator[Reque
             if isinstance(exc, Exception) and is_unavailable(exc):
                 _log.warning("database_unavailable", error=type(exc).__name__)
                 raise DatabaseUnavailable from exc
+            if isinstance(exc, DBAPIError):
+                # from None: the original, with the values in its text, is not chained.
+                raise StatementFailed.replacing(exc).with_traceback(exc.__traceback__) from None
             raise
         finally:
             await session.close()

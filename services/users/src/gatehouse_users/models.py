@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, DateTime, Index, MetaData, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gatehouse_common.text import BIO_MAX_LENGTH, DISPLAY_NAME_MAX_LENGTH
+
 # Constraint names are deterministic, so migrations can refer to (and drop) them by name.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -17,8 +19,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-DISPLAY_NAME_MAX_LENGTH = 100
-BIO_MAX_LENGTH = 1000
 EMAIL_MAX_LENGTH = 320
 
 
