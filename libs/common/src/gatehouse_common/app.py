@@ -59,7 +59,9 @@ def create_app(
         version=version,
         description=description,
         lifespan=lifespan_with_tracing,
-        **fastapi_kwargs,
+        # The API docs page is the gateway's (docs/security.md); a service publishes only
+        # its OpenAPI document, which the gateway merges.
+        **{"docs_url": None, "redoc_url": None, **fastapi_kwargs},
     )
     install_problem_handlers(app)
     app.include_router(health_router(readiness))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,10 +20,15 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gatehouse_common.logging import get_logger
+from gatehouse_common.security_headers import html_page_policy, script_hash
 from gatehouse_gateway.routing import RouteTable, Upstream
 
 MISSING_REFETCH_SECONDS = 5.0
 _SCHEMA_REF = "#/components/schemas/"
+# Where FastAPI's Swagger UI page loads its assets and icon from.
+_SWAGGER_UI_ORIGIN = "https://cdn.jsdelivr.net"
+_FAVICON_ORIGIN = "https://fastapi.tiangolo.com"
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 _log = get_logger(__name__)
 
@@ -98,11 +104,25 @@ class ApiDocs:
         async def openapi() -> JSONResponse:
             return JSONResponse(await self.document())
 
+        html, policy = docs_page(title)
+
         @router.get("/docs")
         async def docs() -> HTMLResponse:
-            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
+            return HTMLResponse(html, headers={"content-security-policy": policy})
 
         return router
+
+
+def docs_page(title: str) -> tuple[str, str]:
+    """Swagger UI's page and a Content-Security-Policy that allows its inline script by hash."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
+    html = bytes(page.body).decode()
+    policy = html_page_policy(
+        scripts=[_SWAGGER_UI_ORIGIN, *map(script_hash, _INLINE_SCRIPT.findall(html))],
+        styles=[_SWAGGER_UI_ORIGIN],
+        images=[_FAVICON_ORIGIN],
+    )
+    return html, policy
 
 
 def merge_documents(
