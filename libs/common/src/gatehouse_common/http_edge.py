@@ -12,8 +12,9 @@ per connection and before anything reaches the app:
   closed at once, so idle connections cannot pile up.
 
 Refusals are small problem+json responses written straight to the socket, followed by a
-close; they are counted in ``http_edge_refusals_total``, not logged (a flood would flood the
-log). The limits come from ``HttpServerSettings``; see docs/security.md.
+close (after a short linger, so the client reads the answer); they are counted in
+``http_edge_refusals_total``, not logged (a flood would flood the log). The limits come from
+``HttpServerSettings``; see docs/security.md.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ HTTP_EDGE_REFUSALS = Counter(
     "Connections refused or closed by the HTTP edge before the app saw a request, by reason.",
     ["reason"],
 )
+
+# How long a refused connection keeps reading (and dropping) before it is closed.
+_LINGER_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -243,4 +247,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # anything written now would corrupt that response, so the connection just closes.
         if self.cycle is None or self.cycle.response_complete:
             self.transport.write(refusal.response(self.server_state.default_headers))
-        self.transport.close()
+        # Closing with unread request bytes makes the kernel reset the connection, and the
+        # reset can overtake the answer. So: stop sending, drop what still arrives for a
+        # moment (data_received ignores it), then close; a client that closes first ends it.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(_LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
