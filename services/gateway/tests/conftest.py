@@ -75,6 +75,7 @@ class UpstreamStub:
                     "connection": "x-secret-hop",
                     "x-secret-hop": "1",
                     "keep-alive": "timeout=5",
+                    "server": "stub-banner/1.0",
                     "x-kept": "yes",
                 },
             )
