@@ -9,7 +9,6 @@ Each service's ``__main__`` calls ``serve``, so the command of every image and p
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -70,10 +69,7 @@ def serve(
     parser.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")
     parser.add_argument("--port", type=int, default=default_port, help="(default: %(default)s)")
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
-        help="processes (default: $WEB_CONCURRENCY or 1)",
+        "--workers", type=int, help="processes (default: uvicorn reads $WEB_CONCURRENCY, else 1)"
     )
     args = parser.parse_args(argv)
     # Read once here so that a bad configuration stops the process before it binds the port.
