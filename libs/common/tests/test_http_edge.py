@@ -83,6 +83,18 @@ async def test_an_unterminated_64_mib_header_is_cut_off(server: ServerThread) ->
     assert max(seconds) < HEALTH_WITHIN
 
 
+async def test_an_oversized_first_read_is_refused_without_waiting_for_more(
+    server: ServerThread,
+) -> None:
+    async def one_burst_then_silence() -> AsyncIterator[bytes]:
+        yield b"GET /health HTTP/1.1\r\nHost: test\r\nX-Long: " + b"a" * 100_000
+        await asyncio.sleep(HEADER_TIMEOUT * 5)
+
+    response = await exchange(server.port, one_burst_then_silence())
+    assert_refused(response.status, response.body, 431)
+    assert response.seconds < REFUSED_WITHIN
+
+
 @pytest.mark.parametrize(("extra_headers", "status"), [(98, 200), (99, 431)])
 async def test_the_header_count_limit_is_exact(
     server: ServerThread, extra_headers: int, status: int

@@ -109,9 +109,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     Header bytes are counted twice: exactly, from the parser's callbacks, for headers that
     are complete; and per socket read while a request's headers are incomplete, which is what
-    stops a header line that never ends. The read count starts with the read after the one
-    carrying the request's first byte, so at most the limit plus one read (256 KiB) is ever
-    buffered.
+    stops a header line that never ends. The read that carries a request's first byte counts
+    whole (it may also hold the end of a pipelined predecessor: an over-count, never an
+    under-count), so a connection never holds more than the limit between reads.
     """
 
     def __init__(
@@ -130,6 +130,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = True
         self._request_started = False
         self._received_bytes = 0
+        self._read_bytes = 0  # of the read being parsed
         self._header_bytes = 0
         self._header_count = 0
         self._header_timer: asyncio.TimerHandle | None = None
@@ -149,6 +150,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        self._read_bytes = len(data)
         if self._reading_headers:
             self._received_bytes += len(data)
         super().data_received(data)
@@ -170,7 +172,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._reading_headers = True
         self._request_started = True
-        self._received_bytes = self._header_bytes = self._header_count = 0
+        self._received_bytes = self._read_bytes
+        self._header_bytes = self._header_count = 0
         if self._header_timer is None:
             self._arm_header_timer()
         super().on_message_begin()
