@@ -80,7 +80,8 @@ _IDENTITY_PREFIXES = (
     b"x-amzn-oidc",
     b"x-goog-authenticated",
 )
-# The ASGI server writes its own; an upstream's copy would be a duplicate.
+# The ASGI server writes its own Date, so an upstream's would be a duplicate; and no answer
+# names the server software (the shared middleware would drop it too, see security_headers).
 _SERVER_SET_RESPONSE_HEADERS = frozenset({b"date", b"server"})
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
