@@ -8,10 +8,17 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx2
 import pytest
+from pydantic_settings import SettingsConfigDict
 
 from gatehouse_common.app import create_app
 from gatehouse_common.health import Readiness
-from gatehouse_common.settings import HttpServerSettings, ServiceSettings
+from gatehouse_common.http_edge import EdgeLimits
+from gatehouse_common.settings import (
+    HttpServerSettings,
+    ServiceSettings,
+    SettingsError,
+    load_settings,
+)
 from gatehouse_testing.raw_http import exchange, latencies_during
 from gatehouse_testing.servers import ServerThread
 
@@ -179,3 +186,37 @@ async def test_responses_name_no_server_and_carry_the_security_headers(
     assert response.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert "date" in response.headers
+
+
+class PrefixedSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="EXAMPLE_", extra="ignore", frozen=True)
+
+
+def test_the_limits_are_read_with_the_service_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXAMPLE_HTTP_MAX_HEADER_BYTES", "16384")
+    monkeypatch.setenv("EXAMPLE_HTTP_HEADER_TIMEOUT_SECONDS", "2.5")
+
+    limits = EdgeLimits.from_settings(load_settings(PrefixedSettings))
+
+    assert limits.max_header_bytes == 16384
+    assert limits.header_timeout_seconds == 2.5
+    assert limits.max_header_count == 100
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EXAMPLE_HTTP_MAX_HEADER_BYTES", "65537"),
+        ("EXAMPLE_HTTP_MAX_HEADER_COUNT", "101"),
+        ("EXAMPLE_HTTP_HEADER_TIMEOUT_SECONDS", "31"),
+    ],
+)
+def test_a_limit_beyond_the_contract_stops_the_service(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(SettingsError) as stopped:
+        load_settings(PrefixedSettings)
+
+    assert variable in str(stopped.value)
