@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
@@ -59,7 +58,6 @@ def serve(
     settings_class: type[HttpServerSettings],
     *,
     default_port: int,
-    argv: Sequence[str] | None = None,
 ) -> None:
     """Run ``factory`` ("module:create_app") until SIGTERM; exit 3 if it does not start."""
     parser = argparse.ArgumentParser(
@@ -71,14 +69,14 @@ def serve(
     parser.add_argument(
         "--workers", type=int, help="processes (default: uvicorn reads $WEB_CONCURRENCY, else 1)"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     # Read once here so that a bad configuration stops the process before it binds the port.
     settings = load_settings(settings_class)
     config = server_config(factory, settings, host=args.host, port=args.port, workers=args.workers)
-    server = uvicorn.Server(config)
     if config.workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
+    server = uvicorn.Server(config)
     server.run()
     if not server.started:
         sys.exit(_STARTUP_FAILURE)
