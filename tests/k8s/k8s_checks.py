@@ -224,13 +224,12 @@ def _single_process_violations(where: str, container: Manifest) -> list[str]:
     command = [
         str(part) for part in (container.get("command") or []) + (container.get("args") or [])
     ]
-    if not command or command[0] != "uvicorn":
-        return [f"{where}: must run uvicorn explicitly (one process per container)"]
+    # The services' own entry point (gatehouse_common.server), which applies the HTTP limits.
+    if command[:3] != ["python", "-m", f"gatehouse_{gatehouse_service(container)}"]:
+        return [f"{where}: must run its server explicitly (python -m gatehouse_<service>)"]
     workers = command[command.index("--workers") + 1] if "--workers" in command else None
     if workers != "1":
-        return [f"{where}: uvicorn must run with --workers 1 (scale with replicas instead)"]
-    if "--reload" in command:
-        return [f"{where}: uvicorn --reload is for development machines only"]
+        return [f"{where}: the server must run with --workers 1 (scale with replicas instead)"]
     return []
 
 

@@ -134,7 +134,7 @@ MUTATIONS: dict[str, tuple[Mutation, str]] = {
         lambda o: pod(o, "users").update(terminationGracePeriodSeconds=3),
         "terminationGracePeriodSeconds must exceed the preStop pause",
     ),
-    "several uvicorn workers": (
+    "several server workers": (
         lambda o: container(o, "gateway")["command"].__setitem__(
             container(o, "gateway")["command"].index("--workers") + 1, "4"
         ),

@@ -1,22 +1,20 @@
 """A real upstream process for the gateway to proxy to, and an in-process gateway factory.
 
-The upstream is a small FastAPI app served by uvicorn on a loopback port in a background
-thread (its own event loop), so every proxied request crosses a real TCP connection.
+The upstream is a small FastAPI app served like every service (``gatehouse_testing.servers``)
+on a loopback port in a background thread, so every proxied request crosses a real TCP
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -25,6 +23,7 @@ from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_testing.app import started
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
 from gatehouse_testing.network import free_port
+from gatehouse_testing.servers import ServerThread
 
 MIB = 1024 * 1024
 
@@ -77,6 +76,7 @@ class UpstreamStub:
                     "connection": "x-secret-hop",
                     "x-secret-hop": "1",
                     "keep-alive": "timeout=5",
+                    "server": "stub-banner/1.0",
                     "x-kept": "yes",
                 },
             )
@@ -130,36 +130,6 @@ class UpstreamStub:
             )
 
         return app
-
-
-class ServerThread:
-    """uvicorn serving ``app`` on a loopback port in a thread; stoppable and restartable."""
-
-    def __init__(self, app: FastAPI, port: int | None = None) -> None:
-        self.app = app
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("upstream stub did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = None
 
 
 @pytest.fixture(scope="session")

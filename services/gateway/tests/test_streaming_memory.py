@@ -1,7 +1,8 @@
 """A 50 MiB response streams through a gateway process without the process growing by 10 MiB.
 
-The gateway runs as a real uvicorn process (as in its container) so that its resident set
-can be read from /proc; the upstream is the stub server, which also serves the JWKS.
+The gateway runs as a real process (``python -m gatehouse_gateway``, as in its container) so
+that its resident set can be read from /proc; the upstream is the stub server, which also
+serves the JWKS.
 """
 
 from __future__ import annotations
@@ -52,14 +53,11 @@ def gateway_process(upstream: Any, stub_issuer: TestIssuer) -> Iterator[tuple[st
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "--factory",
-            "gatehouse_gateway.main:create_app",
+            "gatehouse_gateway",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            "--no-access-log",
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -117,7 +117,9 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         description=info.description,
         lifespan=lifespan_state,
         middleware=outermost_first,
-        **fastapi_kwargs,
+        # The API docs page is the gateway's (docs/security.md); a service publishes only
+        # its OpenAPI document, which the gateway merges.
+        **{"docs_url": None, "redoc_url": None, **fastapi_kwargs},
     )
     install_problem_handlers(app)
     app.include_router(health_router(readiness or Readiness()))
