@@ -60,10 +60,11 @@ test-e2e: ## End-to-end tests against the Compose stack
 	$(PYTEST) tests/e2e
 
 .PHONY: lint
-lint: ## ruff check, ruff format --check and mypy --strict
+lint: ## ruff check, ruff format --check, mypy --strict and promtool check rules
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy libs services
+	promtool check rules infra/monitoring/prometheus/*.rules.yml
 
 .PHONY: fmt
 fmt: ## Format and autofix

@@ -2,7 +2,8 @@
 
 ``/health`` says the process runs and checks nothing else, so an orchestrator never restarts
 a healthy process because a datastore is down. ``/ready`` runs every registered check
-concurrently, each with its own timeout, and names the ones that fail.
+concurrently, each with its own timeout, and names the ones that fail. Each evaluation also
+sets ``readiness_check_up{check}``, which the DependencyDown alert watches.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from prometheus_client import Gauge
 from pydantic import BaseModel
 
 from gatehouse_common.logging import get_logger
@@ -21,6 +23,12 @@ from gatehouse_common.problems import PROBLEM_TYPE_BASE, problem_response, probl
 ReadinessCheck = Callable[[], Awaitable[object]]
 
 _log = get_logger(__name__)
+
+READINESS_CHECK_UP = Gauge(
+    "readiness_check_up",
+    "1 if the readiness check passed at its last evaluation (every /ready), 0 if it failed.",
+    ["check"],
+)
 
 
 class HealthStatus(BaseModel):
@@ -48,6 +56,8 @@ class Readiness:
         results = await asyncio.gather(
             *(self._run(self._checks[name]) for name in names), return_exceptions=False
         )
+        for name, reason in zip(names, results, strict=True):
+            READINESS_CHECK_UP.labels(name).set(0 if reason else 1)
         return {name: reason for name, reason in zip(names, results, strict=True) if reason}
 
     @property
