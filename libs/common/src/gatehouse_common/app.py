@@ -59,6 +59,10 @@ def create_app(
         version=version,
         description=description,
         lifespan=lifespan_with_tracing,
+        # Tracing is the OpenTelemetry middleware below with this app's own provider, or none.
+        # FastAPI's built-in telemetry would trace any app through a process-wide provider,
+        # whatever the app's settings say.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         **fastapi_kwargs,
     )
     install_problem_handlers(app)
