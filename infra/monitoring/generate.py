@@ -1,16 +1,15 @@
-"""Write the monitoring component's generated files: `make monitoring` (or `--check`).
+"""Write the monitoring component's generated files: `make monitoring`.
 
 - the dashboards of dashboards.py as Grafana JSON, one file each, in
   infra/k8s/components/monitoring/dashboards/;
 - the PrometheusRule of the component, from the rule files in prometheus/ (the single source:
   promtool checks and unit-tests those files, and the cluster gets exactly their groups).
 
-`--check` writes nothing and exits 1 when a committed file differs from what would be written.
+tests/monitoring fails while a committed file differs from what this would write.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -83,21 +82,11 @@ def stale(files: dict[Path, str]) -> list[Path]:
     return [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report stale files")
-    arguments = parser.parse_args(argv)
-    files = outputs()
-    if arguments.check:
-        out_of_date = stale(files)
-        for path in out_of_date:
-            print(f"out of date: {path.relative_to(REPO_ROOT)} (run `make monitoring`)")
-        return 1 if out_of_date else 0
-    for path, text in files.items():
+def main() -> None:
+    for path, text in outputs().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 import yaml
-from k8s_checks import REPO_ROOT, Manifest, schema_violations
+from k8s_checks import K8S_ROOT, REPO_ROOT, Manifest, schema_violations
 
 SERVICES = ("gateway", "auth", "users")
 
@@ -134,7 +134,10 @@ def test_prod_is_monitored(rendered: dict[str, list[Manifest]]) -> None:
         for obj in objects
         if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("grafana-dashboard-")
     ]
-    assert len(dashboards) == 4
+    committed = (K8S_ROOT / "components" / "monitoring" / "dashboards").glob("*.json")
+    assert {obj["metadata"]["name"] for obj in dashboards} == {
+        f"grafana-dashboard-{path.stem}" for path in committed
+    }
     for config_map in dashboards:
         assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
         (document,) = config_map["data"].values()
