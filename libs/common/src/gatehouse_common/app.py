@@ -117,6 +117,10 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         description=info.description,
         lifespan=lifespan_state,
         middleware=outermost_first,
+        # Tracing is the OpenTelemetry middleware above with this app's own provider, or none.
+        # FastAPI's built-in telemetry would trace any app through a process-wide provider,
+        # whatever the app's settings say.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         # The API docs page is the gateway's (docs/security.md); a service publishes only
         # its OpenAPI document, which the gateway merges.
         **{"docs_url": None, "redoc_url": None, **fastapi_kwargs},
