@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -74,6 +74,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     routers: Sequence[APIRouter] = (),
     middleware: Sequence[Middleware] = (),
     cors: CorsPolicy | None = None,
+    unavailable: Mapping[type[Exception], str] | None = None,
     expose_metrics: bool = True,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
@@ -81,6 +82,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
 
     ``lifespan`` builds the service's resources and yields them as one object, which requests
     read with ``gatehouse_common.resources.resources_of``; ``readiness`` checks take it too.
+    ``unavailable`` maps datastore connection errors to the datastore's name (503 problems).
 
     Middleware, outermost first: request context (request id, access log, last-resort 500),
     CORS when ``cors`` is given (inside the request context, so preflight answers carry a
@@ -119,7 +121,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         middleware=outermost_first,
         **fastapi_kwargs,
     )
-    install_problem_handlers(app)
+    install_problem_handlers(app, unavailable)
     app.include_router(health_router(readiness or Readiness()))
     if expose_metrics:
         app.include_router(metrics_router())
