@@ -42,7 +42,6 @@ def make_settings(mongo_url: str, redis_url: str, shared_key_file: Path) -> Sett
 
     def make(**overrides: Any) -> AuthSettings:
         values: dict[str, Any] = {
-            "environment": "test",
             "mongo_url": mongo_url,
             "mongo_database": database,
             "redis_url": redis_url,

@@ -46,7 +46,7 @@ class UpstreamStub:
             self.hits += 1
             return self.issuer.jwks()
 
-        @app.get("/users/big")
+        @app.api_route("/users/big", methods=["GET", "HEAD"], include_in_schema=False)
         async def big(mib: int = 1) -> StreamingResponse:
             self.hits += 1
             chunk = b"x" * MIB
@@ -185,7 +185,6 @@ def upstream_url(upstream: UpstreamStub) -> str:
 
 def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
-        "environment": "test",
         "auth_url": upstream_url,
         "users_url": upstream_url,
         "jwt_issuer": ISSUER,

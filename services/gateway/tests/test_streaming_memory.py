@@ -39,7 +39,6 @@ def gateway_process(upstream: Any, stub_issuer: TestIssuer) -> Iterator[tuple[st
     port = free_port()
     env = {
         **os.environ,
-        "GATEWAY_ENVIRONMENT": "test",
         "GATEWAY_LOG_LEVEL": "WARNING",
         "GATEWAY_AUTH_URL": upstream.url,
         "GATEWAY_USERS_URL": upstream.url,

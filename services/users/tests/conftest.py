@@ -81,7 +81,6 @@ def settings_for() -> Callable[..., UsersSettings]:
 
 def _settings_for(database_url: str, redis_url: str, **overrides: Any) -> UsersSettings:
     values: dict[str, Any] = {
-        "environment": "test",
         "database_url": database_url,
         "redis_url": redis_url,
         "jwt_issuer": ISSUER,

@@ -137,7 +137,7 @@ def require_scope(scope: AccessScope) -> Callable[[Principal], Awaitable[Princip
     """A dependency yielding the principal if its token carries ``scope``, else 403."""
 
     async def principal_with_scope(principal: CurrentPrincipal) -> Principal:
-        if scope not in principal.scopes:
+        if not principal.has_scopes({scope}):
             raise InsufficientScope(scope)
         return principal
 

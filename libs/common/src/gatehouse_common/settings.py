@@ -13,15 +13,12 @@ from typing import Literal, TypeVar
 from pydantic import AnyHttpUrl, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Environment = Literal["dev", "test", "prod"]
-
 
 class ServiceSettings(BaseSettings):
     """Fields every service has. Subclasses set ``model_config`` with their ``env_prefix``."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    environment: Environment = "dev"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     otlp_endpoint: AnyHttpUrl | None = Field(
         default=None, description="OTLP/HTTP collector URL; tracing is off when unset."

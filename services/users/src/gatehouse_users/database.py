@@ -103,8 +103,9 @@ class RequestSession:
     """The database side of one request: its session, opened on first use, and what runs after
     its commit.
 
-    Opened lazily because a cache hit never touches PostgreSQL: building, committing and
-    closing an unused ``AsyncSession`` cost a cached read about 0.2 ms of its ~2.8 ms of CPU.
+    Opened lazily because a cache hit never touches PostgreSQL, and building, committing and
+    closing an unused ``AsyncSession`` was a measurable share of a cached read's CPU
+    (docs/performance.md).
     """
 
     __slots__ = ("_after_commit", "_session", "_sessions")
