@@ -60,10 +60,11 @@ test-e2e: ## End-to-end tests against the Compose stack
 	$(PYTEST) tests/e2e
 
 .PHONY: lint
-lint: ## ruff check, ruff format --check and mypy --strict
+lint: ## ruff check, ruff format --check, mypy --strict (code and tests) and the import contracts
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy libs services
+	$(UV) run --frozen lint-imports
 
 .PHONY: fmt
 fmt: ## Format and autofix
