@@ -63,7 +63,7 @@ test-e2e: ## End-to-end tests against the Compose stack
 lint: ## ruff check, ruff format --check, mypy --strict (code and tests) and the import contracts
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs services
+	$(UV) run --frozen mypy libs services tests
 	$(UV) run --frozen lint-imports
 
 .PHONY: fmt

@@ -12,15 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
 
 from gatehouse_testing.issuer import TestIssuer
 from gatehouse_testing.network import free_port
-
-MIB = 1024 * 1024
+from services.gateway.tests.support import MIB, UpstreamStub
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads memory use from /proc"
@@ -35,7 +33,7 @@ def _kib(pid: int, field: str) -> int:
 
 
 @pytest.fixture
-def gateway_process(upstream: Any, stub_issuer: TestIssuer) -> Iterator[tuple[str, int]]:
+def gateway_process(upstream: UpstreamStub, stub_issuer: TestIssuer) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {
         **os.environ,
