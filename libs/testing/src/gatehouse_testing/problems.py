@@ -32,10 +32,6 @@ def problem_mismatches(response: httpx2.Response, status: int) -> list[str]:
     return mismatches
 
 
-def is_problem(response: httpx2.Response, status: int) -> bool:
-    return not problem_mismatches(response, status)
-
-
 def assert_problem(response: httpx2.Response, status: int) -> dict[str, Any]:
     """Fail unless ``response`` is a problem with ``status``; return its body."""
     mismatches = problem_mismatches(response, status)
