@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -19,7 +19,6 @@ BASE_URL = "http://auth.test"
 PASSWORD = "correct horse battery"
 
 SettingsFactory = Callable[..., AuthSettings]
-Runner = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
 
 
 @asynccontextmanager
