@@ -81,7 +81,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     """A FastAPI app with logging, problem+json errors, health, metrics and optional tracing.
 
     ``lifespan`` builds the service's resources and yields them as one object, which requests
-    read with ``gatehouse_common.resources.resources_of``; ``readiness`` checks take it too.
+    read with ``gatehouse_common.resources.resources_dependency``; ``readiness`` checks take it.
     ``unavailable`` maps datastore connection errors to the datastore's name (503 problems).
 
     Middleware, outermost first: request context (request id, access log, last-resort 500),
