@@ -60,10 +60,11 @@ test-e2e: ## End-to-end tests against the Compose stack
 	$(PYTEST) tests/e2e
 
 .PHONY: lint
-lint: ## ruff check, ruff format --check, mypy --strict and promtool check rules
+lint: ## ruff, ruff format --check, mypy --strict (code and tests), import contracts, promtool check rules
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs services infra/monitoring
+	$(UV) run --frozen mypy libs services tests infra/monitoring
+	$(UV) run --frozen lint-imports
 	promtool check rules infra/monitoring/prometheus/*.rules.yml
 
 .PHONY: fmt

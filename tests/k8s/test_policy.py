@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_checks import K8S_ROOT, Manifest, policy_violations, render, schema_violations
+
+from tests.k8s.k8s_checks import K8S_ROOT, Manifest, policy_violations, render, schema_violations
 
 Mutation = Callable[[list[Manifest]], None]
 

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 import yaml
-from k8s_checks import K8S_ROOT, REPO_ROOT, Manifest, schema_violations
+
+from tests.k8s.k8s_checks import K8S_ROOT, REPO_ROOT, Manifest, schema_violations
 
 SERVICES = ("gateway", "auth", "users")
 

@@ -36,7 +36,6 @@ class Item(BaseModel):
 
 class ItemMissing(ProblemError):
     status = 404
-    title = "Not Found"
     problem_type = "https://gatehouse.dev/problems/item-missing"
 
 

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from services.auth.tests.support import AuthApi
+
 if TYPE_CHECKING:
     import httpx2
-    from services.auth.tests.conftest import AuthApi
 
     from gatehouse_auth.database import AuthDatabase
 

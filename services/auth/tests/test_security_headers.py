@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from services.auth.tests.conftest import AuthApi
+    from services.auth.tests.support import AuthApi
 
 
 async def test_a_token_response_is_no_store_and_nosniff(api: AuthApi) -> None:

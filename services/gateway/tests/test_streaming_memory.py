@@ -13,15 +13,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
 
 from gatehouse_testing.issuer import TestIssuer
 from gatehouse_testing.network import free_port
-
-MIB = 1024 * 1024
+from services.gateway.tests.support import MIB, UpstreamStub
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads memory use from /proc"
@@ -36,11 +34,10 @@ def _kib(pid: int, field: str) -> int:
 
 
 @pytest.fixture
-def gateway_process(upstream: Any, stub_issuer: TestIssuer) -> Iterator[tuple[str, int]]:
+def gateway_process(upstream: UpstreamStub, stub_issuer: TestIssuer) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {
         **os.environ,
-        "GATEWAY_ENVIRONMENT": "test",
         "GATEWAY_LOG_LEVEL": "WARNING",
         "GATEWAY_AUTH_URL": upstream.url,
         "GATEWAY_USERS_URL": upstream.url,

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gatehouse_testing.hostile_tokens import bearer_header_bytes, hostile_tokens
 from gatehouse_testing.issuer import TestIssuer
+from gatehouse_users.profiles.errors import InvalidCursor
 from gatehouse_users.profiles.schemas import ProfileRead
-from gatehouse_users.profiles.service import InvalidCursor, decode_cursor, encode_cursor
+from gatehouse_users.profiles.service import decode_cursor, encode_cursor
 
 Auth = Any
 Problem = Any

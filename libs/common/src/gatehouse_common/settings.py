@@ -13,8 +13,6 @@ from typing import Literal, TypeVar
 from pydantic import AnyHttpUrl, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Environment = Literal["dev", "test", "prod"]
-
 
 class HttpServerSettings(BaseSettings):
     """Limits of a service's own HTTP server (``gatehouse_common.server``); see docs/security.md.
@@ -59,7 +57,6 @@ class ServiceSettings(HttpServerSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    environment: Environment = "dev"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     otlp_endpoint: AnyHttpUrl | None = Field(
         default=None, description="OTLP/HTTP collector URL; tracing is off when unset."

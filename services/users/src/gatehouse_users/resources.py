@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from gatehouse_common.health import Readiness
-from gatehouse_common.resources import resources_of
+from gatehouse_common.resources import resources_dependency
 from gatehouse_common.tokens import AccessTokenVerifier
 from gatehouse_users.database import Database
 from gatehouse_users.profiles.cache import ProfileCache
@@ -21,11 +21,7 @@ class UsersResources:
     profile_cache: ProfileCache
 
 
-async def _resources(request: Request) -> UsersResources:
-    return resources_of(request, UsersResources)
-
-
-Resources = Annotated[UsersResources, Depends(_resources)]
+Resources = Annotated[UsersResources, Depends(resources_dependency(UsersResources))]
 
 
 async def _postgres_answers(resources: UsersResources) -> None:

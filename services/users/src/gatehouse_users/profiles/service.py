@@ -10,44 +10,17 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from gatehouse_common.authentication import InvalidAccessToken
-from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
 from gatehouse_common.text import DISPLAY_NAME_MAX_LENGTH
 from gatehouse_common.tokens import Principal
 from gatehouse_users.database import RequestSession
 from gatehouse_users.models import Profile
 from gatehouse_users.profiles import repository
 from gatehouse_users.profiles.cache import ProfileCache
+from gatehouse_users.profiles.errors import InvalidCursor, ProfileCreationConflict, ProfileNotFound
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
 
 # Each retry needs a concurrent DELETE of the very profile being created; three is plenty.
 _CREATE_ATTEMPTS = 3
-
-
-class ProfileNotFound(ProblemError):
-    status = 404
-    title = "Not Found"
-    problem_type = f"{PROBLEM_TYPE_BASE}not-found"
-
-    def __init__(self) -> None:
-        super().__init__("No profile has this id.")
-
-
-class InvalidCursor(ProblemError):
-    status = 422
-    title = "Unprocessable Content"
-    problem_type = f"{PROBLEM_TYPE_BASE}validation-error"
-
-    def __init__(self) -> None:
-        super().__init__("The cursor is not one this service issued; start again without it.")
-
-
-class ProfileCreationConflict(ProblemError):
-    status = 409
-    title = "Conflict"
-    problem_type = f"{PROBLEM_TYPE_BASE}conflict"
-
-    def __init__(self) -> None:
-        super().__init__("The profile was deleted while it was being created; try again.")
 
 
 def owner_id(principal: Principal) -> uuid.UUID:
