@@ -13,7 +13,7 @@ from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import AccessTokenSigner
-from gatehouse_auth.throttling import LoginThrottle
+from gatehouse_auth.throttling import LoginThrottle, RegistrationThrottle
 from gatehouse_auth.tokens.repository import RefreshTokenRepository
 
 
@@ -23,6 +23,7 @@ class AuthComponents:
     database: AuthDatabase
     passwords: PasswordHasher
     throttle: LoginThrottle
+    registration_throttle: RegistrationThrottle
     signer: AccessTokenSigner
 
 
@@ -54,6 +55,10 @@ def _throttle(components: Components) -> LoginThrottle:
     return components.throttle
 
 
+def _registration_throttle(components: Components) -> RegistrationThrottle:
+    return components.registration_throttle
+
+
 def _signer(components: Components) -> AccessTokenSigner:
     return components.signer
 
@@ -66,5 +71,6 @@ Identities = Annotated[IdentityRepository, Depends(_identities)]
 RefreshTokens = Annotated[RefreshTokenRepository, Depends(_refresh_tokens)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 Throttle = Annotated[LoginThrottle, Depends(_throttle)]
+RegistrationLimit = Annotated[RegistrationThrottle, Depends(_registration_throttle)]
 Signer = Annotated[AccessTokenSigner, Depends(_signer)]
 ClientAddress = Annotated[str, Depends(_client_address)]

@@ -18,7 +18,7 @@ from gatehouse_auth.identities.endpoints import router as identities_router
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import AccessTokenSigner, SigningKeySet
-from gatehouse_auth.throttling import LoginThrottle
+from gatehouse_auth.throttling import LoginThrottle, RegistrationThrottle, SlidingWindows
 from gatehouse_auth.tokens.endpoints import router as tokens_router
 from gatehouse_auth.tokens.oauth import install_oauth_error_handler
 from gatehouse_common.app import create_app as create_service_app
@@ -60,11 +60,15 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             database=database,
             passwords=PasswordHasher(settings),
             throttle=LoginThrottle(
-                redis,
+                SlidingWindows(redis, window_seconds=settings.login_failure_window_seconds),
                 prefix=settings.redis_key_prefix,
                 max_failures_per_email=settings.login_max_failures_per_email,
                 max_failures_per_address=settings.login_max_failures_per_address,
-                window_seconds=settings.login_failure_window_seconds,
+            ),
+            registration_throttle=RegistrationThrottle(
+                SlidingWindows(redis, window_seconds=settings.registration_window_seconds),
+                prefix=settings.redis_key_prefix,
+                max_per_address=settings.registration_max_per_address,
             ),
             signer=AccessTokenSigner(
                 key_set,

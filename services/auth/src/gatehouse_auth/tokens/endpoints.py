@@ -73,6 +73,9 @@ async def token(
             throttle=throttle,
             signer=signer,
             refresh_ttl=refresh_ttl,
+            session_lifetime=timedelta(
+                seconds=components.settings.session_absolute_lifetime_seconds
+            ),
         )
     elif grant == "refresh_token":
         issued = await service.refresh_grant(

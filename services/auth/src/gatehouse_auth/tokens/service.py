@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 
-from gatehouse_auth.errors import LoginThrottled
 from gatehouse_auth.identities.repository import Identity, IdentityRepository
 from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH, normalise_email
 from gatehouse_auth.identities.service import scope_of
@@ -52,6 +51,7 @@ async def _issue(
     signer: AccessTokenSigner,
     now: datetime,
     refresh_expires_at: datetime,
+    session_expires_at: datetime,
 ) -> TokenResponse:
     refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
     await refresh_tokens.store(
@@ -60,6 +60,7 @@ async def _issue(
         user_id=identity.id,
         now=now,
         expires_at=refresh_expires_at,
+        session_expires_at=session_expires_at,
     )
     scope = scope_of(identity)
     return TokenResponse(
@@ -81,34 +82,37 @@ async def password_grant(
     throttle: LoginThrottle,
     signer: AccessTokenSigner,
     refresh_ttl: timedelta,
+    session_lifetime: timedelta,
 ) -> TokenResponse:
     email = _login_email(username)
     throttle_key = email if email is not None else username
-    retry_after = await throttle.retry_after(throttle_key, address)
-    if retry_after is not None:
-        _log.info("login_throttled", retry_after=retry_after, client_address=address)
-        raise LoginThrottled(retry_after)
+    # The failure is counted before the password is checked (429 if there is no room left).
+    async with throttle.attempt(throttle_key, address) as attempt:
+        identity = await identities.by_email(email) if email is not None else None
+        # No stored password is longer than the maximum, so an over-long one cannot match; it
+        # is still checked against the decoy hash so that every failure takes the same time.
+        checkable = identity is not None and len(password) <= MAX_PASSWORD_LENGTH
+        matches, new_hash = await passwords.verify(
+            password, identity.password_hash if identity is not None and checkable else None
+        )
+        if identity is None or not matches:
+            attempt.failed()
+            _log.info("login_failed", known_account=identity is not None, client_address=address)
+            raise OAuthError("invalid_grant", BAD_CREDENTIALS)
 
-    identity = await identities.by_email(email) if email is not None else None
-    # No stored password is longer than the maximum, so an over-long one cannot match; it is
-    # still checked against the decoy hash so that every failure takes the same time.
-    checkable = identity is not None and len(password) <= MAX_PASSWORD_LENGTH
-    matches, new_hash = await passwords.verify(
-        password, identity.password_hash if identity is not None and checkable else None
-    )
-    if identity is None or not matches:
-        await throttle.record_failure(throttle_key, address)
-        _log.info("login_failed", known_account=identity is not None, client_address=address)
-        raise OAuthError("invalid_grant", BAD_CREDENTIALS)
-
-    now = datetime.now(UTC)
-    if new_hash is not None:
-        await identities.replace_password_hash(identity.id, identity.password_hash, new_hash, now)
-        _log.info("password_rehashed", user_id=identity.id)
-    await throttle.clear_email(throttle_key)
+        now = datetime.now(UTC)
+        if new_hash is not None:
+            await identities.replace_password_hash(
+                identity.id, identity.password_hash, new_hash, now
+            )
+            _log.info("password_rehashed", user_id=identity.id)
+        await attempt.succeeded()
 
     expires_at = now + refresh_ttl
-    family_id = await refresh_tokens.start_family(identity.id, now=now, expires_at=expires_at)
+    session_expires_at = now + session_lifetime
+    family_id = await refresh_tokens.start_family(
+        identity.id, now=now, expires_at=expires_at, session_expires_at=session_expires_at
+    )
     bind_log_context(user_id=identity.id)
     _log.info("login_succeeded", user_id=identity.id, family_id=family_id)
     return await _issue(
@@ -118,6 +122,7 @@ async def password_grant(
         signer=signer,
         now=now,
         refresh_expires_at=expires_at,
+        session_expires_at=session_expires_at,
     )
 
 
@@ -159,6 +164,8 @@ async def refresh_grant(
         signer=signer,
         now=now,
         refresh_expires_at=now + refresh_ttl,
+        # The login's absolute end stays where the password login set it.
+        session_expires_at=record.session_expires_at,
     )
     # Checked after storing the new token; see RefreshTokenRepository.revoke_family.
     if not await refresh_tokens.family_is_live(record.family_id):
