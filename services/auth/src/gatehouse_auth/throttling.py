@@ -13,8 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -28,15 +27,17 @@ from gatehouse_common.logging import get_logger
 
 _log = get_logger(__name__)
 
-# KEYS: the counters; ARGV: now, window seconds, the new member, then one limit per key.
-# Either every counter gets the member, or none does and the answer is the index (1-based) of
-# the counter that frees last and the seconds until it does.
+# KEYS: the counters; ARGV: window seconds, a unique member, then one limit per key.
+# Either every counter gets the member and the answer is {0, now}, or none does and the answer
+# is {index (1-based) of the counter that frees last, seconds until it does}. Times are the
+# Redis server's clock, so every auth replica and every request orders events on one clock.
 _RESERVE = """
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local window = tonumber(ARGV[1])
 local refused, wait = 0, 0
 for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[3 + i])
+  local limit = tonumber(ARGV[2 + i])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local count = redis.call('ZCARD', key)
   if count >= limit then
@@ -51,10 +52,10 @@ if refused > 0 then
   return {refused, tostring(wait)}
 end
 for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now, ARGV[3])
-  redis.call('EXPIRE', key, math.ceil(window) + 1)
+  redis.call('ZADD', key, now, ARGV[2])
+  redis.call('EXPIRE', key, window + 1)
 end
-return {0, '0'}
+return {0, string.format('%.6f', now)}
 """
 
 
@@ -66,7 +67,7 @@ class Counter:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """A place taken in some counters: ``member``, added to each at ``at`` (epoch seconds)."""
+    """A place taken in some counters: ``member``, added to each at ``at`` (Redis server time)."""
 
     member: str
     at: float
@@ -82,26 +83,22 @@ class WindowFull(Exception):
 class SlidingWindows:
     """Sliding-window counters in Redis whose places are reserved atomically."""
 
-    def __init__(
-        self, redis: Redis, *, window_seconds: int, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, redis: Redis, *, window_seconds: int) -> None:
         self._redis = redis
         self._window = window_seconds
-        self._clock = clock
         self._reserve = redis.register_script(_RESERVE)
 
     async def reserve(self, counters: Sequence[Counter]) -> Reservation:
         """Take a place in every counter, or raise ``WindowFull`` and take none."""
-        now = self._clock()
-        member = f"{now:.6f}:{secrets.token_hex(8)}"
-        refused, wait = await self._reserve(
+        member = secrets.token_hex(16)
+        refused, value = await self._reserve(
             keys=[counter.key for counter in counters],
-            args=[repr(now), self._window, member, *(counter.limit for counter in counters)],
+            args=[self._window, member, *(counter.limit for counter in counters)],
         )
         if int(refused):
-            retry_after = max(1, math.ceil(float(wait)))
+            retry_after = max(1, math.ceil(float(value)))
             raise WindowFull(counters[int(refused) - 1], retry_after)
-        return Reservation(member=member, at=now)
+        return Reservation(member=member, at=float(value))
 
     async def give_back(self, reservation: Reservation, keys: Sequence[str]) -> None:
         """Remove a reservation that turned out not to count."""
