@@ -16,7 +16,7 @@
 #           streams events:<service>:dead and the dedupe keys events:seen:<group>:*
 # Pub/Sub channels: none (resetchannels). Redis 7.0 or later (selectors).
 redis_acl_users() {
-  local connection='+ping +select +multi +exec +discard'
+  local connection='+ping +select +client|setname +multi +exec +discard'
   local events='(~events:* +xadd +xreadgroup +xack +xautoclaim +xclaim +xinfo +xgroup +xrange +xrevrange +xlen +xpending +xtrim +xdel +set +get +exists +del +expire +evalsha +script|load)'
   printf 'user auth on >%s resetkeys resetchannels -@all %s ~gatehouse:auth:* %s %s\n' \
     "$1" "$connection" \
