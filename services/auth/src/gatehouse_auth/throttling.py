@@ -55,12 +55,14 @@ for _, key in ipairs(KEYS) do
   redis.call('ZADD', key, now, ARGV[2])
   redis.call('EXPIRE', key, window + 1)
 end
-return {0, string.format('%.6f', now)}
+return {0, string.format('%.17g', now)}
 """
 
 
 @dataclass(frozen=True, slots=True)
-class Counter:
+class WindowLimit:
+    """One sliding-window counter: its Redis key, and how many events it may hold."""
+
     key: str
     limit: int
 
@@ -74,7 +76,7 @@ class Reservation:
 
 
 class WindowFull(Exception):
-    def __init__(self, counter: Counter, retry_after: int) -> None:
+    def __init__(self, counter: WindowLimit, retry_after: int) -> None:
         super().__init__(counter.key)
         self.counter = counter
         self.retry_after = retry_after
@@ -88,7 +90,7 @@ class SlidingWindows:
         self._window = window_seconds
         self._reserve = redis.register_script(_RESERVE)
 
-    async def reserve(self, counters: Sequence[Counter]) -> Reservation:
+    async def reserve(self, counters: Sequence[WindowLimit]) -> Reservation:
         """Take a place in every counter, or raise ``WindowFull`` and take none."""
         member = secrets.token_hex(16)
         refused, value = await self._reserve(
@@ -100,16 +102,17 @@ class SlidingWindows:
             raise WindowFull(counters[int(refused) - 1], retry_after)
         return Reservation(member=member, at=float(value))
 
-    async def give_back(self, reservation: Reservation, keys: Sequence[str]) -> None:
-        """Remove a reservation that turned out not to count."""
+    async def give_back(
+        self, reservation: Reservation, keys: Sequence[str], *, clearing: Sequence[str] = ()
+    ) -> None:
+        """Remove a reservation that turned out not to count from ``keys``, and from each key
+        of ``clearing`` every event up to it as well; in one transaction."""
         async with self._redis.pipeline(transaction=True) as pipe:
+            for key in clearing:
+                pipe.zremrangebyscore(key, "-inf", reservation.at)
             for key in keys:
                 pipe.zrem(key, reservation.member)
             await pipe.execute()
-
-    async def clear_until(self, key: str, reservation: Reservation) -> None:
-        """Remove every event of ``key`` up to and including ``reservation``."""
-        await self._redis.zremrangebyscore(key, "-inf", reservation.at)
 
 
 LimitName = Literal["email", "address"]
@@ -143,8 +146,9 @@ class LoginAttempt:
         able to reset the counter of the address they are guessing from.
         """
         self.settled = True
-        await self._windows.clear_until(self._email_key, self._reservation)
-        await self._windows.give_back(self._reservation, [self._address_key])
+        await self._windows.give_back(
+            self._reservation, [self._email_key, self._address_key], clearing=[self._email_key]
+        )
 
     async def abandon(self) -> None:
         try:
@@ -180,11 +184,11 @@ class LoginThrottle:
         """Reserve a failure for ``email`` and ``address``, or raise ``LoginThrottled`` (429)."""
         # The email is hashed so Redis holds no address book of who tried to log in.
         email_digest = hashlib.sha256(email.encode()).hexdigest()
-        limits: dict[LimitName, Counter] = {
-            "email": Counter(
+        limits: dict[LimitName, WindowLimit] = {
+            "email": WindowLimit(
                 f"{self._prefix}login-failures:email:{email_digest}", self._email_limit
             ),
-            "address": Counter(
+            "address": WindowLimit(
                 f"{self._prefix}login-failures:address:{address}", self._address_limit
             ),
         }
@@ -218,7 +222,7 @@ class RegistrationThrottle:
 
     async def check(self, address: str) -> None:
         """Count a registration from ``address``, or raise ``RegistrationThrottled`` (429)."""
-        counter = Counter(f"{self._prefix}registrations:address:{address}", self._limit)
+        counter = WindowLimit(f"{self._prefix}registrations:address:{address}", self._limit)
         try:
             await self._windows.reserve([counter])
         except WindowFull as full:
