@@ -197,29 +197,83 @@ def _cache_errors() -> float:
     )
 
 
-@pytest.mark.parametrize("service", ["auth", "users"])
-async def test_both_services_can_use_the_event_streams(
-    service: str, as_auth: Redis, as_users: Redis
-) -> None:
-    client, other = (as_auth, "users") if service == "auth" else (as_users, "auth")
-    run = uuid.uuid4().hex[:8]
-    own, consumed = f"events:{service}", f"events:{other}"
-    group = f"{service}-{run}"
+@pytest.fixture
+async def clients(accounts: Accounts) -> AsyncIterator[dict[str, Redis]]:
+    """Each service's client of the event channel: its own account, and one database for all
+    (streams live in a database, and users' cache URL names database 1)."""
+    opened = {
+        "auth": Redis.from_url(_database(accounts.auth, 0)),
+        "users": Redis.from_url(_database(accounts.users, 0)),
+    }
+    yield opened
+    for client in opened.values():
+        await client.aclose()
 
-    await client.xadd(own, {"type": "test", "run": run})
-    await client.xadd(f"{own}:dead", {"type": "test", "run": run})
-    # The other service's event, written here by this client: the account does not tell them
-    # apart (see scripts/lib/redis-acl.sh).
-    await client.xgroup_create(consumed, group, id="$", mkstream=True)
-    await client.xadd(consumed, {"type": "test", "run": run})
-    read = await client.xreadgroup(group, "c1", {consumed: ">"}, count=10)
+
+def _database(url: str, number: int) -> str:
+    return f"{url.rsplit('/', 1)[0]}/{number}"
+
+
+OTHER = {"auth": "users", "users": "auth"}
+
+
+@pytest.mark.parametrize("service", ["auth", "users"])
+async def test_each_service_plays_its_roles_on_the_event_channel(
+    service: str, clients: dict[str, Redis]
+) -> None:
+    """The commands of docs/events.md, role by role: producer, consumer group, revocation feed."""
+    client, producer = clients[service], clients[OTHER[service]]
+    own, consumed = f"events:{service}", f"events:{OTHER[service]}"
+    fields: dict[Any, Any] = {"type": "test", "run": uuid.uuid4().hex}
+
+    # Producer: its own stream.
+    await client.xadd(own, fields, maxlen=1000, approximate=True)
+    # Consumer group (named after the service) on the other's stream, with an entry there.
+    await client.xgroup_create(consumed, service, id="$", mkstream=True)
+    await producer.xadd(consumed, fields)
+    await producer.xadd(consumed, fields)
+    read = await client.xreadgroup(service, "c1", {consumed: ">"}, count=10)
     assert isinstance(read, list)  # RESP2: [[stream, [(id, fields), ...]], ...]
-    [(_, [(message_id, _)])] = read
-    await client.xautoclaim(consumed, group, "c2", min_idle_time=0)
-    assert await client.xack(consumed, group, message_id) == 1
-    assert await client.xrange(consumed, min=message_id, max=message_id)
-    await client.xinfo_stream(consumed)
-    assert await client.set(f"events:seen:{group}:{message_id!r}", "1", nx=True, ex=60)
+    [(_, [(first, _), (second, _)])] = read
+    await client.xautoclaim(consumed, service, "c2", min_idle_time=0)
+    assert await client.xpending_range(consumed, service, first, first, 1)
+    seen = f"events:seen:{service}:{uuid.uuid4()}"
+    assert await client.set(seen, "c2", nx=True, px=60_000)
+    assert await client.get(seen) == b"c2"
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.set(seen, "handled", ex=3600)
+        pipe.xack(consumed, service, first)
+        await pipe.execute()
+    async with client.pipeline(transaction=True) as pipe:  # dead-lettering
+        pipe.xadd(f"{consumed}:dead", fields, maxlen=1000, approximate=True)
+        pipe.xack(consumed, service, second)
+        await pipe.execute()
+    assert await client.delete(seen) == 1
+    assert await client.xinfo_groups(consumed)
+    # Revocation feed: both streams, read only, in one XREAD.
+    assert await client.xrange(own, "-", "+", count=10)
+    assert await client.xread({own: "0", consumed: "0"}, count=10)
+
+
+@pytest.mark.parametrize("service", ["auth", "users"])
+async def test_no_service_writes_the_other_services_events(
+    service: str, clients: dict[str, Redis]
+) -> None:
+    client, other = clients[service], OTHER[service]
+    await clients[other].xadd(f"events:{other}", {"type": "test"})
+
+    forbidden: list[Any] = [
+        client.xadd(f"events:{other}", {"type": "forged"}),  # publishing as the other service
+        client.xadd(f"events:{service}:dead", {"type": "forged"}),  # the other group's dead letters
+        client.xtrim(f"events:{other}", maxlen=0),
+        client.delete(f"events:{other}"),
+        client.xgroup_destroy(f"events:{other}", service),
+        client.set(f"events:seen:{other}:{uuid.uuid4()}", "handled"),  # the other group's record
+        client.xreadgroup(service, "c1", {f"events:{service}": ">"}),  # a group on its own stream
+    ]
+    for command in forbidden:
+        with pytest.raises(NoPermissionError):
+            await command
 
 
 async def test_users_cannot_read_or_change_auth_keys(
