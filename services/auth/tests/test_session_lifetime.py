@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from pymongo import AsyncMongoClient
 
 from gatehouse_auth.main import create_app
 
@@ -41,7 +41,7 @@ async def test_refresh_fails_after_the_absolute_lifetime_however_recent_the_last
 
 
 async def test_the_session_end_is_set_by_the_login_and_kept_by_every_refresh(
-    api: AuthApi, app: FastAPI
+    api: AuthApi, make_settings: SettingsFactory, mongo_url: str
 ) -> None:
     user = await api.register()
     logged_in_at = datetime.now(UTC)
@@ -49,7 +49,12 @@ async def test_the_session_end_is_set_by_the_login_and_kept_by_every_refresh(
     for _ in range(2):
         refresh_token = (await api.refresh(refresh_token)).json()["refresh_token"]
 
-    stored: list[dict[str, Any]] = await app.state.auth.database.refresh_tokens.find({}).to_list()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    try:
+        database = mongo[make_settings().mongo_database]  # the database the app of ``api`` uses
+        stored = await database.refresh_tokens.find({}).to_list()
+    finally:
+        await mongo.close()
 
     assert len(stored) == 3
     session_ends = {document["session_expires_at"] for document in stored}

@@ -55,7 +55,7 @@ def _throttle(components: Components) -> LoginThrottle:
     return components.throttle
 
 
-def _registration_throttle(components: Components) -> RegistrationThrottle:
+async def _registration_throttle(components: Components) -> RegistrationThrottle:
     return components.registration_throttle
 
 
