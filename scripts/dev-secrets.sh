@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Development secrets for the Compose stack, made once into a git-ignored folder:
-#   postgres.env, mongo.env (datastore credentials), redis.conf (requirepass),
-#   auth.env, users.env (the services' connection URLs), signing-keys.json (auth's private JWKS).
+#   postgres.env, mongo.env (datastore credentials), redis.conf (requirepass for operators, and
+#   one account per service: scripts/lib/redis-acl.sh), auth.env, users.env (the services'
+#   connection URLs), signing-keys.json (auth's private JWKS).
 # Needs only Docker and standard tools: passwords come from /dev/urandom, and the signing keys
 # from auth's own key CLI, run inside the auth image.
 #
@@ -19,6 +20,8 @@ action=${1:-ensure}
 
 # shellcheck source=lib/password.sh
 . scripts/lib/password.sh
+# shellcheck source=lib/redis-acl.sh
+. scripts/lib/redis-acl.sh
 
 write_passwords() {
   local postgres_password redis_password mongo_password
@@ -42,13 +45,35 @@ appendonly yes
 END
   cat >"$secrets_dir/auth.env" <<END
 AUTH_MONGO_URL=mongodb://gatehouse:$mongo_password@mongo:27017/?authSource=admin
-AUTH_REDIS_URL=redis://default:$redis_password@redis:6379/0
 END
   cat >"$secrets_dir/users.env" <<END
 USERS_DATABASE_URL=postgresql+asyncpg://gatehouse:$postgres_password@postgres:5432/gatehouse_users
-USERS_REDIS_URL=redis://default:$redis_password@redis:6379/1
 END
   chmod 0644 "$secrets_dir"/{postgres.env,mongo.env,redis.conf,auth.env,users.env}
+}
+
+# FILE without its lines that start with PREFIX, then stdin appended (permissions kept).
+replace_lines() {
+  local file=$1 prefix=$2
+  { grep -v "^$prefix" "$file" || true; cat; } >"$file.new"
+  cat "$file.new" >"$file"
+  rm -f "$file.new"
+}
+
+# Redis's accounts for auth and users, and the services' URLs that use them. Also upgrades
+# secrets made before the services had their own accounts: Redis reads its accounts from
+# redis.conf at each start, so nothing in its volume changes.
+write_redis_accounts() {
+  local auth_password users_password
+  auth_password=$(password)
+  users_password=$(password)
+  redis_acl_users "$auth_password" "$users_password" | replace_lines "$secrets_dir/redis.conf" "user "
+  replace_lines "$secrets_dir/auth.env" AUTH_REDIS_URL= <<END
+AUTH_REDIS_URL=redis://auth:$auth_password@redis:6379/0
+END
+  replace_lines "$secrets_dir/users.env" USERS_REDIS_URL= <<END
+USERS_REDIS_URL=redis://users:$users_password@redis:6379/1
+END
 }
 
 run_key_cli() {
@@ -70,6 +95,10 @@ case "$action" in
     if [ ! -f "$secrets_dir/postgres.env" ]; then
       write_passwords
       echo "dev-secrets: wrote passwords to $secrets_dir/"
+    fi
+    if ! grep -q '^user auth ' "$secrets_dir/redis.conf"; then
+      write_redis_accounts
+      echo "dev-secrets: wrote Redis accounts for auth and users to $secrets_dir/"
     fi
     if [ ! -f "$secrets_dir/signing-keys.json" ]; then
       run_key_cli generate --file /secrets/signing-keys.json

@@ -85,6 +85,14 @@ class Stack:
             for line in redis_conf
             if line.startswith("requirepass ")
         )
+        # The services' accounts: `user NAME on >PASSWORD ...`.
+        found.extend(
+            word.removeprefix(">")
+            for line in redis_conf
+            if line.startswith("user ")
+            for word in line.split()
+            if word.startswith(">")
+        )
         return found
 
 

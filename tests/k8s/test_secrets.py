@@ -26,7 +26,7 @@ from gatehouse_auth.signing_keys import SigningKeySet
 
 ACCOUNT_FILES = ("postgres-credentials.env", "mongo-credentials.env", "redis-credentials.env")
 URL_FILES = ("auth-datastores.env", "users-datastores.env")
-GENERATED_FILES = (*ACCOUNT_FILES, *URL_FILES, "signing-keys.json")
+GENERATED_FILES = (*ACCOUNT_FILES, *URL_FILES, "redis.conf", "signing-keys.json")
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -164,8 +164,14 @@ def test_the_urls_carry_the_datastore_passwords(tmp_path: Path) -> None:
     assert auth["mongo-url"] == (
         f"mongodb://{mongo['username']}:{mongo['password']}@mongo:27017/?authSource=admin"
     )
-    assert auth["redis-url"] == f"redis://:{redis['password']}@redis:6379/0"
-    assert users["redis-url"] == f"redis://:{redis['password']}@redis:6379/1"
+    # Each service has its own Redis account (scripts/lib/redis-acl.sh), the default one none.
+    assert auth["redis-url"] == f"redis://auth:{redis['auth-password']}@redis:6379/0"
+    assert users["redis-url"] == f"redis://users:{redis['users-password']}@redis:6379/1"
+    redis_conf = (tmp_path / "redis.conf").read_text().splitlines()
+    assert f"requirepass {redis['password']}" in redis_conf
+    assert any(line.startswith(f"user auth on >{redis['auth-password']} ") for line in redis_conf)
+    assert any(line.startswith(f"user users on >{redis['users-password']} ") for line in redis_conf)
+    assert len({redis["password"], redis["auth-password"], redis["users-password"]}) == 3
 
 
 def secret_data(objects: list[Manifest], name: str) -> dict[str, str]:

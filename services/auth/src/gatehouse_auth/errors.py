@@ -37,6 +37,32 @@ class LoginThrottled(ProblemError):
         )
 
 
+class RegistrationThrottled(ProblemError):
+    status = 429
+    title = "Too Many Requests"
+    problem_type = f"{PROBLEM_TYPE_BASE}registration-throttled"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many registrations from this address; try again later.",
+            headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"},
+        )
+
+
+class PasswordHashingBusy(ProblemError):
+    """Every password-hashing slot and queue place is taken: try again in a moment."""
+
+    status = 503
+    title = "Service Unavailable"
+    problem_type = f"{PROBLEM_TYPE_BASE}overloaded"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The service is busy checking passwords; try again shortly.",
+            headers={"Retry-After": "1", "Cache-Control": "no-store"},
+        )
+
+
 def _unavailable(dependency: str) -> JSONResponse:
     return problem_response(
         503,

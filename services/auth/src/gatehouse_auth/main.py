@@ -20,7 +20,7 @@ from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import AuthResources, readiness
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import AccessTokenSigner, SigningKeySet
-from gatehouse_auth.throttling import LoginThrottle
+from gatehouse_auth.throttling import LoginThrottle, RegistrationThrottle, SlidingWindows
 from gatehouse_auth.tokens.endpoints import router as tokens_router
 from gatehouse_auth.tokens.oauth import install_oauth_error_handler
 from gatehouse_auth.tokens.repository import RefreshTokenRepository
@@ -69,16 +69,20 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             redis=redis,
             identities=identities,
             passwords=passwords,
+            registration_throttle=RegistrationThrottle(
+                SlidingWindows(redis, window_seconds=settings.registration_window_seconds),
+                prefix=settings.redis_key_prefix,
+                max_per_address=settings.registration_max_per_address,
+            ),
             tokens=TokenIssuer(
                 identities=identities,
                 refresh_tokens=RefreshTokenRepository(database),
                 passwords=passwords,
                 throttle=LoginThrottle(
-                    redis,
+                    SlidingWindows(redis, window_seconds=settings.login_failure_window_seconds),
                     prefix=settings.redis_key_prefix,
                     max_failures_per_email=settings.login_max_failures_per_email,
                     max_failures_per_address=settings.login_max_failures_per_address,
-                    window_seconds=settings.login_failure_window_seconds,
                 ),
                 signer=AccessTokenSigner(
                     key_set,
@@ -87,6 +91,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     lifetime_seconds=settings.access_token_ttl_seconds,
                 ),
                 refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+                session_lifetime=timedelta(seconds=settings.session_absolute_lifetime_seconds),
             ),
         )
         _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
