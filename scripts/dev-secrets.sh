@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Development secrets for the Compose stack, made once into a git-ignored folder:
 #   postgres.env, mongo.env (datastore credentials), redis.conf (requirepass for operators, and
-#   one account per service: scripts/lib/redis-acl.sh), auth.env, users.env (the services'
-#   connection URLs), signing-keys.json (auth's private JWKS).
+#   one account per service: scripts/lib/redis-acl.sh), auth.env, users.env, gateway.env (the
+#   services' connection URLs), signing-keys.json (auth's private JWKS).
 # Needs only Docker and standard tools: passwords come from /dev/urandom, and the signing keys
 # from auth's own key CLI, run inside the auth image.
 #
@@ -60,19 +60,35 @@ replace_lines() {
   rm -f "$file.new"
 }
 
-# Redis's accounts for auth and users, and the services' URLs that use them. Also upgrades
-# secrets made before the services had their own accounts: Redis reads its accounts from
-# redis.conf at each start, so nothing in its volume changes.
+# The password of USER in the Redis URL that FILE gives to VARIABLE, or a new one if there is
+# none yet: accounts made earlier keep their passwords, so running containers stay connected.
+account_password() {
+  local file=$1 variable=$2 user=$3 existing=""
+  [ -f "$file" ] && existing=$(sed -n "s|^$variable=redis://$user:\([A-Za-z0-9]*\)@.*|\1|p" "$file")
+  if [ -n "$existing" ]; then printf '%s' "$existing"; else password; fi
+}
+
+# Redis's accounts for auth, users and the gateway, and the services' URLs that use them. Also
+# upgrades secrets made before an account existed: Redis reads its accounts from redis.conf at
+# each start, so nothing in its volume changes (restart redis to load a new account).
 write_redis_accounts() {
-  local auth_password users_password
-  auth_password=$(password)
-  users_password=$(password)
-  redis_acl_users "$auth_password" "$users_password" | replace_lines "$secrets_dir/redis.conf" "user "
+  local auth_password users_password gateway_password
+  auth_password=$(account_password "$secrets_dir/auth.env" AUTH_REDIS_URL auth)
+  users_password=$(account_password "$secrets_dir/users.env" USERS_REDIS_URL users)
+  gateway_password=$(account_password "$secrets_dir/gateway.env" GATEWAY_EVENTS_REDIS_URL gateway)
+  redis_acl_users "$auth_password" "$users_password" "$gateway_password" |
+    replace_lines "$secrets_dir/redis.conf" "user "
   replace_lines "$secrets_dir/auth.env" AUTH_REDIS_URL= <<END
 AUTH_REDIS_URL=redis://auth:$auth_password@redis:6379/0
 END
   replace_lines "$secrets_dir/users.env" USERS_REDIS_URL= <<END
 USERS_REDIS_URL=redis://users:$users_password@redis:6379/1
+END
+  # The gateway's revocation feed reads the event streams, which live in database 0.
+  touch "$secrets_dir/gateway.env"
+  chmod 0644 "$secrets_dir/gateway.env"
+  replace_lines "$secrets_dir/gateway.env" GATEWAY_EVENTS_REDIS_URL= <<END
+GATEWAY_EVENTS_REDIS_URL=redis://gateway:$gateway_password@redis:6379/0
 END
 }
 
@@ -96,9 +112,9 @@ case "$action" in
       write_passwords
       echo "dev-secrets: wrote passwords to $secrets_dir/"
     fi
-    if ! grep -q '^user auth ' "$secrets_dir/redis.conf"; then
+    if ! grep -q '^user gateway ' "$secrets_dir/redis.conf"; then
       write_redis_accounts
-      echo "dev-secrets: wrote Redis accounts for auth and users to $secrets_dir/"
+      echo "dev-secrets: wrote Redis accounts for auth, users and the gateway to $secrets_dir/"
     fi
     if [ ! -f "$secrets_dir/signing-keys.json" ]; then
       run_key_cli generate --file /secrets/signing-keys.json

@@ -2,13 +2,17 @@
 
 The accounts come from the Compose stack's own generator (scripts/dev-secrets.sh), so this is
 the redis.conf that `make up` runs. Each service's Redis work succeeds under its own account,
-and the users account can neither read nor change auth's keys (issue 11, item 9).
+the users account can neither read nor change auth's keys (issue 11, item 9), and the
+gateway's account can only read the event streams.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,6 +30,8 @@ from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_auth.throttling import LoginThrottle, SlidingWindows
+from gatehouse_common.events import AUTH_STREAM, USERS_STREAM, Event, EventPublisher, LoginsRevoked
+from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_testing.app import started
 from gatehouse_testing.containers import REDIS_IMAGE
 from gatehouse_users.profiles.cache import ProfileCache
@@ -44,6 +50,7 @@ class Accounts:
     admin: str
     auth: str
     users: str
+    gateway: str
 
 
 def _env_value(path: Path, name: str) -> str:
@@ -93,6 +100,7 @@ def accounts(stack_secrets: Path) -> Iterator[Accounts]:
             admin=f"redis://default:{admin_password}@{address}/0",
             auth=local(_env_value(stack_secrets / "auth.env", "AUTH_REDIS_URL")),
             users=local(_env_value(stack_secrets / "users.env", "USERS_REDIS_URL")),
+            gateway=local(_env_value(stack_secrets / "gateway.env", "GATEWAY_EVENTS_REDIS_URL")),
         )
 
 
@@ -113,6 +121,13 @@ async def as_auth(accounts: Accounts) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def as_users(accounts: Accounts) -> AsyncIterator[Redis]:
     client = Redis.from_url(accounts.users)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def as_gateway(accounts: Accounts) -> AsyncIterator[Redis]:
+    client = Redis.from_url(accounts.gateway)
     yield client
     await client.aclose()
 
@@ -322,3 +337,66 @@ async def test_auth_cannot_read_or_change_users_keys(as_auth: Redis, as_users: R
         with pytest.raises(NoPermissionError):
             await command
     assert await as_users.get(key) == b"cached"
+
+
+async def test_the_gateway_feeds_revocations_under_its_account(
+    as_gateway: Redis, clients: dict[str, Redis]
+) -> None:
+    """The revocation feed as the gateway runs it: replay with XRANGE, follow with XREAD."""
+    user_id = uuid.uuid4()
+    replayed, followed = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def revoked(session_id: str) -> Event[LoginsRevoked]:
+        payload = LoginsRevoked(user_id=user_id, session_ids=(session_id,), reason="sign_out")
+        return Event.of(payload, producer="auth")
+
+    auth_events = EventPublisher(clients["auth"], stream=AUTH_STREAM)
+    await auth_events.publish(revoked(replayed))
+    revocations = RevocationSet(retention_seconds=900)
+    feed = RevocationFeed(as_gateway, revocations, block_seconds=0.2)
+    feeding = asyncio.create_task(feed.run())
+    try:
+        assert await feed.wait_caught_up(timeout_seconds=10)
+        assert revocations.is_revoked(str(user_id), replayed, issued_at=time.time())
+        await auth_events.publish(revoked(followed))
+        # The set has no change notification: polled, with a deadline.
+        async with asyncio.timeout(10):
+            while not revocations.is_revoked(str(user_id), followed, issued_at=time.time()):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        feeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeding
+    assert await as_gateway.ping()
+
+
+async def test_the_gateway_can_only_read_the_event_streams(
+    as_gateway: Redis, admin: Redis, as_users: Redis, clients: dict[str, Redis]
+) -> None:
+    auth_key = f"{AUTH_PREFIX}login-failures:address:{uuid.uuid4().hex}"
+    await admin.zadd(auth_key, {"x": 1})
+    users_key = f"users:profile-entry:{uuid.uuid4()}"
+    await as_users.set(users_key, "cached")
+    await clients["auth"].xadd(AUTH_STREAM, {"type": "test"})
+
+    forbidden: list[Any] = [
+        *(as_gateway.xadd(stream, {"type": "forged"}) for stream in (AUTH_STREAM, USERS_STREAM)),
+        as_gateway.xadd(f"{AUTH_STREAM}:dead", {"type": "forged"}),
+        as_gateway.xtrim(AUTH_STREAM, maxlen=0),
+        as_gateway.delete(AUTH_STREAM),
+        as_gateway.xgroup_create(AUTH_STREAM, "gateway", id="0"),
+        as_gateway.xreadgroup("users", "c1", {AUTH_STREAM: ">"}),
+        as_gateway.set(f"events:seen:users:{uuid.uuid4()}", "handled"),
+        as_gateway.zcard(auth_key),
+        as_gateway.delete(auth_key),
+        as_gateway.get(users_key),
+        as_gateway.set(users_key, "x"),
+        as_gateway.keys("*"),
+        as_gateway.flushdb(),
+        as_gateway.config_get("*"),
+    ]
+    for command in forbidden:
+        with pytest.raises(NoPermissionError):
+            await command
+    assert await as_gateway.xrange(AUTH_STREAM, "-", "+", count=1)
+    assert await admin.zcard(auth_key) == 1
