@@ -9,7 +9,6 @@ gateway's account can only read the event streams.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import time
@@ -30,7 +29,14 @@ from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_auth.throttling import LoginThrottle, SlidingWindows
-from gatehouse_common.events import AUTH_STREAM, USERS_STREAM, Event, EventPublisher, LoginsRevoked
+from gatehouse_common.events import (
+    AUTH_STREAM,
+    USERS_STREAM,
+    Event,
+    EventPublisher,
+    LoginsRevoked,
+    run_in_background,
+)
 from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_testing.app import started
 from gatehouse_testing.containers import REDIS_IMAGE
@@ -354,8 +360,7 @@ async def test_the_gateway_feeds_revocations_under_its_account(
     await auth_events.publish(revoked(replayed))
     revocations = RevocationSet(retention_seconds=900)
     feed = RevocationFeed(as_gateway, revocations, block_seconds=0.2)
-    feeding = asyncio.create_task(feed.run())
-    try:
+    async with run_in_background(feed):
         assert await feed.wait_caught_up(timeout_seconds=10)
         assert revocations.is_revoked(str(user_id), replayed, issued_at=time.time())
         await auth_events.publish(revoked(followed))
@@ -363,10 +368,6 @@ async def test_the_gateway_feeds_revocations_under_its_account(
         async with asyncio.timeout(10):
             while not revocations.is_revoked(str(user_id), followed, issued_at=time.time()):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-    finally:
-        feeding.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeding
     assert await as_gateway.ping()
 
 
