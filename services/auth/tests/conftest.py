@@ -24,6 +24,13 @@ BASE_URL = "http://auth.test"
 PASSWORD = "correct horse battery"
 
 SettingsFactory = Callable[..., AuthSettings]
+
+
+def full_width(ascii_text: str) -> str:
+    """The full-width spelling (U+FF01 to U+FF5E) of printable ASCII, as East Asian input gives."""
+    return "".join(chr(ord(char) + 0xFEE0) for char in ascii_text)
+
+
 Runner = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
 
 

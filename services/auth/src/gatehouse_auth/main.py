@@ -16,6 +16,7 @@ from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.errors import install_unavailable_handlers
 from gatehouse_auth.identities.endpoints import router as identities_router
 from gatehouse_auth.identities.repository import IdentityRepository
+from gatehouse_auth.identities.stored_emails import StoredEmailCollision, normalize_stored_emails
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import AuthResources, readiness
 from gatehouse_auth.settings import AuthSettings
@@ -49,19 +50,27 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AuthResources]:
         client = mongo_client(settings)
+        database = AuthDatabase(client, settings.mongo_database)
+        identities = IdentityRepository(database.identities)
+        try:
+            await database.ensure_indexes()
+            # Stored emails in today's one spelling; two identities of one address stop the
+            # start (StoredEmailCollision), for a person to decide.
+            await normalize_stored_emails(identities)
+        except ConnectionFailure as exc:
+            # Not fatal: requests answer 503 until MongoDB is back, then the indexes are made.
+            # The emails are checked at the next start, or by `gatehouse-auth-admin
+            # normalize-emails`.
+            _log.warning("mongo_unavailable_at_startup", error=type(exc).__name__)
+        except StoredEmailCollision:
+            await client.close()
+            raise
         redis = Redis.from_url(
             settings.redis_url.get_secret_value(),
             socket_timeout=settings.redis_timeout_seconds,
             socket_connect_timeout=settings.redis_timeout_seconds,
             health_check_interval=30,
         )
-        database = AuthDatabase(client, settings.mongo_database)
-        try:
-            await database.ensure_indexes()
-        except ConnectionFailure as exc:
-            # Not fatal: requests answer 503 until MongoDB is back, then the indexes are made.
-            _log.warning("mongo_unavailable_at_startup", error=type(exc).__name__)
-        identities = IdentityRepository(database.identities)
         passwords = PasswordHasher(settings)
         resources = AuthResources(
             settings=settings,

@@ -7,10 +7,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from email_validator import EmailNotValidError, validate_email
-
 from gatehouse_auth.identities.repository import Identity, IdentityRepository
-from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH, normalise_email
+from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH
 from gatehouse_auth.identities.service import scope_of
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.signing_keys import AccessTokenSigner
@@ -19,6 +17,7 @@ from gatehouse_auth.tokens.oauth import OAuthError
 from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.schemas import TokenResponse
 from gatehouse_common.logging import bind_log_context, get_logger
+from gatehouse_common.text import normalize_email
 
 _log = get_logger(__name__)
 
@@ -35,13 +34,12 @@ def hash_refresh_token(token: str) -> str:
 
 
 def _login_email(username: str) -> str | None:
-    """The normalised email, or None if ``username`` is not an email address at all."""
-    email = normalise_email(username)
+    """The email's one spelling (as registration stored it), or None if ``username`` is not
+    an email address at all."""
     try:
-        validate_email(email, check_deliverability=False)
-    except EmailNotValidError:
+        return normalize_email(username)
+    except ValueError:
         return None
-    return email
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +61,7 @@ class TokenIssuer:
 
     async def password_grant(self, username: str, password: str, address: str) -> TokenResponse:
         email = _login_email(username)
+        # Every spelling of one address counts against one limit: the key is its one spelling.
         throttle_key = email if email is not None else username
         # The failure is counted before the password is checked (429 if there is no room left).
         async with self.throttle.attempt(throttle_key, address) as attempt:
