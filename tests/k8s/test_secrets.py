@@ -25,8 +25,8 @@ from tests.k8s.k8s_checks import (
 )
 
 ACCOUNT_FILES = ("postgres-credentials.env", "mongo-credentials.env", "redis-credentials.env")
-URL_FILES = ("auth-datastores.env", "users-datastores.env")
-GENERATED_FILES = (*ACCOUNT_FILES, *URL_FILES, "signing-keys.json")
+URL_FILES = ("auth-datastores.env", "users-datastores.env", "gateway-datastores.env")
+GENERATED_FILES = (*ACCOUNT_FILES, *URL_FILES, "redis.conf", "signing-keys.json")
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -156,7 +156,7 @@ def test_the_generator_makes_private_random_secrets_once(tmp_path: Path) -> None
 def test_the_urls_carry_the_datastore_passwords(tmp_path: Path) -> None:
     generate_dev_secrets(tmp_path)
     postgres, mongo, redis = (read_env(tmp_path / name) for name in ACCOUNT_FILES)
-    auth, users = (read_env(tmp_path / name) for name in URL_FILES)
+    auth, users, gateway = (read_env(tmp_path / name) for name in URL_FILES)
     assert users["database-url"] == (
         f"postgresql+asyncpg://{postgres['username']}:{postgres['password']}"
         f"@postgres:5432/{postgres['database']}"
@@ -164,8 +164,19 @@ def test_the_urls_carry_the_datastore_passwords(tmp_path: Path) -> None:
     assert auth["mongo-url"] == (
         f"mongodb://{mongo['username']}:{mongo['password']}@mongo:27017/?authSource=admin"
     )
-    assert auth["redis-url"] == f"redis://:{redis['password']}@redis:6379/0"
-    assert users["redis-url"] == f"redis://:{redis['password']}@redis:6379/1"
+    # Each service has its own Redis account (scripts/lib/redis-acl.sh), the default one none.
+    assert auth["redis-url"] == f"redis://auth:{redis['auth-password']}@redis:6379/0"
+    assert users["redis-url"] == f"redis://users:{redis['users-password']}@redis:6379/1"
+    # The gateway's account reads the event streams (the revocation feed), in database 0.
+    assert gateway["events-redis-url"] == (
+        f"redis://gateway:{redis['gateway-password']}@redis:6379/0"
+    )
+    redis_conf = (tmp_path / "redis.conf").read_text().splitlines()
+    assert f"requirepass {redis['password']}" in redis_conf
+    for account in ("auth", "users", "gateway"):
+        password = redis[f"{account}-password"]
+        assert any(line.startswith(f"user {account} on >{password} ") for line in redis_conf)
+    assert len(set(redis.values())) == 4
 
 
 def secret_data(objects: list[Manifest], name: str) -> dict[str, str]:
@@ -186,7 +197,7 @@ def test_a_fresh_clone_renders_dev_with_its_own_secrets(tmp_path: Path, dev_secr
 
     objects = render(tree / "overlays" / "dev")
 
-    for name in ("users-datastores", "redis-credentials"):
+    for name in ("users-datastores", "gateway-datastores", "redis-credentials"):
         assert secret_data(objects, name) == read_env(generated / f"{name}.env")
     keys = json.loads(secret_data(objects, "auth-signing-keys")["signing-keys.json"])
     assert keys == json.loads((generated / "signing-keys.json").read_text())
