@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from gatehouse_gateway.main import create_app
 from gatehouse_gateway.settings import GatewaySettings
@@ -97,6 +97,13 @@ class UpstreamStub:
                 media_type="application/problem+json",
                 headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="admin"'},
             )
+
+        @app.get("/users/moved")
+        async def moved(request: Request) -> RedirectResponse:
+            """An absolute redirect built from the upstream's own address, as Starlette's
+            trailing-slash redirect is."""
+            self.hits += 1
+            return RedirectResponse(str(request.url.replace(path="/users/me")), status_code=307)
 
         @app.get("/health")
         async def upstream_health() -> dict[str, str]:
