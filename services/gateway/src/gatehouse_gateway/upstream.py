@@ -49,10 +49,6 @@ async def upstream_clients(
 
 def upstream_client(base_url: str, settings: GatewaySettings) -> httpx2.AsyncClient:
     """The client for one upstream, shared by all requests to it."""
-    limits = httpx2.Limits(
-        max_connections=settings.upstream_max_connections,
-        keepalive_expiry=settings.upstream_keepalive_seconds,
-    )
     timeout = httpx2.Timeout(
         connect=settings.upstream_connect_timeout_seconds,
         read=settings.upstream_read_timeout_seconds,
@@ -64,18 +60,40 @@ def upstream_client(base_url: str, settings: GatewaySettings) -> httpx2.AsyncCli
         # the fallback should the aiohttp transport misbehave.
         return httpx2.AsyncClient(
             base_url=base_url,
-            limits=limits,
+            limits=httpx2.Limits(
+                max_connections=settings.upstream_max_connections,
+                keepalive_expiry=settings.upstream_keepalive_seconds,
+            ),
             timeout=timeout,
             follow_redirects=False,
             trust_env=False,
         )
     return httpx2.AsyncClient(
         base_url=base_url,
-        transport=AiohttpTransport(limits=limits, trust_env=False),
+        transport=AiohttpTransport(client=lambda: _aiohttp_session(settings), trust_env=False),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
     )
+
+
+def _aiohttp_session(settings: GatewaySettings) -> aiohttp.ClientSession:
+    """The aiohttp transport's session (made by the transport on its first request).
+
+    Without aiohttp's DNS cache: each new connection resolves the name in its own request's
+    task. The cache shares one lookup between concurrent requests through shielded tasks and
+    futures, and when the name does not resolve (a stopped container's) while those requests
+    time out, the lookup's exception can be left without a reader, which asyncio reports at
+    error level ("Future exception was never retrieved"); the cache would also keep a
+    restarted container's old address for ten seconds. Connections are pooled, so lookups
+    are rare.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=settings.upstream_max_connections,
+        keepalive_timeout=settings.upstream_keepalive_seconds,
+        use_dns_cache=False,
+    )
+    return aiohttp.ClientSession(connector=connector)
 
 
 class Failure(enum.Enum):
