@@ -77,6 +77,7 @@ def create_app(
                     table, settings, clients=clients, on_upstream_back=docs.refresh_soon
                 ),
                 max_body_bytes=settings.max_body_bytes,
+                body_timeout_seconds=settings.body_timeout_seconds,
             )
             # Neither needs to succeed: readiness waits for the JWKS, docs refetch on demand.
             jwks_ok, _docs_done = await asyncio.gather(verifier.jwks.refresh(), docs.refresh_all())
