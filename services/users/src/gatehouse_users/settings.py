@@ -52,10 +52,13 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings, MigrationSetting
         le=5,
         description="Bound on each Redis command; past it the read or write goes on without cache.",
     )
+    # Short: past it a single request tries Redis (the others still skip it), so retrying
+    # often costs a down Redis one timeout per interval, and a returning one is used at once.
     cache_retry_interval_seconds: float = Field(
-        default=5.0,
+        default=1.0,
         gt=0,
-        description="After a Redis failure, how long the cache is skipped before it is retried.",
+        description="After a Redis failure, how long the cache is skipped before one request "
+        "tries it again.",
     )
 
     db_pool_class: Literal["queue", "null"] = Field(
