@@ -37,12 +37,10 @@ from typing import TypeVar
 
 from cashews import Cache, CacheBackendInteractionError
 from pydantic import BaseModel, ValidationError
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from gatehouse_common.logging import get_logger
+from gatehouse_common.redis_retry import retry_once_on_broken_connection
 from gatehouse_users.metrics import CACHE_BYPASSED, CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
 from gatehouse_users.profiles.schemas import ProfileRead
 
@@ -122,10 +120,8 @@ class ProfileCache:
             socket_connect_timeout=self._timeout,
             wait_for_connection_timeout=self._timeout,
             max_connections=_MAX_CONNECTIONS,
-            # One immediate retry on a broken connection only, which redis-py reconnects
-            # first: a connection Redis closed while pooled. Never on a timeout, which would
-            # double the wait on a frozen Redis.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            # A connection Redis closed while pooled (a restart) is replaced, not an error.
+            retry=retry_once_on_broken_connection(),
         )
 
     async def close(self) -> None:
