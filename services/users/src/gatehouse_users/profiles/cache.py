@@ -29,6 +29,7 @@ and again after Redis came back; meanwhile every read went to PostgreSQL.)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -105,7 +106,10 @@ class ProfileCache:
         # Circuit: closed while _open_until is 0; open until then; past it, one trial at a time.
         self._open_until = 0.0
         self._trial_in_flight = False
-        self._unannounced_writes: set[uuid.UUID] = set()
+        # Each remembered write with its sequence number: a batch forgets only the writes it
+        # announced, not one made again while its commands were in flight.
+        self._unannounced_writes: dict[uuid.UUID, int] = {}
+        self._write_sequence = itertools.count()
         self._announcing = asyncio.Lock()
 
     def start(self, redis_url: str) -> None:
@@ -175,7 +179,7 @@ class ProfileCache:
         """
         if not self._enabled:
             return
-        self._unannounced_writes.add(profile_id)
+        self._unannounced_writes[profile_id] = next(self._write_sequence)
         try:
             await self._announce_writes("invalidate", wait=True)
         except _CacheSkipped:
@@ -193,7 +197,7 @@ class ProfileCache:
             CACHE_BYPASSED.labels(operation).inc()
             raise _CacheSkipped
         async with self._announcing:
-            batch = set(self._unannounced_writes)
+            batch = dict(self._unannounced_writes)
             if not batch:
                 return  # announced by the batch this call waited for
             # Random versions, never a counter: a counter could restart after its key expired
@@ -206,7 +210,9 @@ class ProfileCache:
             # rather than at their TTL.
             entries = [_entry_key(profile_id) for profile_id in batch]
             await self._run("invalidate", lambda: self._cache.delete_many(*entries))
-            self._unannounced_writes -= batch
+            for profile_id, sequence in batch.items():
+                if self._unannounced_writes.get(profile_id) == sequence:
+                    del self._unannounced_writes[profile_id]
 
     async def _run(self, operation: str, command: Callable[[], Awaitable[T]]) -> T:
         trial = self._open_until != 0.0
