@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 
@@ -34,12 +35,9 @@ async def test_commands_after_a_restart_succeed_on_every_pooled_connection(
         retry=retry_once_on_broken_connection(),
     )
     try:
-        # POOLED connections in the pool, each left dead by the restart.
-        connections = [await client.connection_pool.get_connection() for _ in range(POOLED)]
-        for connection in connections:
-            await connection.send_command("PING")
-            assert await connection.read_response() == b"PONG"
-            await client.connection_pool.release(connection)
+        # POOLED connections in the pool (each blocking pop holds one), each left dead by
+        # the restart.
+        await asyncio.gather(*(client.blpop(["absent"], timeout=0.1) for _ in range(POOLED)))
 
         dedicated_redis.get_wrapped_container().kill(signal="SIGKILL")
         dedicated_redis.get_wrapped_container().start()
