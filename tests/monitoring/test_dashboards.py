@@ -25,7 +25,6 @@ AWAITED_METRICS = frozenset(
         "events_failed_total",
         "events_dead_lettered_total",
         "events_consumer_lag",
-        "auth_login_throttled_total",
     }
 )
 # Grafana's interval variable is not PromQL; any duration stands in for it.

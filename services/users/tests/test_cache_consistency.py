@@ -67,6 +67,39 @@ async def test_a_late_fill_over_a_newer_entry_is_a_miss_not_the_old_row(
     assert (await profile_cache.read(profile_id)).profile is None
 
 
+async def test_a_write_made_again_while_its_announcement_is_in_flight_is_announced_again(
+    profile_cache: ProfileCache, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other_process = ProfileCache(ttl_seconds=60, timeout_seconds=1.0, retry_interval_seconds=1.0)
+    other_process.start(redis_url)
+    profile_id = uuid.uuid4()
+    # The first write's announcement stalls between its new version and the entry's deletion.
+    release = asyncio.Event()
+    delete_many = profile_cache._cache.delete_many
+
+    async def stalled_delete(*keys: str) -> None:
+        await release.wait()
+        await delete_many(*keys)
+
+    monkeypatch.setattr(profile_cache._cache, "delete_many", stalled_delete)
+    try:
+        first_write = asyncio.create_task(profile_cache.invalidate(profile_id))
+        await asyncio.sleep(0.1)
+        # Another process reads under the first write's version and loads the row before
+        # the second write commits...
+        slow_read = await other_process.read(profile_id)
+        # ...which commits now, while the first announcement is still in flight.
+        second_write = asyncio.create_task(profile_cache.invalidate(profile_id))
+        await asyncio.sleep(0.1)
+        release.set()
+        await asyncio.gather(first_write, second_write)
+
+        await other_process.fill(slow_read, profile(profile_id, "before the second write"))
+        assert (await other_process.read(profile_id)).profile is None
+    finally:
+        await other_process.close()
+
+
 async def test_invalidation_makes_the_cached_entry_unreadable(profile_cache: ProfileCache) -> None:
     profile_id = uuid.uuid4()
     lookup = await profile_cache.read(profile_id)

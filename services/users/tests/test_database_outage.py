@@ -26,6 +26,7 @@ from services.users.tests.support import AppStarter, Authorizer, SettingsFactory
 POOL_SIZE = 2
 MAX_OVERFLOW = 1
 POOL_TIMEOUT = 1.0
+RETRY_INTERVAL = 1.0  # USERS_DB_RETRY_INTERVAL_SECONDS's default
 
 
 @pytest.fixture
@@ -121,6 +122,21 @@ async def wait_until_accepting(database_url: str) -> None:
         await engine.dispose()
 
 
+async def patched_once_back(
+    client: httpx2.AsyncClient, auth: Authorizer, owner: uuid.UUID, within: float
+) -> httpx2.Response:
+    """PATCH "back" until it succeeds: PostgreSQL answers again, and the service must follow
+    by itself within ``within`` seconds (the gate's interval, then one trial)."""
+    back_at = time.perf_counter()
+    while True:
+        response = await client.patch("/users/me", json={"bio": "back"}, headers=auth(owner))
+        if response.status_code == 200:
+            return response
+        assert_problem(response, 503)
+        assert time.perf_counter() - back_at < within, "PostgreSQL is back, the service is not"
+        await asyncio.sleep(0.1)
+
+
 async def test_postgres_down_gives_503_and_the_service_recovers_by_itself(
     client: httpx2.AsyncClient,
     auth: Authorizer,
@@ -148,8 +164,96 @@ async def test_postgres_down_gives_503_and_the_service_recovers_by_itself(
         dedicated_postgres.get_wrapped_container().start()
     await wait_until_accepting(database_url)
 
-    patched = await client.patch("/users/me", json={"bio": "back"}, headers=auth(owner))
-    assert patched.status_code == 200
+    patched = await patched_once_back(client, auth, owner, within=RETRY_INTERVAL + 3)
     assert patched.json()["bio"] == "back"
     assert (await client.get(f"/users/{owner}", headers=auth())).json()["bio"] == "back"
+    assert (await client.get("/ready")).status_code == 200
+
+
+FAST_TIMEOUT = 0.5
+GATE_INTERVAL = 0.5
+
+
+@pytest.fixture
+async def fail_fast_client(
+    database_url: str, make_settings: SettingsFactory, start_app: AppStarter
+) -> AsyncIterator[httpx2.AsyncClient]:
+    settings = make_settings(
+        database_url=database_url,
+        db_connect_timeout_seconds=FAST_TIMEOUT,
+        db_command_timeout_seconds=FAST_TIMEOUT,
+        db_pool_timeout_seconds=FAST_TIMEOUT,
+        db_retry_interval_seconds=GATE_INTERVAL,
+        cache_retry_interval_seconds=GATE_INTERVAL,
+    )
+    async with start_app(settings) as client:
+        yield client
+
+
+@pytest.mark.parametrize("fault", ["stop", "pause"])
+async def test_postgres_down_or_frozen_cached_reads_answer_and_the_rest_fail_fast(
+    fail_fast_client: httpx2.AsyncClient,
+    auth: Authorizer,
+    dedicated_postgres: PostgresContainer,
+    database_url: str,
+    fault: str,
+) -> None:
+    client = fail_fast_client
+    owners = [uuid.uuid4() for _ in range(3)]
+    for owner in owners:
+        assert (
+            await client.patch("/users/me", json={"bio": "cached"}, headers=auth(owner))
+        ).is_success
+        for _ in range(2):  # the first read fills the cache, the second is a hit
+            assert (await client.get("/users/me", headers=auth(owner))).status_code == 200
+
+    container = dedicated_postgres.get_wrapped_container()
+    if fault == "stop":
+        container.stop(timeout=1)
+    else:
+        container.pause()
+    try:
+        # The first request to need PostgreSQL finds out, within its timeouts.
+        first, elapsed = await timed(
+            client.patch("/users/me", json={"bio": "lost"}, headers=auth(owners[0]))
+        )
+        assert_problem(first, 503)
+        assert elapsed < 3 * FAST_TIMEOUT + 1
+
+        # Only a trial, one per interval, waits for a timeout; every other answer is at once.
+        slow_answers = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < 3 * GATE_INTERVAL:
+            for owner in owners:
+                # Cached profiles need no PostgreSQL: not even the create-on-first-use of /me.
+                own, elapsed = await timed(client.get("/users/me", headers=auth(owner)))
+                assert own.status_code == 200, own.text
+                assert own.json()["bio"] == "cached"
+                assert elapsed < 1
+                public, elapsed = await timed(client.get(f"/users/{owner}", headers=auth()))
+                assert public.status_code == 200
+                assert elapsed < 1
+            for request in (
+                client.get(f"/users/{uuid.uuid4()}", headers=auth()),
+                client.get("/users/me", headers=auth()),  # a newcomer: not cached
+                client.patch("/users/me", json={"bio": "x"}, headers=auth(owners[1])),
+            ):
+                response, elapsed = await timed(request)
+                assert assert_problem(response, 503)["dependency"] == "postgres"
+                assert int(response.headers["retry-after"]) >= 1
+                assert elapsed < 1
+                slow_answers += elapsed > FAST_TIMEOUT / 2
+        assert slow_answers <= 4
+        ready, elapsed = await timed(client.get("/ready"))
+        assert assert_problem(ready, 503)["failing"] == ["postgres"]
+        assert elapsed < 1
+    finally:
+        if fault == "stop":
+            container.start()
+        else:
+            container.unpause()
+    await wait_until_accepting(database_url)
+
+    await patched_once_back(client, auth, owners[1], within=GATE_INTERVAL + 3)
+    assert (await client.get(f"/users/{owners[1]}", headers=auth())).json()["bio"] == "back"
     assert (await client.get("/ready")).status_code == 200

@@ -24,6 +24,10 @@ RETRY_INTERVAL = 1.0
 CACHE_TIMEOUT = 0.2
 # Two bounded Redis commands at most before the circuit opens, plus PostgreSQL and slack.
 SLOWEST_ANSWER = 4 * CACHE_TIMEOUT + 1.0
+# Readers at once: as many pooled Redis connections.
+CONCURRENCY = 12
+# From Redis answering again to the cache serving hits: the retry interval and slack.
+RECOVERY_SECONDS = RETRY_INTERVAL + 2.0
 
 
 @pytest.fixture
@@ -144,3 +148,93 @@ async def test_the_service_starts_while_redis_is_down(
         own = await timed(client.get("/users/me", headers=auth(owner)))
         assert own.json()["bio"] == "no cache"
         assert (await client.get("/ready")).status_code == 200
+
+
+def cache_hits() -> float:
+    return REGISTRY.get_sample_value("users_cache_hits_total") or 0.0
+
+
+async def test_redis_restarted_the_cache_serves_hits_again_within_seconds(
+    client: httpx2.AsyncClient, auth: Authorizer, dedicated_redis: RedisContainer
+) -> None:
+    owners = [await cached_profile(client, auth, f"cached {n}") for n in range(CONCURRENCY)]
+
+    async def read_all() -> None:
+        # Concurrent reads keep CONCURRENCY connections in the pool, each of which the restart
+        # leaves dead.
+        await asyncio.gather(
+            *(timed(client.get(f"/users/{owner}", headers=auth())) for owner in owners)
+        )
+
+    await read_all()
+    dedicated_redis.get_wrapped_container().restart(timeout=1)
+    dedicated_redis.get_client().ping()
+    back_at = time.perf_counter()
+
+    # Back within a few seconds of Redis answering, whatever was pooled before.
+    while True:
+        hits = cache_hits()
+        await read_all()
+        if cache_hits() >= hits + CONCURRENCY:
+            break
+        assert time.perf_counter() - back_at < RECOVERY_SECONDS, "the cache did not come back"
+        await asyncio.sleep(0.1)
+
+    # And it stays back: no pooled connection left over from before fails a command later.
+    errors = cache_errors()
+    hits = cache_hits()
+    for _ in range(5):
+        await read_all()
+    assert cache_errors() == errors
+    assert cache_hits() == hits + 5 * CONCURRENCY
+
+
+async def test_redis_killed_while_profiles_change_the_cache_returns_fresh(
+    client: httpx2.AsyncClient, auth: Authorizer, dedicated_redis: RedisContainer
+) -> None:
+    owners = [await cached_profile(client, auth, "before the kill") for _ in range(CONCURRENCY)]
+    container = dedicated_redis.get_wrapped_container()
+    container.kill()
+    # Every profile changes while Redis is away: a backlog of writes to announce.
+    for owner in owners:
+        await timed(client.patch("/users/me", json={"bio": "while killed"}, headers=auth(owner)))
+    container.start()
+    dedicated_redis.get_client().ping()
+    back_at = time.perf_counter()
+
+    async def read_all() -> list[str]:
+        responses = await asyncio.gather(
+            *(timed(client.get(f"/users/{owner}", headers=auth())) for owner in owners)
+        )
+        return [response.json()["bio"] for response in responses]
+
+    while True:
+        hits = cache_hits()
+        assert await read_all() == ["while killed"] * CONCURRENCY
+        if cache_hits() >= hits + CONCURRENCY:
+            break
+        assert time.perf_counter() - back_at < RECOVERY_SECONDS, "the cache did not come back"
+        await asyncio.sleep(0.1)
+    errors = cache_errors()
+    for _ in range(3):
+        assert await read_all() == ["while killed"] * CONCURRENCY
+    assert cache_errors() == errors
+
+
+async def test_a_frozen_redis_is_tried_by_one_request_per_interval(
+    client: httpx2.AsyncClient, auth: Authorizer, dedicated_redis: RedisContainer
+) -> None:
+    owners = [await cached_profile(client, auth, "cached") for _ in range(CONCURRENCY)]
+    dedicated_redis.get_wrapped_container().pause()
+    try:
+        await timed(client.get(f"/users/{owners[0]}", headers=auth()))  # opens the circuit
+        errors = cache_errors()
+        started = time.perf_counter()
+        while time.perf_counter() - started < 2.5 * RETRY_INTERVAL:
+            await asyncio.gather(
+                *(timed(client.get(f"/users/{owner}", headers=auth())) for owner in owners)
+            )
+        # One trial per interval, each a timeout; not one per concurrent reader.
+        assert 1 <= cache_errors() - errors <= 3
+    finally:
+        dedicated_redis.get_wrapped_container().unpause()

@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from gatehouse_common.event_loop_lag import event_loop_lag_sampled
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
 from gatehouse_common.metrics import MetricsMiddleware, metrics_router
@@ -24,6 +25,9 @@ from gatehouse_common.settings import ServiceSettings
 from gatehouse_common.tracing import traced, tracer_provider
 
 R = TypeVar("R")
+
+# How often the event-loop lag is sampled: four wake-ups a second cost nothing measurable.
+_LAG_SAMPLE_INTERVAL_SECONDS = 0.25
 
 # A service's lifespan: builds its resources, yields them as one object, closes them after.
 ResourcesLifespan = Callable[[FastAPI], AbstractAsyncContextManager[R]]
@@ -111,6 +115,9 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     CORS when ``cors`` is given (inside the request context, so preflight answers carry a
     request id and are logged), ``middleware`` in the given order, OpenTelemetry when an OTLP
     endpoint is set, metrics. All pure ASGI, so streamed bodies stay streamed.
+
+    While the app runs, a task samples the event loop's lag (``event_loop_lag_seconds``; a
+    warning above ``settings.event_loop_lag_warning_seconds``).
     """
     configure_logging(info.name, settings.log_level)
     provider = tracer_provider(
@@ -120,11 +127,14 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     @asynccontextmanager
     async def lifespan_state(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         try:
-            if lifespan is None:
-                yield {RESOURCES_KEY: None}
-            else:
-                async with lifespan(app) as resources:
-                    yield {RESOURCES_KEY: resources}
+            async with event_loop_lag_sampled(
+                _LAG_SAMPLE_INTERVAL_SECONDS, settings.event_loop_lag_warning_seconds
+            ):
+                if lifespan is None:
+                    yield {RESOURCES_KEY: None}
+                else:
+                    async with lifespan(app) as resources:
+                        yield {RESOURCES_KEY: resources}
         finally:
             if provider is not None:
                 provider.shutdown()

@@ -7,6 +7,7 @@ with ``type``, ``title``, ``status``, ``detail`` and the ``request_id`` that the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, cast
@@ -87,10 +88,13 @@ class DependencyUnavailable(ProblemError):
     status = 503
     problem_type = f"{PROBLEM_TYPE_BASE}dependency-unavailable"
 
-    def __init__(self, dependency: str) -> None:
+    def __init__(self, dependency: str, *, retry_after_seconds: float = 5) -> None:
         super().__init__(
             f"A required datastore ({dependency}) is not reachable; try again shortly.",
-            headers={"Retry-After": "5", "Cache-Control": "no-store"},
+            headers={
+                "Retry-After": str(max(1, math.ceil(retry_after_seconds))),
+                "Cache-Control": "no-store",
+            },
             extra={"dependency": dependency},
         )
 

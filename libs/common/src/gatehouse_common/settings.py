@@ -61,6 +61,12 @@ class ServiceSettings(HttpServerSettings):
     otlp_endpoint: AnyHttpUrl | None = Field(
         default=None, description="OTLP/HTTP collector URL; tracing is off when unset."
     )
+    event_loop_lag_warning_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        description="An event-loop lag above this logs a warning (at most one per 10 s); "
+        "every lag is in the event_loop_lag_seconds histogram.",
+    )
 
 
 class TokenVerificationSettings(BaseSettings):

@@ -30,6 +30,7 @@ from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.logging import get_logger
+from gatehouse_common.redis_retry import retry_once_on_broken_connection
 from gatehouse_common.scopes import scope_descriptions
 from gatehouse_common.settings import load_settings
 
@@ -71,6 +72,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             socket_timeout=settings.redis_timeout_seconds,
             socket_connect_timeout=settings.redis_timeout_seconds,
             health_check_interval=30,
+            retry=retry_once_on_broken_connection(),
         )
         passwords = PasswordHasher(settings)
         resources = AuthResources(

@@ -1,7 +1,14 @@
-"""One async engine per process, a session per request, and database failures as 503."""
+"""One async engine per process, a session per request, and database failures as 503.
+
+After PostgreSQL failed to answer, ``AvailabilityGate`` answers 503 at once for a short
+interval instead of letting every request wait for its own connect or statement timeout;
+then one request at a time tries again, and its success reopens the gate for all. Cache hits
+never open a session, so they pass neither the gate nor PostgreSQL.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -59,6 +66,12 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+def opens_gate(error: BaseException) -> bool:
+    """True for failures of PostgreSQL itself; a full pool is this process's own overload,
+    answered 503 but no reason to refuse everyone."""
+    return is_unavailable(error) and not isinstance(error, PoolTimeoutError)
+
+
 def make_engine(settings: UsersSettings) -> AsyncEngine:
     server_settings = {"application_name": "gatehouse-users"}
     if settings.db_statement_timeout_ms is not None:
@@ -96,16 +109,85 @@ def _count_statement(*_: object) -> None:
         counter[0] += 1
 
 
+class AvailabilityGate:
+    """A circuit breaker in front of PostgreSQL, shared by the requests of this process.
+
+    Closed, it admits everyone. A failure to reach PostgreSQL opens it for
+    ``retry_interval_seconds``: meanwhile ``admit`` raises ``DependencyUnavailable`` (503 with
+    ``Retry-After``) at once. Past the interval it admits one request, the trial, and still
+    refuses the others until the trial ends: its success closes the gate, its failure opens
+    it again. So a dead or frozen database costs one timeout per interval, not one per
+    request, and a database that is back is used within the interval.
+    """
+
+    def __init__(
+        self, retry_interval_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._retry_interval = retry_interval_seconds
+        self._clock = clock
+        self._open_until: float | None = None  # None: closed
+        self._trial_in_flight = False
+
+    def admit(self) -> bool:
+        """Let the caller use PostgreSQL, or raise ``DependencyUnavailable``.
+
+        True when the caller is the trial: it must report ``succeeded``, ``failed`` or
+        ``abandoned``.
+        """
+        if self._open_until is None:
+            return False
+        now = self._clock()
+        if now < self._open_until:
+            raise DependencyUnavailable("postgres", retry_after_seconds=self._open_until - now)
+        if self._trial_in_flight:
+            raise DependencyUnavailable("postgres", retry_after_seconds=self._retry_interval)
+        self._trial_in_flight = True
+        return True
+
+    def succeeded(self, *, trial: bool) -> None:
+        if trial:
+            self._trial_in_flight = False
+        if self._open_until is not None:
+            self._open_until = None
+            _log.info("database_recovered")
+
+    def failed(self, *, trial: bool) -> float:
+        """Open (again) for the interval; returns the interval, for ``Retry-After``."""
+        if trial:
+            self._trial_in_flight = False
+        self._open_until = self._clock() + self._retry_interval
+        return self._retry_interval
+
+    def abandoned(self, *, trial: bool) -> None:
+        """The caller ended without learning whether PostgreSQL answers (e.g. cancelled)."""
+        if trial:
+            self._trial_in_flight = False
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engine and the session factory of this process, made by ``open_database``."""
+    """The engine, the session factory and the gate of this process, made by ``open_database``."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    gate: AvailabilityGate
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("select 1"))
+        """``select 1`` through the gate: while it is open, fails at once."""
+        trial = self.gate.admit()
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("select 1"))
+        except Exception as exc:
+            if opens_gate(exc):
+                self.gate.failed(trial=trial)
+            else:
+                self.gate.abandoned(trial=trial)
+            raise
+        except BaseException:
+            self.gate.abandoned(trial=trial)
+            raise
+        self.gate.succeeded(trial=trial)
 
 
 @asynccontextmanager
@@ -114,7 +196,11 @@ async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
     engine = make_engine(settings)
     try:
         # expire_on_commit=False: rows stay readable after the commit that ends each request.
-        yield Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+        yield Database(
+            engine,
+            async_sessionmaker(engine, expire_on_commit=False),
+            AvailabilityGate(settings.db_retry_interval_seconds),
+        )
     finally:
         await engine.dispose()
 
@@ -128,18 +214,29 @@ class RequestSession:
     (docs/performance.md).
     """
 
-    __slots__ = ("_after_commit", "_session", "_sessions")
+    __slots__ = ("_after_commit", "_database", "_is_trial", "_session")
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._session: AsyncSession | None = None
+        self._is_trial = False
         self._after_commit: list[AfterCommit] = []
 
     @property
     def session(self) -> AsyncSession:
+        """The request's session; ``DependencyUnavailable`` at once while the gate is open."""
         if self._session is None:
-            self._session = self._sessions()
+            self._is_trial = self._database.gate.admit()
+            self._session = self._database.sessions()
         return self._session
+
+    @property
+    def opened(self) -> bool:
+        return self._session is not None
+
+    @property
+    def is_trial(self) -> bool:
+        return self._is_trial
 
     def after_commit(self, action: AfterCommit) -> None:
         """Run ``action`` once this request's transaction has committed, before the response.
@@ -179,7 +276,8 @@ async def request_session(database: Database, route: str) -> AsyncIterator[Reque
     if the DB is down; ``route`` labels the statement count of the request."""
     statements = [0]
     _statements.set(statements)  # each request runs in its own context: no reset needed
-    session = RequestSession(database.sessions)
+    session = RequestSession(database)
+    gate = database.gate
     try:
         try:
             yield session
@@ -187,14 +285,25 @@ async def request_session(database: Database, route: str) -> AsyncIterator[Reque
         except BaseException as exc:
             await session.rollback()
             if isinstance(exc, Exception) and is_unavailable(exc):
+                if opens_gate(exc):
+                    retry_after = gate.failed(trial=session.is_trial)
+                else:
+                    gate.abandoned(trial=session.is_trial)
+                    retry_after = 1.0
+                # A warning without traceback: an outage is expected, not a bug.
                 _log.warning("database_unavailable", error=type(exc).__name__)
-                raise DependencyUnavailable("postgres") from exc
+                raise DependencyUnavailable("postgres", retry_after_seconds=retry_after) from exc
             if isinstance(exc, DBAPIError):
+                # PostgreSQL answered: it is there.
+                gate.succeeded(trial=session.is_trial)
                 # from None: the original, with the values in its text, is not chained.
                 raise StatementFailed.replacing(exc).with_traceback(exc.__traceback__) from None
+            gate.abandoned(trial=session.is_trial)
             raise
         finally:
             await session.close()
+        if session.opened:
+            gate.succeeded(trial=session.is_trial)
         await session.run_after_commit()
     finally:
         DB_STATEMENTS_PER_REQUEST.labels(route).observe(statements[0])

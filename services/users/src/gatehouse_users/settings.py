@@ -52,10 +52,13 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings, MigrationSetting
         le=5,
         description="Bound on each Redis command; past it the read or write goes on without cache.",
     )
+    # Short: past it a single request tries Redis (the others still skip it), so retrying
+    # often costs a down Redis one timeout per interval, and a returning one is used at once.
     cache_retry_interval_seconds: float = Field(
-        default=5.0,
+        default=1.0,
         gt=0,
-        description="After a Redis failure, how long the cache is skipped before it is retried.",
+        description="After a Redis failure, how long the cache is skipped before one request "
+        "tries it again.",
     )
 
     db_pool_class: Literal["queue", "null"] = Field(
@@ -73,13 +76,23 @@ class UsersSettings(ServiceSettings, TokenVerificationSettings, MigrationSetting
     db_pool_pre_ping: bool = Field(
         default=True, description="Test a pooled connection before use (survives a DB restart)."
     )
+    # Connects and statements of this service take milliseconds; these bounds are what a
+    # dead or frozen PostgreSQL costs the first requests before the gate opens (the later ones
+    # get their 503 at once), so they are a few times the worst queueing on a saturated worker.
     db_connect_timeout_seconds: float = Field(
-        default=3.0, gt=0, description="Bound on opening one PostgreSQL connection."
+        default=2.0, gt=0, description="Bound on opening one PostgreSQL connection."
     )
     db_command_timeout_seconds: float = Field(
-        default=10.0,
+        default=3.0,
         gt=0,
         description="Client-side bound on one statement, so a frozen server cannot hang a request.",
+    )
+    db_retry_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="After PostgreSQL failed to answer, how long requests that need it get 503 "
+        "at once before one of them tries it again.",
     )
     db_statement_timeout_ms: int | None = Field(
         default=None, gt=0, description="Server-side statement_timeout for the service's sessions."

@@ -42,9 +42,13 @@ def raise_if_cancelled() -> None:
 
 
 class Backoff:
-    """Exponential backoff with full jitter, reset after a success."""
+    """Exponential backoff with full jitter, reset after a success.
 
-    def __init__(self, initial_seconds: float = 0.2, max_seconds: float = 10.0) -> None:
+    Capped at 2 s: a loop retries a Redis that is back within 2 s. A loop's retry is one
+    connect attempt, so trying that often costs a down Redis nothing.
+    """
+
+    def __init__(self, initial_seconds: float = 0.2, max_seconds: float = 2.0) -> None:
         self._initial = initial_seconds
         self._max = max_seconds
         self._attempt = 0

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from gatehouse_common.health import ReadinessCheck
+from gatehouse_common.redis_retry import retry_once_on_broken_connection
 
 R = TypeVar("R")
 
@@ -34,7 +33,7 @@ def open_event_redis(url: str, *, timeout_seconds: float, block_seconds: float) 
         socket_timeout=block_seconds + timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
-        retry=Retry(NoBackoff(), 1),
+        retry=retry_once_on_broken_connection(),
     )
 
 

@@ -12,14 +12,24 @@ only costs a miss, but it is never served.
 
 Availability: every Redis command is bounded by ``timeout``; a failure or timeout logs a
 warning, counts in ``users_cache_errors_total`` and opens a circuit for ``retry_interval``,
-during which the cache is skipped and requests go straight to PostgreSQL. Writes made while
-Redis cannot be told are remembered and their versions are replaced before this process
-uses the cache again, so an entry cached before an outage is not served after it.
+during which the cache is skipped and requests go straight to PostgreSQL. Then one command
+at a time tries Redis (the others keep skipping it) until one succeeds, which closes the
+circuit: a Redis that is still down costs one request per interval one timeout, not every
+request. A pooled connection that Redis closed (a restart) is replaced and its command
+retried once, so a restart does not fail one command per pooled connection.
+
+Writes made while Redis cannot be told are remembered and their versions are replaced, all
+in one batch by one request, before this process uses the cache again, so an entry cached
+before an outage is not served after it. Readers never wait for that batch: while it is
+being announced they skip the cache. (Each reader announcing the whole backlog itself, one
+write after the other, was a thundering herd that timed out and reopened the circuit again
+and again after Redis came back; meanwhile every read went to PostgreSQL.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,11 +38,10 @@ from typing import TypeVar
 
 from cashews import Cache, CacheBackendInteractionError
 from pydantic import BaseModel, ValidationError
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gatehouse_common.logging import get_logger
+from gatehouse_common.redis_retry import retry_once_on_broken_connection
 from gatehouse_users.metrics import CACHE_BYPASSED, CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
 from gatehouse_users.profiles.schemas import ProfileRead
 
@@ -94,8 +103,14 @@ class ProfileCache:
         self._retry_interval = retry_interval_seconds
         self._clock = clock
         self._cache = Cache(name="users")
+        # Circuit: closed while _open_until is 0; open until then; past it, one trial at a time.
         self._open_until = 0.0
-        self._unannounced_writes: set[uuid.UUID] = set()
+        self._trial_in_flight = False
+        # Each remembered write with its sequence number: a batch forgets only the writes it
+        # announced, not one made again while its commands were in flight.
+        self._unannounced_writes: dict[uuid.UUID, int] = {}
+        self._write_sequence = itertools.count()
+        self._announcing = asyncio.Lock()
 
     def start(self, redis_url: str) -> None:
         """Configure the Redis backend; connections are opened lazily, so Redis may be down."""
@@ -109,7 +124,8 @@ class ProfileCache:
             socket_connect_timeout=self._timeout,
             wait_for_connection_timeout=self._timeout,
             max_connections=_MAX_CONNECTIONS,
-            retry=Retry(NoBackoff(), 0),  # redis-py retries by default; one short try is enough
+            # A connection Redis closed while pooled (a restart) is replaced, not an error.
+            retry=retry_once_on_broken_connection(),
         )
 
     async def close(self) -> None:
@@ -125,7 +141,7 @@ class ProfileCache:
             # No version either: nothing is filled.
             return CachedRead(profile=None, version=None)
         try:
-            await self._announce_writes()
+            await self._announce_writes("read")
             stored_version, raw_entry = await self._run(
                 "read",
                 lambda: self._cache.get_many(_version_key(profile_id), _entry_key(profile_id)),
@@ -147,7 +163,7 @@ class ProfileCache:
             return
         entry = _Entry(version=lookup.version, profile=profile).model_dump_json().encode()
         try:
-            await self._announce_writes()
+            await self._announce_writes("fill")
             await self._run(
                 "fill",
                 lambda: self._cache.set(_entry_key(profile.id), entry, expire=self._ttl),
@@ -156,44 +172,59 @@ class ProfileCache:
             return
 
     async def invalidate(self, profile_id: uuid.UUID) -> None:
-        """Make every entry of this profile unreadable; call after the write has committed."""
+        """Make every entry of this profile unreadable; call after the write has committed.
+
+        Waits for a batch being announced (the next one carries this write), so that when
+        the write's response is sent, other processes no longer serve the old entry either.
+        """
         if not self._enabled:
             return
-        self._unannounced_writes.add(profile_id)
+        self._unannounced_writes[profile_id] = next(self._write_sequence)
         try:
-            await self._announce_writes()
+            await self._announce_writes("invalidate", wait=True)
         except _CacheSkipped:
             # Kept in _unannounced_writes: announced before this process reads the cache again.
             return
 
-    async def _announce_writes(self) -> None:
-        while self._unannounced_writes:
-            profile_id = next(iter(self._unannounced_writes))
-            await self._announce_write(profile_id)
-            self._unannounced_writes.discard(profile_id)
+    async def _announce_writes(self, operation: str, *, wait: bool = False) -> None:
+        """Give every remembered write a new version, in one batch (two round trips).
 
-    async def _announce_write(self, profile_id: uuid.UUID) -> None:
-        # A random version, never a counter: a counter could restart after its key expired and
-        # meet an entry cached under the same number before.
-        new_version = f"v{uuid.uuid4().hex}".encode()
-        await self._run(
-            "invalidate",
-            lambda: self._cache.set(
-                _version_key(profile_id), new_version, expire=self._version_ttl
-            ),
-        )
-        # The entry, filled under an older version, can no longer be a hit; free it now rather
-        # than at its TTL.
-        await self._run("invalidate", lambda: self._cache.delete(_entry_key(profile_id)))
-
-    async def _run(self, operation: str, command: Callable[[], Awaitable[T]]) -> T:
-        if self._clock() < self._open_until:
+        Without ``wait``, a batch already being announced skips the cache for ``operation``.
+        """
+        if not self._unannounced_writes:
+            return
+        if self._announcing.locked() and not wait:
             CACHE_BYPASSED.labels(operation).inc()
             raise _CacheSkipped
+        async with self._announcing:
+            batch = dict(self._unannounced_writes)
+            if not batch:
+                return  # announced by the batch this call waited for
+            # Random versions, never a counter: a counter could restart after its key expired
+            # and meet an entry cached under the same number before.
+            versions = {_version_key(profile_id): _new_version() for profile_id in batch}
+            await self._run(
+                "invalidate", lambda: self._cache.set_many(versions, expire=self._version_ttl)
+            )
+            # The entries, filled under older versions, can no longer be hits; free them now
+            # rather than at their TTL.
+            entries = [_entry_key(profile_id) for profile_id in batch]
+            await self._run("invalidate", lambda: self._cache.delete_many(*entries))
+            for profile_id, sequence in batch.items():
+                if self._unannounced_writes.get(profile_id) == sequence:
+                    del self._unannounced_writes[profile_id]
+
+    async def _run(self, operation: str, command: Callable[[], Awaitable[T]]) -> T:
+        trial = self._open_until != 0.0
+        if trial and (self._trial_in_flight or self._clock() < self._open_until):
+            CACHE_BYPASSED.labels(operation).inc()
+            raise _CacheSkipped
+        if trial:
+            self._trial_in_flight = True
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps each command in a task.
             async with asyncio.timeout(self._timeout):
-                return await command()
+                result = await command()
         except _REDIS_FAILURES as exc:
             self._open_until = self._clock() + self._retry_interval
             CACHE_ERRORS.labels(operation).inc()
@@ -204,6 +235,17 @@ class ProfileCache:
                 retry_in_seconds=self._retry_interval,
             )
             raise _CacheSkipped from exc
+        finally:
+            if trial:
+                self._trial_in_flight = False
+        if trial:
+            self._open_until = 0.0
+            _log.info("cache_recovered")
+        return result
+
+
+def _new_version() -> bytes:
+    return f"v{uuid.uuid4().hex}".encode()
 
 
 def _as_text(value: object) -> str | None:
