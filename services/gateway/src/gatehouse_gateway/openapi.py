@@ -15,8 +15,7 @@ from typing import Any
 
 import httpx2
 from fastapi import APIRouter
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from gatehouse_common.logging import get_logger
 from gatehouse_gateway.routing import RouteTable, Upstream
@@ -91,16 +90,12 @@ class ApiDocs:
         for task in self._background:
             task.cancel()
 
-    def router(self, title: str) -> APIRouter:
+    def router(self) -> APIRouter:
         router = APIRouter(include_in_schema=False)
 
         @router.get("/openapi.json")
         async def openapi() -> JSONResponse:
             return JSONResponse(await self.document())
-
-        @router.get("/docs")
-        async def docs() -> HTMLResponse:
-            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
 
         return router
 
@@ -112,7 +107,8 @@ def merge_documents(
 
     An upstream's root paths (``/health``, ``/metrics``) are left out: the gateway does not
     route them. A schema name two documents define differently is renamed
-    ``<upstream>_<name>`` in the later one, references included.
+    ``<upstream>_<name>`` in the later one, references included; so is an operationId that
+    an earlier document already uses.
     """
     merged = copy.deepcopy(own)
     paths: dict[str, Any] = merged.setdefault("paths", {})
@@ -139,12 +135,36 @@ def merge_documents(
         for name, scheme in their_components.get("securitySchemes", {}).items():
             security_schemes.setdefault(name, scheme)
         their_paths: dict[str, Any] = document.get("paths", {})
-        paths.update((path, item) for path, item in their_paths.items() if upstream.serves(path))
+        for path, item in their_paths.items():
+            if upstream.serves(path):
+                paths[path] = _with_unique_operation_ids(item, upstream, _operation_ids(paths))
         known_tags = {tag.get("name") for tag in tags}
         tags.extend(tag for tag in document.get("tags", []) if tag.get("name") not in known_tags)
     if not tags:
         del merged["tags"]
     return merged
+
+
+def _operation_ids(paths: dict[str, Any]) -> set[str]:
+    return {
+        operation["operationId"]
+        for item in paths.values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+
+
+def _with_unique_operation_ids(item: Any, upstream: Upstream, taken: set[str]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    renamed = dict(item)
+    for method, operation in item.items():
+        if isinstance(operation, dict) and operation.get("operationId") in taken:
+            renamed[method] = {
+                **operation,
+                "operationId": f"{upstream.name}_{operation['operationId']}",
+            }
+    return renamed
 
 
 def _rename_schema_refs(document: Any, renames: dict[str, str]) -> Any:

@@ -16,11 +16,11 @@ from gatehouse_auth.dependencies import (
     Throttle,
 )
 from gatehouse_auth.tokens import service
-from gatehouse_auth.tokens.oauth import NO_STORE, OAuthError, oauth_error_responses
+from gatehouse_auth.tokens.oauth import NO_STORE, OAuthError, OAuthRoute, oauth_error_responses
 from gatehouse_auth.tokens.schemas import JWKSet, TokenResponse
 from gatehouse_common.problems import problem_responses
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=OAuthRoute)
 
 # Optional at the HTTP layer so that a missing parameter is an RFC 6749 invalid_request (400)
 # rather than a generic 422.
@@ -92,16 +92,19 @@ async def token(
 @router.post(
     "/revoke",
     summary="Revoke a refresh token and its whole login (RFC 7009)",
-    description="Always 200 for a well-formed request, also for unknown tokens. "
-    "Access tokens cannot be revoked; they expire.",
+    description="Always 200 for a well-formed request, also for unknown tokens; a missing or "
+    "empty `token` is 400 `invalid_request`. Access tokens cannot be revoked; they expire.",
     responses={
         200: {"description": "Revoked, or nothing to revoke (empty body)"},
         **oauth_error_responses(),
         **problem_responses(503),
     },
 )
-async def revoke(refresh_tokens: RefreshTokens, token: FormText = None) -> Response:
-    await service.revoke(refresh_tokens, _required("token", token))
+async def revoke(
+    refresh_tokens: RefreshTokens,
+    token: Annotated[str, Form(min_length=1, description="The refresh token to revoke.")],
+) -> Response:
+    await service.revoke(refresh_tokens, token)
     return Response(status_code=200, headers=NO_STORE)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from gatehouse_common.authentication import require_scope
 from gatehouse_common.problems import problem_responses
@@ -30,7 +30,12 @@ Cache = Annotated[ProfileCache, Depends(_profile_cache)]
 Reader = Annotated[Principal, Depends(require_scope("users:read"))]
 Writer = Annotated[Principal, Depends(require_scope("users:write"))]
 Administrator = Annotated[Principal, Depends(require_scope("admin"))]
-ProfileId = Annotated[uuid.UUID, "the profile's id, which is its user's token subject"]
+ProfileId = Annotated[
+    uuid.UUID, Path(description="The profile's id, which is its user's token subject.")
+]
+# The uuid convertor keeps `/users/me` and every other non-id out of these routes: they answer
+# 404 rather than 422, and a 405 there lists only the methods `/users/me` really takes.
+BY_ID = "/{profile_id:uuid}"
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -75,7 +80,7 @@ async def list_profiles(
 
 
 @router.get(
-    "/{profile_id}",
+    BY_ID,
     response_model=PublicProfile,
     summary="Someone's public profile",
     responses=problem_responses(401, 403, 404, 422, 503),
@@ -87,7 +92,7 @@ async def read_public_profile(
 
 
 @router.delete(
-    "/{profile_id}",
+    BY_ID,
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a profile (administrators)",
