@@ -43,6 +43,7 @@ MIN_OPERATIONS = 10
 def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> None:
     account = gateway.register()
     tokens = gateway.login(account)
+    report_path = tmp_path / "schemathesis-junit.xml"
     excluded = "^(" + "|".join(label.replace("{", r"\{") for label in SELF_ENDING) + ")$"
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
@@ -64,11 +65,11 @@ def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> Non
         "none",
         "--report",
         "junit",
-        "--report-dir",
-        str(tmp_path),
+        "--report-junit-path",
+        str(report_path),
         "--no-color",
     ]
-    print(f"schemathesis report: {tmp_path / 'junit.xml'}")
+    print(f"schemathesis report: {report_path}")
 
     run = subprocess.run(
         command, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS, check=False
@@ -77,7 +78,7 @@ def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> Non
     # Exit code 0: no check failed on any operation and no operation errored.
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     # And something was tested: one test case per operation in the report, none failing.
-    report = ElementTree.parse(tmp_path / "junit.xml")  # noqa: S314 - our own run's report
+    report = ElementTree.parse(report_path)  # noqa: S314 - our own run's report
     suite = report.getroot().find("testsuite")
     assert suite is not None
     assert int(suite.get("tests", "0")) >= MIN_OPERATIONS, run.stdout[-5000:]

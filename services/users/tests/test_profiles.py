@@ -414,6 +414,24 @@ async def test_openapi_documents_the_users_routes(client: httpx2.AsyncClient) ->
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert {"/users/me", "/users", "/users/{profile_id}"} <= paths.keys()
     assert "404" in paths["/users/{profile_id}"]["get"]["responses"]
+    profile_id = paths["/users/{profile_id}"]["get"]["parameters"][0]
+    assert profile_id["name"] == "profile_id"
+    assert profile_id["description"]
+    assert paths["/users/me"]["get"]["operationId"] == "read_own_profile"
+
+
+async def test_a_body_that_is_not_json_is_a_documented_400(
+    client: httpx2.AsyncClient, auth: Auth, problem: Problem
+) -> None:
+    response = await client.patch(
+        "/users/me",
+        content=b"\xff\xfe{",
+        headers={**auth(), "content-type": "application/json"},
+    )
+
+    problem(response, 400)
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "400" in paths["/users/me"]["patch"]["responses"]
 
 
 # --- engine configuration ----------------------------------------------------------------------

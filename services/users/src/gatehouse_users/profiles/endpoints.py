@@ -54,7 +54,8 @@ async def read_own_profile(principal: Reader, session: Session, cache: Cache) ->
     "/me",
     response_model=ProfileRead,
     summary="Change your display name or bio",
-    responses=problem_responses(401, 403, 422, 503),
+    # 400: a body that is not JSON at all (FastAPI cannot decode it); 422: JSON, but invalid.
+    responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def update_own_profile(
     changes: ProfileChanges, principal: Writer, session: Session, cache: Cache
@@ -83,7 +84,7 @@ async def list_profiles(
     BY_ID,
     response_model=PublicProfile,
     summary="Someone's public profile",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 404, 503),
 )
 async def read_public_profile(
     profile_id: ProfileId, _: Reader, session: Session, cache: Cache
@@ -96,7 +97,7 @@ async def read_public_profile(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a profile (administrators)",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 404, 503),
 )
 async def delete_profile(
     profile_id: ProfileId, _: Administrator, session: Session, cache: Cache
