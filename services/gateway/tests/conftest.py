@@ -144,6 +144,22 @@ class ServerThread:
         self._server = None
 
 
+@pytest.fixture
+def serve() -> Iterator[Callable[[FastAPI], str]]:
+    """Serve an app with a real uvicorn on a loopback port (lifespan off); gives its URL."""
+    servers: list[ServerThread] = []
+
+    def start(app: FastAPI) -> str:
+        server = ServerThread(app)
+        server.start()
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def stub_issuer() -> TestIssuer:
     """The issuer whose JWKS the stub upstream serves (for gateways running out of process)."""

@@ -714,6 +714,19 @@ async def test_head_of_the_gateways_own_routes(gateway: httpx2.AsyncClient) -> N
         assert head.headers["content-length"] == get.headers["content-length"], path
 
 
+def test_head_over_a_real_server_ends_cleanly_and_keeps_the_connection(
+    gateway_app: AppFactory, serve: Callable[[FastAPI], str]
+) -> None:
+    # The ASGI server reads HEAD from its own scope to expect no body: a Content-Length
+    # without the body must not look like a truncated response to it.
+    with httpx2.Client(base_url=serve(gateway_app())) as client:
+        for _ in range(3):
+            response = client.head("/docs")
+            assert response.status_code == 200
+            assert int(response.headers["content-length"]) > 0
+        assert client.get("/health").status_code == 200
+
+
 async def test_405_on_the_gateways_own_routes_lists_allowed_methods(
     gateway: httpx2.AsyncClient,
 ) -> None:

@@ -36,11 +36,13 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        scope["method"] = "GET"
+        # A copy: the server reads the method of its own scope to know that no body follows.
+        as_get = {**scope, "method": "GET"}
         try:
-            await self.app(scope, receive, send_without_body)
+            await self.app(as_get, receive, send_without_body)
         finally:
-            scope["method"] = "HEAD"
+            # What routing added (the matched route, for the metrics label) is seen outside.
+            scope.update((key, value) for key, value in as_get.items() if key != "method")
 
     def _routes_head(self, scope: Scope) -> bool:
         return any(route.matches(scope)[0] is Match.FULL for route in self.router.routes)
