@@ -25,13 +25,13 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.floods, pytest.mark.timeout(900)]
 
-# Operations that would end the fuzzing user's own login or account.
+# Operations that would end the fuzzing user's own login or account (regular expressions over
+# "METHOD /path"): revoking, changing the password, signing out (one or every login), erasure.
 SELF_ENDING = (
-    "POST /auth/revoke",
-    "POST /auth/password",
-    "DELETE /auth/sessions",
-    "DELETE /auth/sessions/{session_id}",
-    "DELETE /users/me",
+    r"POST /auth/revoke",
+    r"POST /auth/password",
+    r"DELETE /auth/sessions(/\{[^}]+\})?",
+    r"DELETE /users/me",
 )
 # Per phase and operation: keeps the whole run within about two minutes on a CI machine.
 MAX_EXAMPLES = 40
@@ -44,7 +44,7 @@ def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> Non
     account = gateway.register()
     tokens = gateway.login(account)
     report_path = tmp_path / "schemathesis-junit.xml"
-    excluded = "^(" + "|".join(label.replace("{", r"\{") for label in SELF_ENDING) + ")$"
+    excluded = "^(" + "|".join(SELF_ENDING) + ")$"
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
         "run",

@@ -80,7 +80,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
 
-    app.add_middleware(HeadAsGet, router=app.router)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(MetricsMiddleware)
     if provider is not None:
         app.add_middleware(traced, provider=provider)

@@ -20,9 +20,8 @@ class HeadAsGet:
     included, are the GET's (RFC 9110 §9.3.2). Logs and metrics still see HEAD.
     """
 
-    def __init__(self, app: ASGIApp, router: Router) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "HEAD" or self._routes_head(scope):
@@ -44,8 +43,11 @@ class HeadAsGet:
             # What routing added (the matched route, for the metrics label) is seen outside.
             scope.update((key, value) for key, value in as_get.items() if key != "method")
 
-    def _routes_head(self, scope: Scope) -> bool:
-        return any(route.matches(scope)[0] is Match.FULL for route in self.router.routes)
+    @staticmethod
+    def _routes_head(scope: Scope) -> bool:
+        # Starlette puts the application into the scope before any middleware runs.
+        router: Router = scope["app"].router
+        return any(route.matches(scope)[0] is Match.FULL for route in router.routes)
 
 
 # RFC 9110 §9 and RFC 5789 (PATCH); CONNECT is for proxies.

@@ -11,7 +11,7 @@ import html
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.exceptions import HTTPException
 
@@ -64,27 +64,26 @@ _PAGE = """<!doctype html>
 """
 
 
-def docs_router(title: str) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    page = _PAGE.format(title=html.escape(f"{title} - docs"), assets=ASSETS_PATH)
+docs_ui_router = APIRouter(include_in_schema=False)
 
-    @router.get(DOCS_PATH)
-    async def docs() -> HTMLResponse:
-        return HTMLResponse(
-            page,
-            headers={
-                "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY,
-                "Cache-Control": "no-cache",
-            },
-        )
 
-    @router.get(ASSETS_PATH + "/{name}")
-    async def docs_asset(name: str) -> FileResponse:
-        if name not in DOCS_ASSETS:
-            raise HTTPException(404, "No such docs asset.")
-        path, media_type = DOCS_ASSETS[name]
-        return FileResponse(
-            path, media_type=media_type, headers={"Cache-Control": _ASSET_CACHE_CONTROL}
-        )
+@docs_ui_router.get(DOCS_PATH)
+async def docs(request: Request) -> HTMLResponse:
+    page = _PAGE.format(title=html.escape(f"{request.app.title} - docs"), assets=ASSETS_PATH)
+    return HTMLResponse(
+        page,
+        headers={
+            "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY,
+            "Cache-Control": "no-cache",
+        },
+    )
 
-    return router
+
+@docs_ui_router.get(ASSETS_PATH + "/{name}")
+async def docs_asset(name: str) -> FileResponse:
+    if name not in DOCS_ASSETS:
+        raise HTTPException(404, "No such docs asset.")
+    path, media_type = DOCS_ASSETS[name]
+    return FileResponse(
+        path, media_type=media_type, headers={"Cache-Control": _ASSET_CACHE_CONTROL}
+    )

@@ -19,7 +19,7 @@ from gatehouse_common.health import Readiness
 from gatehouse_common.logging import get_logger
 from gatehouse_common.request_id import REQUEST_ID_HEADER
 from gatehouse_common.settings import load_settings
-from gatehouse_gateway.docs_ui import docs_router
+from gatehouse_gateway.docs_ui import docs_ui_router
 from gatehouse_gateway.openapi import ApiDocs
 from gatehouse_gateway.proxy import Proxy, ProxyRoute
 from gatehouse_gateway.routing import RouteTable
@@ -112,7 +112,7 @@ def create_app(
         redoc_url=None,
     )
     app.include_router(docs.router())
-    app.include_router(docs_router(TITLE))
+    app.include_router(docs_ui_router)
     app.router.routes.extend(ProxyRoute(proxy, upstream) for upstream in table.upstreams)
     if settings.cors_origins:
         # Just inside the request-context middleware (index 0, outermost), so preflight
