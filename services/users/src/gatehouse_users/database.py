@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
-from starlette.routing import BaseRoute
 
 from gatehouse_common.logging import get_logger
+from gatehouse_common.metrics import route_template
 from gatehouse_common.problems import ServiceUnavailable
 from gatehouse_users.metrics import DB_STATEMENTS_PER_REQUEST
 from gatehouse_users.settings import UsersSettings
@@ -169,12 +169,6 @@ class RequestSession:
             await self._session.close()
 
 
-def _route_template(request: Request) -> str:
-    route = request.scope.get("route")
-    path = getattr(route, "path", None) if isinstance(route, BaseRoute) else None
-    return path if isinstance(path, str) else "<unmatched>"
-
-
 async def database_session(request: Request) -> AsyncIterator[RequestSession]:
     """The request's session (opened on first use): commit on success, roll back on error, 503
     if the DB is down.
@@ -200,4 +194,4 @@ async def database_session(request: Request) -> AsyncIterator[RequestSession]:
             await request_session.close()
         await request_session.run_after_commit()
     finally:
-        DB_STATEMENTS_PER_REQUEST.labels(_route_template(request)).observe(statements[0])
+        DB_STATEMENTS_PER_REQUEST.labels(route_template(request.scope)).observe(statements[0])
