@@ -31,7 +31,7 @@ async def test_openapi_documents_every_response_and_the_password_flow(
     assert flow["tokenUrl"] == "/auth/token"
     paths = schema["paths"]
     expected = {
-        ("/auth/register", "post"): {"201", "409", "422", "503"},
+        ("/auth/register", "post"): {"201", "400", "409", "422", "503"},
         ("/auth/token", "post"): {"200", "400", "429", "503"},
         ("/auth/revoke", "post"): {"200", "400", "503"},
         ("/auth/.well-known/jwks.json", "get"): {"200"},

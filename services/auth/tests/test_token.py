@@ -275,3 +275,18 @@ async def test_access_token_from_other_issuer_is_rejected_by_verifier(
     ) as verifier:
         with pytest.raises(InvalidTokenError):
             await verifier.verify(tokens["access_token"])
+
+
+async def test_revoke_with_an_empty_token_is_invalid_request(client: httpx2.AsyncClient) -> None:
+    _assert_oauth_error(await client.post("/auth/revoke", data={"token": ""}), "invalid_request")
+
+
+async def test_openapi_says_revoke_needs_a_token(client: httpx2.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    body = document["paths"]["/auth/revoke"]["post"]["requestBody"]
+    ref = body["content"]["application/x-www-form-urlencoded"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+
+    assert body["required"] is True
+    assert schema["required"] == ["token"]
+    assert schema["properties"]["token"]["minLength"] == 1

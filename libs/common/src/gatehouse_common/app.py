@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
+from gatehouse_common.methods import HeadAsGet
 from gatehouse_common.metrics import MetricsMiddleware, metrics_router
 from gatehouse_common.problems import install_problem_handlers
 from gatehouse_common.request_context import RequestContextMiddleware
@@ -65,6 +67,15 @@ class ServiceInfo:
     description: str = ""
 
 
+def operation_id(route: APIRoute) -> str:
+    """The endpoint function's name (``read_own_profile``), not FastAPI's name+path+method.
+
+    Readable in generated clients; unique because every endpoint has its own function, and
+    the gateway keeps upstreams' ids apart when it merges their documents.
+    """
+    return route.name
+
+
 def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but info and settings
     info: ServiceInfo,
     settings: ServiceSettings,
@@ -85,7 +96,8 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     Middleware, outermost first: request context (request id, access log, last-resort 500),
     CORS when ``cors`` is given (inside the request context, so preflight answers carry a
     request id and are logged), ``middleware`` in the given order, OpenTelemetry when an OTLP
-    endpoint is set, metrics. All pure ASGI, so streamed bodies stay streamed.
+    endpoint is set, metrics, HEAD answered as GET (innermost, so everything outside
+    sees HEAD). All pure ASGI, so streamed bodies stay streamed.
     """
     configure_logging(info.name, settings.log_level)
     provider = tracer_provider(
@@ -110,6 +122,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         *middleware,
         *([Middleware(traced, provider=provider)] if provider is not None else []),
         Middleware(MetricsMiddleware),
+        Middleware(HeadAsGet),
     ]
     app = FastAPI(
         title=info.title,
@@ -120,6 +133,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         # Tracing is the OpenTelemetry middleware above with this app's own provider, or none.
         # FastAPI's built-in telemetry would trace any app through a process-wide provider,
         # whatever the app's settings say.
+        generate_unique_id_function=operation_id,
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # The API docs page is the gateway's (docs/security.md); a service publishes only
         # its OpenAPI document, which the gateway merges.

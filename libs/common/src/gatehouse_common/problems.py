@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gatehouse_common.methods import allowed_methods
 from gatehouse_common.request_id import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -107,10 +108,14 @@ async def _problem_error_handler(_: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _http_exception_handler(_: Request, error: Exception) -> JSONResponse:
+async def _http_exception_handler(request: Request, error: Exception) -> JSONResponse:
     exc = cast("StarletteHTTPException", error)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(exc.status_code, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        # Starlette's Allow names only the first route that matched the path.
+        headers["Allow"] = ", ".join(allowed_methods(request.app.router, request.scope))
+    return problem_response(exc.status_code, detail, headers=headers)
 
 
 async def _validation_error_handler(_: Request, error: Exception) -> JSONResponse:

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Form
 from fastapi.responses import JSONResponse, Response
 
 from gatehouse_auth.dependencies import ClientAddress, SigningKeys, Tokens
-from gatehouse_auth.tokens.oauth import NO_STORE, OAuthError, oauth_error_responses
+from gatehouse_auth.tokens.oauth import NO_STORE, OAuthError, OAuthRoute, oauth_error_responses
 from gatehouse_auth.tokens.schemas import JWKSet, TokenRequest, TokenResponse
 from gatehouse_common.problems import problem_responses
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=OAuthRoute)
 
 
 def _required(name: str, value: str | None) -> str:
@@ -52,16 +52,19 @@ async def token(
 @router.post(
     "/revoke",
     summary="Revoke a refresh token and its whole login (RFC 7009)",
-    description="Always 200 for a well-formed request, also for unknown tokens. "
-    "Access tokens cannot be revoked; they expire.",
+    description="Always 200 for a well-formed request, also for unknown tokens; a missing or "
+    "empty `token` is 400 `invalid_request`. Access tokens cannot be revoked; they expire.",
     responses={
         200: {"description": "Revoked, or nothing to revoke (empty body)"},
         **oauth_error_responses(),
         **problem_responses(503),
     },
 )
-async def revoke(tokens: Tokens, token: Annotated[str | None, Form()] = None) -> Response:
-    await tokens.revoke(_required("token", token))
+async def revoke(
+    tokens: Tokens,
+    token: Annotated[str, Form(min_length=1, description="The refresh token to revoke.")],
+) -> Response:
+    await tokens.revoke(token)
     return Response(status_code=200, headers=NO_STORE)
 
 
