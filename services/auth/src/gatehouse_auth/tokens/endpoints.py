@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
 from fastapi.responses import JSONResponse, Response
+from pydantic import MISSING
 
 from gatehouse_auth.dependencies import ClientAddress, SigningKeys, Tokens
 from gatehouse_auth.tokens.oauth import NO_STORE, OAuthError, OAuthRoute, oauth_error_responses
@@ -13,10 +14,10 @@ from gatehouse_common.problems import problem_responses
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=OAuthRoute)
 
 
-def _required(name: str, value: str | None) -> str:
-    if not value:
-        raise OAuthError("invalid_request", f"The '{name}' parameter is required.")
-    return value
+def _required(name: str, value: str | MISSING) -> str:
+    if isinstance(value, str):
+        return value
+    raise OAuthError("invalid_request", f"The '{name}' parameter is required.")
 
 
 @router.post(
@@ -35,12 +36,11 @@ def _required(name: str, value: str | None) -> str:
 async def token(
     form: Annotated[TokenRequest, Form()], tokens: Tokens, address: ClientAddress
 ) -> JSONResponse:
-    grant = _required("grant_type", form.grant_type)
-    if grant == "password":
+    if form.grant_type == "password":
         issued = await tokens.password_grant(
             _required("username", form.username), _required("password", form.password), address
         )
-    elif grant == "refresh_token":
+    elif form.grant_type == "refresh_token":
         issued = await tokens.refresh_grant(_required("refresh_token", form.refresh_token))
     else:
         raise OAuthError(
