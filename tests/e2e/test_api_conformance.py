@@ -12,6 +12,7 @@ so the stack's per-address throttles trip: it runs after the other e2e tests (``
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,17 +26,24 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.floods, pytest.mark.timeout(900)]
 
-# Operations that would end the fuzzing user's own login or account (regular expressions over
-# "METHOD /path"): revoking, changing the password, signing out (one or every login), erasure.
+# Operations that would end the fuzzing user's own login or account midway, as regular
+# expressions over schemathesis's operation label "METHOD /path template", matched whole. Broad
+# on purpose, so that endpoints added under these paths stay out without an edit here: revoking
+# (RFC 7009), changing or resetting the password (every earlier login revoked), signing out
+# (DELETE /auth/sessions and /auth/sessions/{id}, or anything below), erasing the account.
+# A new operation that ends the caller's login or account gets a line here, in the same form
+# (docs/running.md); everything else is fuzzed.
 SELF_ENDING = (
     r"POST /auth/revoke",
-    r"POST /auth/password",
-    r"DELETE /auth/sessions(/\{[^}]+\})?",
-    r"DELETE /users/me",
+    r"POST /auth/password(/reset)?",
+    r"DELETE /auth/sessions(/.*)?",
+    r"DELETE /users/me(/.*)?",
 )
+EXCLUDED = "^(" + "|".join(SELF_ENDING) + ")$"
 # Per phase and operation: keeps the whole run within about two minutes on a CI machine.
 MAX_EXAMPLES = 40
-RUN_TIMEOUT_SECONDS = 240
+# The bound for the run.
+RUN_TIMEOUT_SECONDS = 180
 # register, token, jwks, users me (GET, PATCH), list, by id (GET, DELETE), health, ready.
 MIN_OPERATIONS = 10
 
@@ -44,7 +52,6 @@ def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> Non
     account = gateway.register()
     tokens = gateway.login(account)
     report_path = tmp_path / "schemathesis-junit.xml"
-    excluded = "^(" + "|".join(SELF_ENDING) + ")$"
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
         "run",
@@ -58,7 +65,7 @@ def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> Non
         "--header",
         f"Authorization: Bearer {tokens.access_token}",
         "--exclude-name-regex",
-        excluded,
+        EXCLUDED,
         "--request-timeout",
         "10",
         "--generation-database",
@@ -89,3 +96,23 @@ def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> Non
     assert suite is not None
     assert int(suite.get("tests", "0")) >= MIN_OPERATIONS, run.stdout[-5000:]
     assert suite.get("failures") == suite.get("errors") == "0", run.stdout[-20000:]
+
+
+@pytest.mark.parametrize(
+    ("operation", "self_ending"),
+    [
+        ("POST /auth/revoke", True),
+        ("POST /auth/password", True),
+        ("POST /auth/password/reset", True),
+        ("DELETE /auth/sessions", True),
+        ("DELETE /auth/sessions/{session_id}", True),
+        ("DELETE /users/me", True),
+        ("POST /auth/password/forgot", False),
+        ("GET /auth/sessions", False),
+        ("PATCH /users/me", False),
+        ("DELETE /users/{profile_id}", False),  # needs admin: the fuzzing user is refused
+        ("POST /auth/token", False),
+    ],
+)
+def test_only_self_ending_operations_are_left_out(operation: str, self_ending: bool) -> None:
+    assert (re.fullmatch(EXCLUDED, operation) is not None) == self_ending
