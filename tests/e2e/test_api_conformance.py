@@ -116,3 +116,19 @@ def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> Non
 )
 def test_only_self_ending_operations_are_left_out(operation: str, self_ending: bool) -> None:
     assert (re.fullmatch(EXCLUDED, operation) is not None) == self_ending
+
+
+def test_operations_have_readable_unique_ids_and_described_parameters(gateway: Gateway) -> None:
+    document = gateway.client.get("/openapi.json").json()
+    operations = [
+        operation
+        for item in document["paths"].values()
+        for method, operation in item.items()
+        if method in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    ]
+    ids = [operation["operationId"] for operation in operations]
+    assert len(ids) == len(set(ids)) >= MIN_OPERATIONS, ids
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in ids), ids
+    for operation in operations:
+        for parameter in operation.get("parameters", []):
+            assert parameter.get("description"), (operation["operationId"], parameter)

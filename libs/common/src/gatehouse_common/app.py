@@ -16,7 +16,7 @@ from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
 from gatehouse_common.methods import HeadAsGet
 from gatehouse_common.metrics import MetricsMiddleware, metrics_router
-from gatehouse_common.problems import install_problem_handlers
+from gatehouse_common.problems import document_problems_only, install_problem_handlers
 from gatehouse_common.request_context import RequestContextMiddleware
 from gatehouse_common.request_id import REQUEST_ID_HEADER
 from gatehouse_common.resources import RESOURCES_KEY
@@ -140,6 +140,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         **{"docs_url": None, "redoc_url": None, **fastapi_kwargs},
     )
     install_problem_handlers(app)
+    document_problems_only(app)
     app.include_router(health_router(readiness or Readiness()))
     if expose_metrics:
         app.include_router(metrics_router())

@@ -34,7 +34,10 @@ class TokenRequest(BaseModel):
         }
     )
 
-    grant_type: _Parameter = Field(examples=["password"])
+    grant_type: _Parameter = Field(
+        description="`password` or `refresh_token`; any other is `unsupported_grant_type`.",
+        examples=["password"],
+    )
     username: _Parameter | MISSING = Field(
         default=MISSING, description="The account's email (password grant)."
     )
