@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gatehouse_common.app import CorsPolicy
 from gatehouse_common.events import event_channel_check, open_event_redis
 from gatehouse_common.health import Readiness
-from gatehouse_common.problems import ProblemError
+from gatehouse_common.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_responses
 from gatehouse_common.request_id import current_request_id
 from gatehouse_common.resources import resources_of
 from gatehouse_testing.app import started
@@ -393,3 +394,31 @@ async def test_event_channel_down_does_not_make_the_service_unready(
 
     assert response.status_code == 200
     assert response.json()["checks"] == {"events": "degraded"}
+
+
+async def test_errors_are_documented_as_the_problems_that_are_sent(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    router = APIRouter()
+
+    @router.get("/things/{thing_id:uuid}")
+    async def read_thing(thing_id: uuid.UUID) -> dict[str, str]:
+        return {"id": str(thing_id)}
+
+    @router.get("/things", responses=problem_responses(422))
+    async def list_things(limit: int = 10) -> dict[str, int]:
+        return {"limit": limit}
+
+    client = await client_for(make_app(router))
+    document = (await client.get("/openapi.json")).json()
+
+    # The convertor refuses a malformed id before validation could: 404, never 422.
+    assert (await client.get("/things/not-a-uuid")).status_code == 404
+    assert "422" not in document["paths"]["/things/{thing_id}"]["get"]["responses"]
+    # Where validation can fail, the documented 422 is the problem that is sent.
+    assert (await client.get("/things?limit=x")).status_code == 422
+    listed = document["paths"]["/things"]["get"]["responses"]["422"]
+    assert listed["content"] == {
+        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])

@@ -31,14 +31,17 @@ async def test_openapi_documents_every_response_and_the_password_flow(
     assert flow["tokenUrl"] == "/auth/token"
     paths = schema["paths"]
     expected = {
-        ("/auth/register", "post"): {"201", "409", "422", "503"},
+        ("/auth/register", "post"): {"201", "400", "409", "422", "429", "503"},
         ("/auth/token", "post"): {"200", "400", "429", "503"},
         ("/auth/revoke", "post"): {"200", "400", "503"},
         ("/auth/.well-known/jwks.json", "get"): {"200"},
         ("/ready", "get"): {"200", "503"},
     }
     for (path, method), statuses in expected.items():
-        assert statuses <= set(paths[path][method]["responses"]), (path, method)
+        # Exactly: a documented response is one that is sent (the OAuth routes send no 422).
+        assert statuses == set(paths[path][method]["responses"]), (path, method)
+    problem = paths["/auth/register"]["post"]["responses"]["409"]["content"]
+    assert set(problem) == {"application/problem+json"}
     token_form = paths["/auth/token"]["post"]["requestBody"]["content"]
     assert "application/x-www-form-urlencoded" in token_form
 

@@ -109,6 +109,10 @@ async def test_bad_credentials_are_invalid_grant(api: AuthApi, which: str) -> No
         pytest.param({"grant_type": "password", "username": "a@b.co"}, "invalid_request", id="pw"),
         pytest.param({"grant_type": "password", "password": "x" * 12}, "invalid_request", id="u"),
         pytest.param({"grant_type": "refresh_token"}, "invalid_request", id="no-refresh-token"),
+        pytest.param({"grant_type": ""}, "invalid_request", id="empty-grant-type"),
+        pytest.param(
+            {"grant_type": "refresh_token", "refresh_token": ""}, "invalid_request", id="empty"
+        ),
     ],
 )
 async def test_malformed_token_requests_are_400(
@@ -333,3 +337,41 @@ async def test_access_token_from_other_issuer_is_rejected_by_verifier(
     ) as verifier:
         with pytest.raises(InvalidTokenError):
             await verifier.verify(tokens["access_token"])
+
+
+async def test_revoke_with_an_empty_token_is_invalid_request(client: httpx2.AsyncClient) -> None:
+    _assert_oauth_error(await client.post("/auth/revoke", data={"token": ""}), "invalid_request")
+
+
+def _form_schema(document: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The form body's schema, inline or referenced."""
+    schema: dict[str, Any] = body["content"]["application/x-www-form-urlencoded"]["schema"]
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+async def test_openapi_says_what_each_grant_needs(client: httpx2.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    body = document["paths"]["/auth/token"]["post"]["requestBody"]
+    schema = _form_schema(document, body)
+
+    assert schema["required"] == ["grant_type"]
+    needs = {
+        branch["properties"]["grant_type"]["const"]: set(branch["required"])
+        for branch in schema["oneOf"]
+    }
+    assert needs == {"password": {"username", "password"}, "refresh_token": {"refresh_token"}}
+    for member in schema["properties"].values():
+        assert member["type"] == "string"  # not nullable: a form has no null
+        assert member["minLength"] == 1
+
+
+async def test_openapi_says_revoke_needs_a_token(client: httpx2.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    body = document["paths"]["/auth/revoke"]["post"]["requestBody"]
+    schema = _form_schema(document, body)
+
+    assert body["required"] is True
+    assert schema["required"] == ["token"]
+    assert schema["properties"]["token"]["minLength"] == 1

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +30,7 @@ from gatehouse_testing.dependencies import sync_dependencies
 from gatehouse_testing.hostile_tokens import bearer_header_bytes, hostile_tokens
 from gatehouse_testing.issuer import JWKS_URL, TestIssuer
 from gatehouse_testing.problems import assert_problem, bearer
+from gatehouse_testing.servers import ServerThread
 from services.gateway.tests.support import AppFactory, GatewayFactory, UpstreamStub
 
 
@@ -662,10 +664,79 @@ async def test_openapi_merges_the_upstream_documents(gateway: httpx2.AsyncClient
     assert {"/health", "/ready"} <= set(paths)  # the gateway's own
     assert {"/users/hop", "/auth/.well-known/jwks.json"} <= set(paths)
     assert "/metrics" not in paths, "upstream root endpoints are not part of the public API"
-    docs = await gateway.get("/docs")
-    assert docs.status_code == 200
-    assert "swagger-ui" in docs.text
-    assert "/openapi.json" in docs.text
+
+
+async def test_docs_page_loads_only_its_own_assets(gateway: httpx2.AsyncClient) -> None:
+    page = await gateway.get("/docs")
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    referenced = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert referenced, page.text
+    assert "<script>" not in page.text, "no inline script: the CSP would refuse it"
+    for url in referenced:
+        assert url.startswith("/docs/assets/"), url
+        asset = await gateway.get(url)
+        assert asset.status_code == 200, url
+        assert int(asset.headers["content-length"]) > 0
+        assert asset.headers["cache-control"] == "public, max-age=3600", url
+    init = await gateway.get("/docs/assets/swagger-ui-init.js")
+    assert "/openapi.json" in init.text
+    assert init.headers["content-type"].startswith("text/javascript")
+
+
+@pytest.mark.parametrize("name", ["redoc.standalone.js", "..%2Fdocs_ui.py", "nothing.js"])
+async def test_only_listed_docs_assets_are_served(gateway: httpx2.AsyncClient, name: str) -> None:
+    assert_problem(await gateway.get(f"/docs/assets/{name}"), 404)
+
+
+async def test_head_of_the_gateways_own_routes(gateway: httpx2.AsyncClient) -> None:
+    for path in ("/docs", "/docs/assets/swagger-ui.css", "/openapi.json", "/health"):
+        get = await gateway.get(path)
+        head = await gateway.head(path)
+        assert head.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-length"] == get.headers["content-length"], path
+
+
+def test_head_over_a_real_server_ends_cleanly_and_keeps_the_connection(
+    gateway_app: AppFactory,
+) -> None:
+    # The ASGI server reads HEAD from its own scope to expect no body: a Content-Length
+    # without the body must not look like a truncated response to it.
+    with ServerThread(gateway_app()) as server, httpx2.Client(base_url=server.url) as client:
+        for _ in range(3):
+            response = client.head("/docs")
+            assert response.status_code == 200
+            assert int(response.headers["content-length"]) > 0
+        assert client.get("/health").status_code == 200
+
+
+async def test_405_on_the_gateways_own_routes_lists_allowed_methods(
+    gateway: httpx2.AsyncClient,
+) -> None:
+    response = await gateway.post("/docs")
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_operation_ids_stay_unique_across_upstreams() -> None:
+    table = RouteTable(
+        upstreams=(Upstream("auth", "/auth", "http://a"), Upstream("users", "/users", "http://u"))
+    )
+
+    def document(prefix: str) -> dict[str, Any]:
+        return {"paths": {f"{prefix}/x": {"get": {"operationId": "read"}}}}
+
+    merged = merge_documents(
+        {"openapi": "3.1.0", "paths": {"/ready": {"get": {"operationId": "ready"}}}},
+        table,
+        {"auth": document("/auth"), "users": document("/users")},
+    )
+
+    assert merged["paths"]["/auth/x"]["get"]["operationId"] == "read"
+    assert merged["paths"]["/users/x"]["get"]["operationId"] == "users_read"
 
 
 def test_conflicting_schema_names_are_kept_apart() -> None:

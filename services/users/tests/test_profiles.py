@@ -266,10 +266,10 @@ async def test_public_profile_of_nobody_is_404(
     assert_problem(await client.get(f"/users/{uuid.uuid4()}", headers=auth()), 404)
 
 
-async def test_public_profile_with_a_malformed_id_is_422(
+async def test_public_profile_with_a_malformed_id_is_404(
     client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
-    assert_problem(await client.get("/users/not-a-uuid", headers=auth()), 422)
+    assert_problem(await client.get("/users/not-a-uuid", headers=auth()), 404)
 
 
 # --- GET /users (admin) ------------------------------------------------------------------------
@@ -369,10 +369,31 @@ async def test_a_deleted_user_gets_a_new_profile_on_next_use(
     assert response.json()["bio"] == ""
 
 
-async def test_delete_with_a_malformed_id_is_422(
+async def test_delete_with_a_malformed_id_is_404(
     client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
-    assert_problem(await client.delete("/users/me", headers=auth(scopes="admin")), 422)
+    assert_problem(await client.delete("/users/not-a-uuid", headers=auth(scopes="admin")), 404)
+
+
+async def test_405_on_own_profile_lists_exactly_its_methods(
+    client: httpx2.AsyncClient, auth: Authorizer
+) -> None:
+    response = await client.request("TRACE", "/users/me", headers=auth())
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, HEAD, PATCH"
+
+
+async def test_head_of_own_profile_has_the_get_headers(
+    client: httpx2.AsyncClient, auth: Authorizer
+) -> None:
+    owner = uuid.uuid4()
+    get = await client.get("/users/me", headers=auth(owner))
+    head = await client.head("/users/me", headers=auth(owner))
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
 
 
 # --- every service -----------------------------------------------------------------------------
@@ -393,6 +414,24 @@ async def test_openapi_documents_the_users_routes(client: httpx2.AsyncClient) ->
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert {"/users/me", "/users", "/users/{profile_id}"} <= paths.keys()
     assert "404" in paths["/users/{profile_id}"]["get"]["responses"]
+    profile_id = paths["/users/{profile_id}"]["get"]["parameters"][0]
+    assert profile_id["name"] == "profile_id"
+    assert profile_id["description"]
+    assert paths["/users/me"]["get"]["operationId"] == "read_own_profile"
+
+
+async def test_a_body_that_is_not_json_is_a_documented_400(
+    client: httpx2.AsyncClient, auth: Authorizer
+) -> None:
+    response = await client.patch(
+        "/users/me",
+        content=b"\xff\xfe{",
+        headers={**auth(), "content-type": "application/json"},
+    )
+
+    assert_problem(response, 400)
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "400" in paths["/users/me"]["patch"]["responses"]
 
 
 # --- engine configuration ----------------------------------------------------------------------

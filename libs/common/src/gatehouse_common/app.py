@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -16,8 +17,14 @@ from starlette.responses import Response
 from gatehouse_common.event_loop_lag import event_loop_lag_sampled
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
+from gatehouse_common.methods import HeadAsGet
 from gatehouse_common.metrics import MetricsMiddleware, metrics_router
-from gatehouse_common.problems import PROBLEM_TYPE_BASE, install_problem_handlers, problem_response
+from gatehouse_common.problems import (
+    PROBLEM_TYPE_BASE,
+    document_problems_only,
+    install_problem_handlers,
+    problem_response,
+)
 from gatehouse_common.request_context import RequestContextMiddleware
 from gatehouse_common.request_id import REQUEST_ID_HEADER
 from gatehouse_common.resources import RESOURCES_KEY
@@ -92,6 +99,15 @@ class ServiceInfo:
     description: str = ""
 
 
+def operation_id(route: APIRoute) -> str:
+    """The endpoint function's name (``read_own_profile``), not FastAPI's name+path+method.
+
+    Readable in generated clients; unique because every endpoint has its own function, and
+    the gateway keeps upstreams' ids apart when it merges their documents.
+    """
+    return route.name
+
+
 def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but info and settings
     info: ServiceInfo,
     settings: ServiceSettings,
@@ -114,7 +130,8 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     Middleware, outermost first: request context (request id, access log, last-resort 500),
     CORS when ``cors`` is given (inside the request context, so preflight answers carry a
     request id and are logged), ``middleware`` in the given order, OpenTelemetry when an OTLP
-    endpoint is set, metrics. All pure ASGI, so streamed bodies stay streamed.
+    endpoint is set, metrics, HEAD answered as GET (innermost, so everything outside
+    sees HEAD). All pure ASGI, so streamed bodies stay streamed.
 
     While the app runs, a task samples the event loop's lag (``event_loop_lag_seconds``; a
     warning above ``settings.event_loop_lag_warning_seconds``).
@@ -145,6 +162,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         *middleware,
         *([Middleware(traced, provider=provider)] if provider is not None else []),
         Middleware(MetricsMiddleware),
+        Middleware(HeadAsGet),
     ]
     app = FastAPI(
         title=info.title,
@@ -152,6 +170,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         description=info.description,
         lifespan=lifespan_state,
         middleware=outermost_first,
+        generate_unique_id_function=operation_id,
         # Tracing is the OpenTelemetry middleware above with this app's own provider, or none.
         # FastAPI's built-in telemetry would trace any app through a process-wide provider,
         # whatever the app's settings say.
@@ -165,6 +184,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         **{"docs_url": None, "redoc_url": None, **fastapi_kwargs},
     )
     install_problem_handlers(app, unavailable)
+    document_problems_only(app)
     app.include_router(health_router(readiness or Readiness()))
     if expose_metrics:
         app.include_router(metrics_router())

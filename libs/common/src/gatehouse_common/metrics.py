@@ -25,10 +25,11 @@ HTTP_LATENCY = Histogram(
 UNMATCHED_ROUTE = "<unmatched>"
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, without convertors (``/users/{profile_id}``)."""
     route = scope.get("route")
     if isinstance(route, BaseRoute):
-        path = getattr(route, "path", None)
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
         if isinstance(path, str):
             return path
     return UNMATCHED_ROUTE
@@ -54,7 +55,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = _route_template(scope)
+            route = route_template(scope)
             method = scope["method"]
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)

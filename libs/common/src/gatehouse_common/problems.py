@@ -7,6 +7,7 @@ with ``type``, ``title``, ``status``, ``detail`` and the ``request_id`` that the
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_common.logging import get_logger
+from gatehouse_common.methods import allowed_methods
 from gatehouse_common.request_id import current_request_id
 
 _log = get_logger(__name__)
@@ -56,6 +58,52 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+_SCHEMAS = "#/components/schemas/"
+_FASTAPI_VALIDATION_ERROR = {"$ref": f"{_SCHEMAS}HTTPValidationError"}
+_PROBLEM = {"$ref": f"{_SCHEMAS}Problem"}
+
+
+def with_problems_only(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with every error documented as the problem that is sent.
+
+    - ``problem_responses()`` names the ``Problem`` model, which FastAPI documents under the
+      route's media type (``application/json``): it is moved to ``application/problem+json``.
+    - FastAPI documents ``422`` with its own ``application/json`` body on every operation that
+      has parameters or a body and no 422 of its own. Our 422 is a problem, documented with
+      ``problem_responses(422)`` where validation can fail; elsewhere (a path id the route's
+      ``uuid`` convertor already checked, the OAuth routes that answer 400) that entry would
+      document a response that is never sent, so it is dropped, and its schemas with it.
+    """
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            for status, response in list(responses.items()):
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema")
+                if schema == _FASTAPI_VALIDATION_ERROR:
+                    del responses[status]
+                elif schema == _PROBLEM and PROBLEM_MEDIA_TYPE in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f'"{_SCHEMAS}{name}"' not in json.dumps(document):
+            schemas.pop(name, None)
+    return document
+
+
+def document_problems_only(app: FastAPI) -> None:
+    """Publish ``app``'s OpenAPI document ``with_problems_only``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = with_problems_only(build())
+        return app.openapi_schema
+
+    # FastAPI's documented way to change the document: replace the app's openapi().
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class ProblemError(Exception):
@@ -137,10 +185,14 @@ def _unavailable_handler(dependency: str) -> Callable[[Request, Exception], Awai
     return unavailable
 
 
-async def _http_exception_handler(_: Request, error: Exception) -> JSONResponse:
+async def _http_exception_handler(request: Request, error: Exception) -> JSONResponse:
     exc = cast("StarletteHTTPException", error)
     detail = exc.detail if isinstance(exc.detail, str) else status_title(exc.status_code)
-    return problem_response(exc.status_code, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        # Starlette's Allow names only the first route that matched the path.
+        headers["Allow"] = ", ".join(allowed_methods(request.app.router, request.scope))
+    return problem_response(exc.status_code, detail, headers=headers)
 
 
 async def _validation_error_handler(_: Request, error: Exception) -> JSONResponse:

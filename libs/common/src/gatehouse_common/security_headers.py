@@ -10,13 +10,11 @@ The request-context middleware passes every response's headers through
   stored by a browser or a shared cache because a route forgot to say so;
 - ``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`` unless the route
   set its own: a JSON answer loads nothing and is framed by no one. An HTML page (the API
-  docs) sets ``html_page_policy(...)`` and lists what its scripts need.
+  docs) sets ``html_page_policy()``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable
 
 Headers = list[tuple[bytes, bytes]]
@@ -44,12 +42,6 @@ def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     return kept
 
 
-def script_hash(source: str) -> str:
-    """The CSP source expression that allows exactly this inline script."""
-    digest = hashlib.sha256(source.encode()).digest()
-    return f"'sha256-{base64.b64encode(digest).decode()}'"
-
-
 def html_page_policy(
     *,
     scripts: Iterable[str] = (),
@@ -58,9 +50,9 @@ def html_page_policy(
 ) -> str:
     """A restrictive policy for an HTML page: its own origin plus the sources it names.
 
-    ``scripts`` holds ``script_hash(...)`` values for inline scripts (or a ``'nonce-...'``),
-    and origins for external ones; nothing may frame the page, post a form elsewhere or
-    change its base URL.
+    With nothing named, the page may load only from its own origin (the gateway's ``/docs``):
+    serve scripts and styles as files rather than inline, and no ``'unsafe-inline'`` or
+    hash is needed. Nothing may frame the page, post a form elsewhere or change its base URL.
     """
     directives = {
         "default-src": ["'self'"],

@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Annotated
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, StringConstraints
 
 DISPLAY_NAME_MAX_LENGTH = 100
@@ -95,6 +95,20 @@ BIO_PATTERN = f"^[^{_REFUSED_IN_BIO}]*$"
 DISPLAY_NAME_PATTERN = f"^[{_BLANK}]*[^{_BLANK}{_REFUSED}][^{_REFUSED}]*$"
 
 
+def _any_case(word: str) -> str:
+    # JSON Schema patterns take no flags: each letter as a class of both cases.
+    return "".join(
+        f"[{char}{char.upper()}]" if char.isalpha() else re.escape(char) for char in word
+    )
+
+
+# Addresses in a special-use domain (RFC 6761 and kin: .test, .invalid, .localhost, ...) cannot
+# be delivered to, and email-validator refuses them; the schema says so with ``not``.
+SPECIAL_USE_DOMAIN_PATTERN = (
+    f"[@.](?:{'|'.join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAIN_NAMES))})$"
+)
+
+
 def _fully_matching(pattern: str, message: str) -> AfterValidator:
     """A check of ``pattern``; each type also publishes it as its JSON schema's ``pattern``.
 
@@ -113,15 +127,18 @@ def _fully_matching(pattern: str, message: str) -> AfterValidator:
 
 DisplayName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=DISPLAY_NAME_MAX_LENGTH),
+    # The lengths of what was sent, as the schema states them; trimmed only after the checks.
+    StringConstraints(min_length=1, max_length=DISPLAY_NAME_MAX_LENGTH),
     _fully_matching(
         DISPLAY_NAME_PATTERN,
         "a display name needs a visible character and cannot contain control or format characters",
     ),
+    AfterValidator(str.strip),
     Field(
         description=(
-            f"1 to {DISPLAY_NAME_MAX_LENGTH} characters after trimming whitespace, at least one "
-            "of them visible; no control or format characters (Unicode Cc, Cf)."
+            f"1 to {DISPLAY_NAME_MAX_LENGTH} characters, at least one of them visible; no "
+            "control or format characters (Unicode Cc, Cf). Stored without leading and "
+            "trailing whitespace."
         ),
         json_schema_extra={"pattern": DISPLAY_NAME_PATTERN},
         examples=["Ada Lovelace"],
@@ -174,7 +191,8 @@ def normalize_email(address: str) -> str:
 
 EmailAddress = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX_LENGTH),
+    # The length of what was sent, as the schema states it; normalize_email trims.
+    StringConstraints(max_length=EMAIL_MAX_LENGTH),
     _fully_matching(
         PLAIN_TEXT_PATTERN, "an email address cannot contain control or format characters"
     ),
@@ -182,9 +200,14 @@ EmailAddress = Annotated[
     Field(
         description=(
             "An email address; compared and stored after one normalisation (Unicode NFKC, "
-            "case folding, the domain as IDNA A-labels), so every spelling of it is one account."
+            "case folding, the domain as IDNA A-labels), so every spelling of it is one account. "
+            "Special-use domains (such as .test, .invalid, .localhost) are refused."
         ),
-        json_schema_extra={"format": "email", "pattern": PLAIN_TEXT_PATTERN},
+        json_schema_extra={
+            "format": "email",
+            "pattern": PLAIN_TEXT_PATTERN,
+            "not": {"pattern": SPECIAL_USE_DOMAIN_PATTERN},
+        },
         examples=["ada@example.com"],
     ),
 ]

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from pymongo.errors import ConnectionFailure
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -133,28 +132,22 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
 
 def _document_password_flow(app: FastAPI) -> None:
     """Declare /auth/token as an OAuth2 password flow, so Swagger UI's Authorize button works."""
+    build = app.openapi  # the shared document (gatehouse_common.app), built once
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "OAuth2PasswordBearer": {
-                    "type": "oauth2",
-                    "flows": {
-                        "password": {
-                            "tokenUrl": "/auth/token",
-                            "refreshUrl": "/auth/token",
-                            "scopes": scope_descriptions(),
-                        }
-                    },
-                }
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "OAuth2PasswordBearer": {
+                "type": "oauth2",
+                "flows": {
+                    "password": {
+                        "tokenUrl": "/auth/token",
+                        "refreshUrl": "/auth/token",
+                        "scopes": scope_descriptions(),
+                    }
+                },
             }
-            app.openapi_schema = schema
-        return app.openapi_schema
+        }
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -1,33 +1,29 @@
-"""The gateway's HTTP surface: its API docs and one proxy route per upstream."""
+"""The gateway's HTTP surface: the merged OpenAPI document and one proxy route per upstream.
+
+Swagger UI for the document is in ``docs_ui``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from starlette.datastructures import URLPath
 from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from gatehouse_common.resources import resources_of
-from gatehouse_gateway.openapi import docs_page
 from gatehouse_gateway.resources import GatewayResources, Resources
 from gatehouse_gateway.routing import Upstream, has_dot_segment
 
-docs_router = APIRouter(include_in_schema=False)
+openapi_router = APIRouter(include_in_schema=False)
 
 
-@docs_router.get("/openapi.json")
+@openapi_router.get("/openapi.json")
 async def openapi(resources: Resources) -> JSONResponse:
     return JSONResponse(await resources.docs.document())
-
-
-@docs_router.get("/docs")
-async def docs(request: Request) -> HTMLResponse:
-    html, policy = docs_page(request.app.title)
-    return HTMLResponse(html, headers={"content-security-policy": policy})
 
 
 class ProxyRoute(BaseRoute):

@@ -15,7 +15,8 @@ from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.authentication import token_verifier
 from gatehouse_common.logging import get_logger
 from gatehouse_common.settings import load_settings
-from gatehouse_gateway.endpoints import ProxyRoute, docs_router
+from gatehouse_gateway.docs_ui import docs_ui_router
+from gatehouse_gateway.endpoints import ProxyRoute, openapi_router
 from gatehouse_gateway.exchange import UpstreamExchange
 from gatehouse_gateway.openapi import ApiDocs
 from gatehouse_gateway.proxy import Proxy
@@ -89,7 +90,7 @@ def create_app(
         settings,
         lifespan=lifespan,
         readiness=READINESS,
-        routers=[docs_router],
+        routers=[openapi_router, docs_ui_router],
         cors=CorsPolicy(settings.cors_origins) if settings.cors_origins else None,
         expose_metrics=False,
         openapi_url=None,

@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
-from fastapi.openapi.docs import get_swagger_ui_html
 
 from gatehouse_common.logging import get_logger
-from gatehouse_common.security_headers import html_page_policy, script_hash
 from gatehouse_gateway.routing import RouteTable, Upstream
 
 MISSING_REFETCH_SECONDS = 5.0
 _SCHEMA_REF = "#/components/schemas/"
-# Where FastAPI's Swagger UI page loads its assets and icon from.
-_SWAGGER_UI_ORIGIN = "https://cdn.jsdelivr.net"
-_FAVICON_ORIGIN = "https://fastapi.tiangolo.com"
-_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 _log = get_logger(__name__)
 
@@ -96,18 +89,6 @@ class ApiDocs:
             task.cancel()
 
 
-def docs_page(title: str) -> tuple[str, str]:
-    """Swagger UI's page and a Content-Security-Policy that allows its inline script by hash."""
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
-    html = bytes(page.body).decode()
-    policy = html_page_policy(
-        scripts=[_SWAGGER_UI_ORIGIN, *map(script_hash, _INLINE_SCRIPT.findall(html))],
-        styles=[_SWAGGER_UI_ORIGIN],
-        images=[_FAVICON_ORIGIN],
-    )
-    return html, policy
-
-
 def merge_documents(
     own: Document, table: RouteTable, upstream_documents: dict[str, Document]
 ) -> Document:
@@ -115,7 +96,8 @@ def merge_documents(
 
     An upstream's root paths (``/health``, ``/metrics``) are left out: the gateway does not
     route them. A schema name two documents define differently is renamed
-    ``<upstream>_<name>`` in the later one, references included.
+    ``<upstream>_<name>`` in the later one, references included; so is an operationId that
+    an earlier document already uses.
     """
     merged = copy.deepcopy(own)
     paths: dict[str, Any] = merged.setdefault("paths", {})
@@ -142,12 +124,36 @@ def merge_documents(
         for name, scheme in their_components.get("securitySchemes", {}).items():
             security_schemes.setdefault(name, scheme)
         their_paths: dict[str, Any] = document.get("paths", {})
-        paths.update((path, item) for path, item in their_paths.items() if upstream.serves(path))
+        for path, item in their_paths.items():
+            if upstream.serves(path):
+                paths[path] = _with_unique_operation_ids(item, upstream, _operation_ids(paths))
         known_tags = {tag.get("name") for tag in tags}
         tags.extend(tag for tag in document.get("tags", []) if tag.get("name") not in known_tags)
     if not tags:
         del merged["tags"]
     return merged
+
+
+def _operation_ids(paths: dict[str, Any]) -> set[str]:
+    return {
+        operation["operationId"]
+        for item in paths.values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+
+
+def _with_unique_operation_ids(item: Any, upstream: Upstream, taken: set[str]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    renamed = dict(item)
+    for method, operation in item.items():
+        if isinstance(operation, dict) and operation.get("operationId") in taken:
+            renamed[method] = {
+                **operation,
+                "operationId": f"{upstream.name}_{operation['operationId']}",
+            }
+    return renamed
 
 
 def _rename_schema_refs(document: Any, renames: dict[str, str]) -> Any:

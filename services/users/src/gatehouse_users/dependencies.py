@@ -6,21 +6,15 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.routing import BaseRoute
 
+from gatehouse_common.metrics import route_template
 from gatehouse_users.database import RequestSession, request_session
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.resources import Resources
 
 
-def _route_template(request: Request) -> str:
-    route = request.scope.get("route")
-    path = getattr(route, "path", None) if isinstance(route, BaseRoute) else None
-    return path if isinstance(path, str) else "<unmatched>"
-
-
 async def _session(request: Request, resources: Resources) -> AsyncIterator[RequestSession]:
-    async with request_session(resources.database, _route_template(request)) as session:
+    async with request_session(resources.database, route_template(request.scope)) as session:
         yield session
 
 

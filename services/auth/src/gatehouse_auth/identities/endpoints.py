@@ -15,7 +15,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     status_code=status.HTTP_201_CREATED,
     response_model=RegisteredIdentity,
     summary="Create an account",
-    responses=problem_responses(409, 422, 429, 503),
+    # 400: a body that is not JSON at all (FastAPI cannot decode it); 422: JSON, but invalid.
+    responses=problem_responses(400, 409, 422, 429, 503),
 )
 async def register(
     body: RegistrationRequest,

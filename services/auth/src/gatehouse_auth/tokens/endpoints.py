@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
+from pydantic import MISSING
 
 from gatehouse_auth.dependencies import ClientAddress, SigningKeys, Tokens
 from gatehouse_auth.tokens.oauth import (
@@ -12,6 +13,7 @@ from gatehouse_auth.tokens.oauth import (
     OAuthError,
     form_request_body,
     oauth_error_responses,
+    parse_form,
 )
 from gatehouse_auth.tokens.schemas import JWKSet, RevokeRequest, TokenRequest, TokenResponse
 from gatehouse_common.problems import problem_responses
@@ -19,10 +21,10 @@ from gatehouse_common.problems import problem_responses
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _required(name: str, value: str | None) -> str:
-    if not value:
-        raise OAuthError("invalid_request", f"The '{name}' parameter is required.")
-    return value
+def _required(name: str, value: str | MISSING) -> str:
+    if isinstance(value, str):
+        return value
+    raise OAuthError("invalid_request", f"The '{name}' parameter is required.")
 
 
 @router.post(
@@ -42,13 +44,12 @@ def _required(name: str, value: str | None) -> str:
     },
 )
 async def token(parameters: FormParameters, tokens: Tokens, address: ClientAddress) -> JSONResponse:
-    form = TokenRequest.model_validate(parameters)
-    grant = _required("grant_type", form.grant_type)
-    if grant == "password":
+    form = parse_form(TokenRequest, parameters)
+    if form.grant_type == "password":
         issued = await tokens.password_grant(
             _required("username", form.username), _required("password", form.password), address
         )
-    elif grant == "refresh_token":
+    elif form.grant_type == "refresh_token":
         issued = await tokens.refresh_grant(_required("refresh_token", form.refresh_token))
     else:
         raise OAuthError(
@@ -60,8 +61,8 @@ async def token(parameters: FormParameters, tokens: Tokens, address: ClientAddre
 @router.post(
     "/revoke",
     summary="Revoke a refresh token and its whole login (RFC 7009)",
-    description="Always 200 for a well-formed request, also for unknown tokens. "
-    "Access tokens cannot be revoked; they expire.",
+    description="Always 200 for a well-formed request, also for unknown tokens; a missing or "
+    "empty `token` is 400 `invalid_request`. Access tokens cannot be revoked; they expire.",
     openapi_extra=form_request_body(RevokeRequest),
     responses={
         200: {"description": "Revoked, or nothing to revoke (empty body)"},
@@ -70,7 +71,7 @@ async def token(parameters: FormParameters, tokens: Tokens, address: ClientAddre
     },
 )
 async def revoke(parameters: FormParameters, tokens: Tokens) -> Response:
-    await tokens.revoke(_required("token", RevokeRequest.model_validate(parameters).token))
+    await tokens.revoke(parse_form(RevokeRequest, parameters).token)
     return Response(status_code=200, headers=NO_STORE)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+FormModel = TypeVar("FormModel", bound=BaseModel)
 
 OAuthErrorCode = Literal["invalid_request", "invalid_grant", "unsupported_grant_type"]
 
@@ -80,6 +82,18 @@ def form_request_body(model: type[BaseModel]) -> dict[str, Any]:
             "content": {FORM_MEDIA_TYPE: {"schema": model.model_json_schema()}},
         }
     }
+
+
+def parse_form(model: type[FormModel], parameters: dict[str, str]) -> FormModel:
+    """``parameters`` as ``model``; a parameter that fails validation is RFC 6749 (§5.2) and
+    RFC 7009 (§2.2.1) ``invalid_request``, not a 422 problem."""
+    try:
+        return model.model_validate(parameters)
+    except ValidationError as exc:
+        names = sorted({str(error["loc"][-1]) for error in exc.errors() if error["loc"]})
+        raise OAuthError(
+            "invalid_request", f"Missing or invalid parameter: {', '.join(names)}."
+        ) from None
 
 
 def install_oauth_error_handler(app: FastAPI) -> None:

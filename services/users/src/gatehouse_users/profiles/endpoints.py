@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from gatehouse_common.authentication import require_scope
 from gatehouse_common.problems import problem_responses
@@ -18,7 +18,12 @@ from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, Profil
 Reader = Annotated[Principal, Depends(require_scope(AccessScope.USERS_READ))]
 Writer = Annotated[Principal, Depends(require_scope(AccessScope.USERS_WRITE))]
 Administrator = Annotated[Principal, Depends(require_scope(AccessScope.ADMIN))]
-ProfileId = Annotated[uuid.UUID, "the profile's id, which is its user's token subject"]
+ProfileId = Annotated[
+    uuid.UUID, Path(description="The profile's id, which is its user's token subject.")
+]
+# The uuid convertor keeps `/users/me` and every other non-id out of these routes: they answer
+# 404 rather than 422, and a 405 there lists only the methods `/users/me` really takes.
+BY_ID = "/{profile_id:uuid}"
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -37,7 +42,8 @@ async def read_own_profile(principal: Reader, session: Session, cache: Cache) ->
     "/me",
     response_model=ProfileRead,
     summary="Change your display name or bio",
-    responses=problem_responses(401, 403, 422, 503),
+    # 400: a body that is not JSON at all (FastAPI cannot decode it); 422: JSON, but invalid.
+    responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def update_own_profile(
     changes: ProfileChanges, principal: Writer, session: Session, cache: Cache
@@ -63,10 +69,10 @@ async def list_profiles(
 
 
 @router.get(
-    "/{profile_id}",
+    BY_ID,
     response_model=PublicProfile,
     summary="Someone's public profile",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 404, 503),
 )
 async def read_public_profile(
     profile_id: ProfileId, _: Reader, session: Session, cache: Cache
@@ -75,11 +81,11 @@ async def read_public_profile(
 
 
 @router.delete(
-    "/{profile_id}",
+    BY_ID,
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a profile (administrators)",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 404, 503),
 )
 async def delete_profile(
     profile_id: ProfileId, _: Administrator, session: Session, cache: Cache
