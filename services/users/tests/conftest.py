@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -84,6 +85,8 @@ def _settings_for(database_url: str, redis_url: str, **overrides: Any) -> UsersS
         "environment": "test",
         "database_url": database_url,
         "redis_url": redis_url,
+        # The event channel on the cache's Redis: its keys are all under events:.
+        "events_redis_url": redis_url,
         "jwt_issuer": ISSUER,
         "jwt_audience": AUDIENCE,
         "jwks_url": JWKS_URL,
@@ -152,6 +155,14 @@ def auth(issuer: TestIssuer) -> Authorizer:
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+
+@pytest.fixture
+async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
+    """The event channel's Redis, to publish events and read the streams in tests."""
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture
