@@ -183,11 +183,12 @@ def upstream_url(upstream: UpstreamStub) -> str:
     return upstream.url
 
 
-def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
+def gateway_settings(upstream_url: str, events_redis_url: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "environment": "test",
         "auth_url": upstream_url,
         "users_url": upstream_url,
+        "events_redis_url": events_redis_url,
         "jwt_issuer": ISSUER,
         "jwt_audience": AUDIENCE,
         "jwks_url": JWKS_URL,
@@ -204,14 +205,17 @@ GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
 
 
 @pytest.fixture
-def gateway_app(issuer: TestIssuer, upstream_url: str) -> AppFactory:
-    """Build a gateway app; keyword arguments override settings.
+def gateway_app(issuer: TestIssuer, upstream_url: str, redis_url: str) -> AppFactory:
+    """Build a gateway app (its event channel on the session's Redis); keyword arguments
+    override settings.
 
     ``jwks_transport`` replaces the transport that serves the ``issuer`` fixture's JWKS.
     """
 
     def build(jwks_transport: httpx2.AsyncBaseTransport | None = None, **overrides: Any) -> FastAPI:
-        settings = gateway_settings(upstream_url, **overrides)
+        settings = gateway_settings(
+            upstream_url, overrides.pop("events_redis_url", redis_url), **overrides
+        )
         return create_app(settings, jwks_transport=jwks_transport or issuer.transport())
 
     return build

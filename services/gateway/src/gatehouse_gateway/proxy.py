@@ -12,8 +12,9 @@ import httpx2
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from gatehouse_common.authentication import InvalidAccessToken, NotAuthenticated
+from gatehouse_common.authentication import REVOKED_LOGIN, InvalidAccessToken, NotAuthenticated
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
+from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError
 from gatehouse_gateway.body import content_length, request_body
 from gatehouse_gateway.errors import UpstreamUnavailable
@@ -26,18 +27,20 @@ _log = get_logger(__name__)
 
 class Proxy:
     """Proxies one request: made once by the lifespan from the route table, the token
-    verifier and the upstream exchange."""
+    verifier, the revocation set and the upstream exchange."""
 
     def __init__(
         self,
         table: RouteTable,
         *,
         verifier: AccessTokenVerifier,
+        revocations: RevocationSet,
         exchange: UpstreamExchange,
         max_body_bytes: int,
     ) -> None:
         self.table = table
         self._verifier = verifier
+        self._revocations = revocations
         self._exchange = exchange
         self._max_body = max_body_bytes
 
@@ -96,5 +99,12 @@ class Proxy:
                 ) from None
             _log.info("token_rejected", reason=str(exc))
             raise InvalidAccessToken(str(exc)) from None
+        # After the signature, so only a genuine token's claims are looked up: two dictionary
+        # lookups on the hot path (docs/decisions/0010-revocation-at-the-edge.md).
+        if self._revocations.is_revoked(
+            principal.subject, principal.session_id, principal.issued_at
+        ):
+            _log.info("token_rejected", reason=REVOKED_LOGIN)
+            raise InvalidAccessToken(REVOKED_LOGIN)
         scope_state(scope)["user_id"] = principal.subject
         bind_log_context(user_id=principal.subject)
