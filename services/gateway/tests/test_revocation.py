@@ -73,7 +73,7 @@ async def test_a_revoked_login_is_refused_within_seconds_and_after_a_restart(
         )
 
         async def refused() -> bool:
-            response = await gateway.get("/users/me", headers=bearer(revoked))
+            response: httpx2.Response = await gateway.get("/users/me", headers=bearer(revoked))
             return response.status_code == 401
 
         await eventually(refused)  # the contract's bound is 5 s; eventually gives up at 10
@@ -133,7 +133,7 @@ async def test_a_whole_user_revocation_spares_tokens_issued_after_it(
         )
 
         async def refused() -> bool:
-            response = await gateway.get("/users/me", headers=bearer(earlier))
+            response: httpx2.Response = await gateway.get("/users/me", headers=bearer(earlier))
             return response.status_code == 401
 
         await eventually(refused)
