@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Development secrets for the Compose stack, made once into a git-ignored folder:
 #   postgres.env, mongo.env (datastore credentials), redis.conf (requirepass),
-#   auth.env, users.env (the services' connection URLs), signing-keys.json (auth's private JWKS).
+#   auth.env, users.env, gateway.env (the services' connection URLs), signing-keys.json (auth's
+#   private JWKS).
 # Needs only Docker and standard tools: passwords come from /dev/urandom, and the signing keys
 # from auth's own key CLI, run inside the auth image.
 #
@@ -51,6 +52,19 @@ END
   chmod 0644 "$secrets_dir"/{postgres.env,mongo.env,redis.conf,auth.env,users.env}
 }
 
+# The event channel: database 2 of the same Redis, with the default user until the services
+# get their own ACL users (docs/events.md, "Streams, groups and keys"). Derived from redis.conf,
+# so a secrets folder made before the event channel existed gets the URLs too.
+write_event_urls() {
+  local redis_password events_url
+  redis_password=$(sed -n 's/^requirepass //p' "$secrets_dir/redis.conf")
+  events_url="redis://default:$redis_password@redis:6379/2"
+  grep -q '^USERS_EVENTS_REDIS_URL=' "$secrets_dir/users.env" ||
+    echo "USERS_EVENTS_REDIS_URL=$events_url" >>"$secrets_dir/users.env"
+  echo "GATEWAY_EVENTS_REDIS_URL=$events_url" >"$secrets_dir/gateway.env"
+  chmod 0644 "$secrets_dir/gateway.env"
+}
+
 run_key_cli() {
   # Built here because the key CLI ships in the auth image; a no-op when it is up to date.
   docker compose build --quiet auth >/dev/null
@@ -70,6 +84,10 @@ case "$action" in
     if [ ! -f "$secrets_dir/postgres.env" ]; then
       write_passwords
       echo "dev-secrets: wrote passwords to $secrets_dir/"
+    fi
+    if [ ! -f "$secrets_dir/gateway.env" ]; then
+      write_event_urls
+      echo "dev-secrets: wrote the event channel's URLs to $secrets_dir/"
     fi
     if [ ! -f "$secrets_dir/signing-keys.json" ]; then
       run_key_cli generate --file /secrets/signing-keys.json

@@ -25,7 +25,7 @@ from k8s_checks import (
 from gatehouse_auth.signing_keys import SigningKeySet
 
 ACCOUNT_FILES = ("postgres-credentials.env", "mongo-credentials.env", "redis-credentials.env")
-URL_FILES = ("auth-datastores.env", "users-datastores.env")
+URL_FILES = ("auth-datastores.env", "users-datastores.env", "gateway-datastores.env")
 GENERATED_FILES = (*ACCOUNT_FILES, *URL_FILES, "signing-keys.json")
 
 
@@ -156,7 +156,7 @@ def test_the_generator_makes_private_random_secrets_once(tmp_path: Path) -> None
 def test_the_urls_carry_the_datastore_passwords(tmp_path: Path) -> None:
     generate_dev_secrets(tmp_path)
     postgres, mongo, redis = (read_env(tmp_path / name) for name in ACCOUNT_FILES)
-    auth, users = (read_env(tmp_path / name) for name in URL_FILES)
+    auth, users, gateway = (read_env(tmp_path / name) for name in URL_FILES)
     assert users["database-url"] == (
         f"postgresql+asyncpg://{postgres['username']}:{postgres['password']}"
         f"@postgres:5432/{postgres['database']}"
@@ -166,6 +166,9 @@ def test_the_urls_carry_the_datastore_passwords(tmp_path: Path) -> None:
     )
     assert auth["redis-url"] == f"redis://:{redis['password']}@redis:6379/0"
     assert users["redis-url"] == f"redis://:{redis['password']}@redis:6379/1"
+    # One event channel for every service (database 2; the default user until per-service ACLs).
+    events = f"redis://:{redis['password']}@redis:6379/2"
+    assert users["events-redis-url"] == gateway["events-redis-url"] == events
 
 
 def secret_data(objects: list[Manifest], name: str) -> dict[str, str]:
@@ -199,5 +202,10 @@ def test_a_fresh_clone_renders_dev_with_its_own_secrets(tmp_path: Path, dev_secr
 def test_the_rendered_dev_secrets_are_the_generated_ones(
     rendered: dict[str, list[Manifest]], dev_secrets: Path
 ) -> None:
-    for name in ("postgres-credentials", "mongo-credentials", "auth-datastores"):
+    for name in (
+        "postgres-credentials",
+        "mongo-credentials",
+        "auth-datastores",
+        "gateway-datastores",
+    ):
         assert secret_data(rendered["dev"], name) == read_env(dev_secrets / f"{name}.env")

@@ -3,7 +3,8 @@
 # git-ignored .generated/ folder, which its secretGenerator reads. Nothing secret is committed,
 # not even for dev: scanners stay quiet and no dev credential can be copied into prod.
 #   postgres-credentials.env, mongo-credentials.env, redis-credentials.env   datastore accounts
-#   auth-datastores.env, users-datastores.env     the services' URLs, rebuilt from the accounts
+#   auth-datastores.env, users-datastores.env,
+#   gateway-datastores.env                        the services' URLs, rebuilt from the accounts
 #   signing-keys.json                             auth's private key set, from auth's key CLI
 # Existing files are kept: a datastore keeps its first password in its volume, so a new one
 # would lock the services out after the next apply. To start over, delete the folder together
@@ -73,6 +74,9 @@ password=$(password)
 END
 
 # Derived, so they always match the accounts above (also after one of those was edited).
+# The event channel (database 2 of the same Redis) with the default user for now: the
+# per-service ACL users (docs/events.md, "Streams, groups and keys") replace it.
+events_redis_url=redis://:$(value_of redis-credentials.env password)@redis:6379/2
 replace "$secrets_dir/auth-datastores.env" <<END
 mongo-url=mongodb://$(value_of mongo-credentials.env username):$(value_of mongo-credentials.env password)@mongo:27017/?authSource=admin
 redis-url=redis://:$(value_of redis-credentials.env password)@redis:6379/0
@@ -80,6 +84,10 @@ END
 replace "$secrets_dir/users-datastores.env" <<END
 database-url=postgresql+asyncpg://$(value_of postgres-credentials.env username):$(value_of postgres-credentials.env password)@postgres:5432/$(value_of postgres-credentials.env database)
 redis-url=redis://:$(value_of redis-credentials.env password)@redis:6379/1
+events-redis-url=$events_redis_url
+END
+replace "$secrets_dir/gateway-datastores.env" <<END
+events-redis-url=$events_redis_url
 END
 
 keys_file=$secrets_dir/signing-keys.json
