@@ -68,6 +68,30 @@ class Stack:
     def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
         return self.run("exec", "-T", service, *command, check=False)
 
+    def users_status(self, path: str, access_token: str) -> int:
+        """The status users itself answers to ``GET path`` with this token, asked from inside
+        the backend network (users has no public port). The token goes through stdin, so it
+        is on no command line."""
+        completed = subprocess.run(
+            [
+                *self.compose.compose_command_property,
+                "exec",
+                "-T",
+                "gateway",
+                "python",
+                "-c",
+                _USERS_STATUS_SCRIPT,
+                path,
+            ],
+            cwd=REPO_ROOT,
+            env=self.env,
+            input=access_token,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(completed.stdout.strip())
+
     def logs(self) -> str:
         return self.run("logs", "--no-color", "--timestamps").stdout
 
@@ -86,6 +110,19 @@ class Stack:
             if line.startswith("requirepass ")
         )
         return found
+
+
+_USERS_STATUS_SCRIPT = """
+import sys, urllib.error, urllib.request
+token = sys.stdin.read().strip()
+request = urllib.request.Request(
+    "http://users:8002" + sys.argv[1], headers={"Authorization": "Bearer " + token}
+)
+try:
+    print(urllib.request.urlopen(request, timeout=10).status)
+except urllib.error.HTTPError as error:
+    print(error.code)
+"""
 
 
 @pytest.fixture(scope="session")
@@ -155,11 +192,16 @@ class Gateway:
     client: httpx2.Client
     seen_secrets: set[str] = field(default_factory=set)
 
-    def register(self, email: str | None = None, password: str | None = None) -> Account:
+    def register(
+        self, email: str | None = None, password: str | None = None, **extra: str
+    ) -> Account:
+        """Register an account; ``extra`` adds body members (``display_name``)."""
         email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
         password = password or secrets.token_urlsafe(18)
         self.seen_secrets.add(password)
-        response = self.client.post("/auth/register", json={"email": email, "password": password})
+        response = self.client.post(
+            "/auth/register", json={"email": email, "password": password, **extra}
+        )
         assert response.status_code == 201, response.text
         body = response.json()
         return Account(email=body["email"], password=password, id=body["id"])
