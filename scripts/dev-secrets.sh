@@ -59,6 +59,8 @@ write_event_urls() {
   local redis_password events_url
   redis_password=$(sed -n 's/^requirepass //p' "$secrets_dir/redis.conf")
   events_url="redis://default:$redis_password@redis:6379/2"
+  grep -q '^AUTH_EVENTS_REDIS_URL=' "$secrets_dir/auth.env" ||
+    echo "AUTH_EVENTS_REDIS_URL=$events_url" >>"$secrets_dir/auth.env"
   grep -q '^USERS_EVENTS_REDIS_URL=' "$secrets_dir/users.env" ||
     echo "USERS_EVENTS_REDIS_URL=$events_url" >>"$secrets_dir/users.env"
   echo "GATEWAY_EVENTS_REDIS_URL=$events_url" >"$secrets_dir/gateway.env"
