@@ -60,15 +60,21 @@ test-e2e: ## End-to-end tests against the Compose stack
 	$(PYTEST) tests/e2e
 
 .PHONY: lint
-lint: ## ruff check, ruff format --check and mypy --strict
+lint: ## ruff, ruff format --check, mypy --strict (code and tests), import contracts, promtool check rules
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs services
+	$(UV) run --frozen mypy libs services tests infra/monitoring
+	$(UV) run --frozen lint-imports
+	promtool check rules infra/monitoring/prometheus/*.rules.yml
 
 .PHONY: fmt
 fmt: ## Format and autofix
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
+
+.PHONY: monitoring
+monitoring: ## Regenerate the dashboards' JSON and the PrometheusRule from infra/monitoring
+	$(UV) run --frozen python infra/monitoring/generate.py
 
 .PHONY: bench
 bench: ## Benchmarks of the stack on loopback (writes bench/results; see docs/performance.md)

@@ -146,23 +146,13 @@ class Stack:
         self.processes[name] = process
         return process
 
-    def uvicorn(self, name: str, app: str, env: dict[str, str]) -> str:
+    def service(self, name: str, package: str, env: dict[str, str]) -> str:
+        """Start a service as its image does (``python -m <package>``) on a free port."""
         port = free_port()
         self.ports[name] = port
         self.process(
             name,
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                f"{app}:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
+            [sys.executable, "-m", package, "--host", "127.0.0.1", "--port", str(port)],
             env,
         )
         return f"http://127.0.0.1:{port}"
@@ -240,9 +230,9 @@ def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
         stdout=subprocess.DEVNULL,
     )
     urls: dict[str, str] = {}
-    urls["auth"] = stack.uvicorn(
+    urls["auth"] = stack.service(
         "auth",
-        "gatehouse_auth.main",
+        "gatehouse_auth",
         {
             "AUTH_MONGO_URL": stores["mongo_url"],
             "AUTH_REDIS_URL": stores["redis_url"],
@@ -268,13 +258,13 @@ def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
         "USERS_JWT_AUDIENCE": AUDIENCE,
         "USERS_JWKS_URL": urls["auth"] + "/auth/.well-known/jwks.json",
     }
-    urls["users"] = stack.uvicorn("users", "gatehouse_users.main", users_env)
-    urls["users-cache-off"] = stack.uvicorn(
-        "users-cache-off", "gatehouse_users.main", {**users_env, "USERS_CACHE_ENABLED": "false"}
+    urls["users"] = stack.service("users", "gatehouse_users", users_env)
+    urls["users-cache-off"] = stack.service(
+        "users-cache-off", "gatehouse_users", {**users_env, "USERS_CACHE_ENABLED": "false"}
     )
-    urls["users-cache-off-nullpool"] = stack.uvicorn(
+    urls["users-cache-off-nullpool"] = stack.service(
         "users-cache-off-nullpool",
-        "gatehouse_users.main",
+        "gatehouse_users",
         {**users_env, "USERS_CACHE_ENABLED": "false", "USERS_DB_POOL_CLASS": "null"},
     )
     gateway_env = {
@@ -287,9 +277,9 @@ def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
         "GATEWAY_EVENTS_REDIS_URL": stores["redis_url"],
     }
     for transport in GATEWAY_TRANSPORTS:
-        urls[f"gateway-{transport}"] = stack.uvicorn(
+        urls[f"gateway-{transport}"] = stack.service(
             f"gateway-{transport}",
-            "gatehouse_gateway.main",
+            "gatehouse_gateway",
             {**gateway_env, "GATEWAY_UPSTREAM_TRANSPORT": transport},
         )
     urls["floor"] = stack.uvicorn("floor", "floor", {"PYTHONPATH": str(BENCH_DIR)})

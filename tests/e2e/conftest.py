@@ -17,112 +17,23 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx2
 import pytest
 from testcontainers.compose import DockerCompose
 
 from gatehouse_testing.network import free_port
+from tests.e2e.public_api import Gateway
+from tests.e2e.stack import REPO_ROOT, Stack
 
 T = TypeVar("T")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Generous: a first run builds three images.
 STACK_START_TIMEOUT_SECONDS = 600
 HTTP_TIMEOUT_SECONDS = 30.0
-
-
-@dataclass
-class Stack:
-    compose: Any  # testcontainers' DockerCompose (untyped)
-    base_url: str
-    secrets_dir: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [*self.compose.compose_command_property, *args]
-        return subprocess.run(
-            command, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, check=check
-        )
-
-    def stop(self, service: str) -> None:
-        self.run("stop", service)
-
-    def ensure_running(self, service: str) -> None:
-        """Start ``service`` if it is not running and wait until its healthcheck passes."""
-        self.run("up", "--detach", "--no-deps", "--no-build", "--wait", service)
-
-    def signal(self, service: str, signal_name: str) -> None:
-        self.run("kill", "--signal", signal_name, service)
-
-    def restart(self, service: str) -> None:
-        self.run("restart", service)
-        self.ensure_running(service)
-
-    def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
-        return self.run("exec", "-T", service, *command, check=False)
-
-    def users_status(self, path: str, access_token: str) -> int:
-        """The status users itself answers to ``GET path`` with this token, asked from inside
-        the backend network (users has no public port). The token goes through stdin, so it
-        is on no command line."""
-        completed = subprocess.run(
-            [
-                *self.compose.compose_command_property,
-                "exec",
-                "-T",
-                "gateway",
-                "python",
-                "-c",
-                _USERS_STATUS_SCRIPT,
-                path,
-            ],
-            cwd=REPO_ROOT,
-            env=self.env,
-            input=access_token,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return int(completed.stdout.strip())
-
-    def logs(self) -> str:
-        return self.run("logs", "--no-color", "--timestamps").stdout
-
-    def datastore_passwords(self) -> list[str]:
-        """The generated datastore passwords (values of the secrets folder's files)."""
-        found: list[str] = []
-        for name in ("postgres.env", "mongo.env"):
-            for line in (self.secrets_dir / name).read_text().splitlines():
-                key, _, value = line.partition("=")
-                if key.endswith("PASSWORD"):
-                    found.append(value)
-        redis_conf = (self.secrets_dir / "redis.conf").read_text().splitlines()
-        found.extend(
-            line.removeprefix("requirepass ")
-            for line in redis_conf
-            if line.startswith("requirepass ")
-        )
-        return found
-
-
-_USERS_STATUS_SCRIPT = """
-import sys, urllib.error, urllib.request
-token = sys.stdin.read().strip()
-request = urllib.request.Request(
-    "http://users:8002" + sys.argv[1], headers={"Authorization": "Bearer " + token}
-)
-try:
-    print(urllib.request.urlopen(request, timeout=10).status)
-except urllib.error.HTTPError as error:
-    print(error.code)
-"""
 
 
 @pytest.fixture(scope="session")
@@ -164,112 +75,6 @@ def stack() -> Iterator[Stack]:
         (workdir / "stack.log").write_text(started.run("logs", "--no-color", check=False).stdout)
         compose.stop()
         shutil.rmtree(secrets_dir, ignore_errors=True)
-
-
-@dataclass
-class Tokens:
-    access_token: str
-    refresh_token: str
-    scope: str
-    expires_in: int
-
-    @property
-    def bearer(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
-@dataclass
-class Account:
-    email: str
-    password: str
-    id: str
-
-
-@dataclass
-class Gateway:
-    """A client of the public API that remembers every credential it has handled."""
-
-    client: httpx2.Client
-    seen_secrets: set[str] = field(default_factory=set)
-
-    def register(
-        self, email: str | None = None, password: str | None = None, **extra: str
-    ) -> Account:
-        """Register an account; ``extra`` adds body members (``display_name``)."""
-        email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
-        password = password or secrets.token_urlsafe(18)
-        self.seen_secrets.add(password)
-        response = self.client.post(
-            "/auth/register", json={"email": email, "password": password, **extra}
-        )
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return Account(email=body["email"], password=password, id=body["id"])
-
-    def token_request(self, form: dict[str, str]) -> httpx2.Response:
-        for key in ("password", "refresh_token", "token"):
-            if key in form:
-                self.seen_secrets.add(form[key])
-        response = self.client.post("/auth/token", data=form)
-        if response.status_code == 200:
-            body = response.json()
-            self.seen_secrets.update((body["access_token"], body["refresh_token"]))
-        return response
-
-    def login_response(self, account: Account) -> httpx2.Response:
-        return self.token_request(
-            {"grant_type": "password", "username": account.email, "password": account.password}
-        )
-
-    def login(self, account: Account) -> Tokens:
-        response = self.login_response(account)
-        assert response.status_code == 200, response.text
-        return self.tokens(response)
-
-    def refresh(self, refresh_token: str) -> httpx2.Response:
-        return self.token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-    def revoke(self, token: str) -> httpx2.Response:
-        self.seen_secrets.add(token)
-        return self.client.post("/auth/revoke", data={"token": token})
-
-    @staticmethod
-    def wait_until(
-        probe: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.5
-    ) -> T:
-        """Call ``probe`` until it returns something other than None; fail after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = probe()
-            if result is not None:
-                return result
-            if time.monotonic() > deadline:
-                pytest.fail(f"gave up after {timeout:g}s waiting for {probe.__name__}")
-            time.sleep(interval)
-
-    @staticmethod
-    def is_problem(response: httpx2.Response, status: int) -> bool:
-        """An RFC 9457 problem with ``status`` whose request_id matches the X-Request-ID header."""
-        if response.status_code != status:
-            return False
-        if not response.headers.get("content-type", "").startswith("application/problem+json"):
-            return False
-        body = response.json()
-        return bool(
-            body.get("status") == status
-            and body.get("title")
-            and body.get("request_id") == response.headers.get("x-request-id")
-        )
-
-    @staticmethod
-    def tokens(response: httpx2.Response) -> Tokens:
-        body = response.json()
-        return Tokens(
-            access_token=body["access_token"],
-            refresh_token=body["refresh_token"],
-            scope=body["scope"],
-            expires_in=body["expires_in"],
-        )
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,13 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import httpx2
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import Gateway, Stack, Tokens
+from gatehouse_testing.problems import assert_problem
+from tests.e2e.public_api import Gateway, Tokens
+from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -112,7 +112,7 @@ def test_logins_listed_one_ended_then_every_one(stack: Stack, gateway: Gateway) 
     stranger = gateway.login(gateway.register())
     for unknown in (session_id(stranger), str(uuid.uuid4())):
         missing = gateway.client.delete(f"/auth/sessions/{unknown}", headers=first.bearer)
-        assert gateway.is_problem(missing, 404), missing.text
+        assert_problem(missing, 404)
     assert_accepted(gateway, stranger)
 
     # End one login: its tokens are refused, the other login is untouched.
@@ -164,7 +164,7 @@ def test_password_change_ends_every_earlier_login(stack: Stack, gateway: Gateway
         json={"current_password": "not-the-password", "new_password": new_password},
         headers=first.bearer,
     )
-    assert gateway.is_problem(wrong, 400), wrong.text
+    assert_problem(wrong, 400)
     assert_accepted(gateway, first)
 
     changed = gateway.client.post(
@@ -208,12 +208,10 @@ def test_erasing_yourself_then_registering_again(stack: Stack, gateway: Gateway)
     for tokens in logins:
         assert_invalid_grant(gateway.refresh(tokens.refresh_token))
     gone = gateway.client.get(f"/users/{account.id}", headers=reader.bearer)
-    assert gateway.is_problem(gone, 404), gone.text
+    assert_problem(gone, 404)
     # No request with an old token brings the profile back.
     assert gateway.client.get("/users/me", headers=logins[1].bearer).status_code == 401
-    assert gateway.is_problem(
-        gateway.client.get(f"/users/{account.id}", headers=reader.bearer), 404
-    )
+    assert_problem(gateway.client.get(f"/users/{account.id}", headers=reader.bearer), 404)
 
     again = gateway.register(email=account.email, password=account.password)
     assert again.id != account.id  # a new user
@@ -221,9 +219,7 @@ def test_erasing_yourself_then_registering_again(stack: Stack, gateway: Gateway)
     me = gateway.client.get("/users/me", headers=tokens.bearer)
     assert me.status_code == 200, me.text
     assert me.json()["id"] == again.id
-    assert gateway.is_problem(
-        gateway.client.get(f"/users/{account.id}", headers=reader.bearer), 404
-    )
+    assert_problem(gateway.client.get(f"/users/{account.id}", headers=reader.bearer), 404)
 
 
 def test_an_administrator_erases_another_account(stack: Stack, gateway: Gateway) -> None:
@@ -250,7 +246,7 @@ def test_an_administrator_erases_another_account(stack: Stack, gateway: Gateway)
     )
     assert_invalid_grant(gateway.refresh(member_tokens.refresh_token))
     again = gateway.client.delete(f"/users/{member.id}", headers=admin_tokens.bearer)
-    assert gateway.is_problem(again, 404), again.text
+    assert_problem(again, 404)
     assert_accepted(gateway, admin_tokens)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import Gateway, Stack
+from gatehouse_testing.problems import assert_problem
+from tests.e2e.public_api import Gateway
+from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -107,6 +107,6 @@ def test_admin_journey(stack: Stack, gateway: Gateway) -> None:
     deleted = gateway.client.delete(f"/users/{doomed}", headers=admin_tokens.bearer)
     assert deleted.status_code == 204, deleted.text
     gone = gateway.client.get(f"/users/{doomed}", headers=admin_tokens.bearer)
-    assert gateway.is_problem(gone, 404), gone.text
+    assert_problem(gone, 404)
     still_there = gateway.client.get(f"/users/{members[1].id}", headers=admin_tokens.bearer)
     assert still_there.status_code == 200

@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import httpx2
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import Account, Gateway, Stack, Tokens
+from gatehouse_testing.problems import assert_problem
+from tests.e2e.public_api import Account, Gateway, Tokens
+from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -69,7 +69,7 @@ def test_issued_tokens_keep_working_without_auth(
         # Unreachable is 502/503, never 504: a stopped container's name stops resolving on
         # the internal network, so the gateway's connect timeout is what gives up here.
         assert register.status_code in {502, 503}, register.text
-        assert gateway.is_problem(register, register.status_code), register.text
+        assert_problem(register, register.status_code)
     finally:
         stack.ensure_running("auth")
     assert gateway.client.get("/ready").status_code == 200
@@ -85,7 +85,7 @@ def test_postgres_outage_answers_503_then_recovers(
             "/users/me", json={"bio": "lost to the outage"}, headers=tokens.bearer
         )
         assert time.monotonic() - started < FAST_FAILURE_SECONDS
-        assert gateway.is_problem(write, 503), write.text
+        assert_problem(write, 503)
     finally:
         stack.ensure_running("postgres")
 

@@ -3,12 +3,10 @@ run, every container of the stack, hold none of the credentials that went throug
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import Gateway, Stack
+from tests.e2e.public_api import Gateway
+from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

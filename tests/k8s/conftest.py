@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-# Under --import-mode=importlib test modules cannot import a sibling module by name unless its
-# directory is on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from k8s_checks import (
+from tests.k8s.k8s_checks import (
     DEV_SECRETS_DIR,
     K8S_ROOT,
     Manifest,

@@ -3,7 +3,8 @@
 Each check is a function of the rendered objects that returns a list of violations (empty when
 the manifests comply), so a test can both assert compliance and show that a broken manifest is
 caught. No cluster is involved: `kubectl kustomize` renders, `kubernetes-validate` validates
-against the bundled Kubernetes OpenAPI schemas.
+against the bundled Kubernetes OpenAPI schemas, and the Prometheus Operator's resources are
+validated against models generated from its CRD schemas (cloudcoil-models-prometheus-operator).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import pydantic
 import yaml
+from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
@@ -95,10 +98,60 @@ def describe(obj: Manifest) -> str:
 # --- schema --------------------------------------------------------------------------------
 
 
+# Custom resources of the Prometheus Operator that the monitoring component uses.
+OPERATOR_MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): prometheus_operator.ServiceMonitor,
+    ("monitoring.coreos.com/v1", "PodMonitor"): prometheus_operator.PodMonitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): prometheus_operator.PrometheusRule,
+}
+
+
+def _unknown_fields(given: Any, kept: Any, where: str = "") -> list[str]:
+    """Paths present in ``given`` but not in ``kept`` (what the model dropped as unknown)."""
+    if isinstance(given, Mapping):
+        if not isinstance(kept, Mapping):
+            return [where or "/"]
+        return [
+            found
+            for key, value in given.items()
+            for found in (
+                _unknown_fields(value, kept[key], f"{where}/{key}")
+                if key in kept
+                else [f"{where}/{key}"]
+            )
+        ]
+    if isinstance(given, list) and isinstance(kept, list) and len(given) == len(kept):
+        return [
+            found
+            for index, (item, kept_item) in enumerate(zip(given, kept, strict=True))
+            for found in _unknown_fields(item, kept_item, f"{where}/{index}")
+        ]
+    return []
+
+
+def operator_resource_violations(obj: Manifest, model: type[pydantic.BaseModel]) -> list[str]:
+    """Validation against the CRD's model; the models ignore unknown fields, so a field lost
+    in a validate-and-dump round trip is reported as unknown (strict, like the core kinds)."""
+    try:
+        parsed = model.model_validate(obj)
+    except pydantic.ValidationError as error:
+        return [
+            f"{describe(obj)}: {'/'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+    kept = parsed.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return [f"{describe(obj)}: {path}: unknown field" for path in _unknown_fields(obj, kept)]
+
+
 def schema_violations(objects: list[Manifest], version: str = KUBERNETES_VERSION) -> list[str]:
-    """Strict validation against the Kubernetes OpenAPI schema: unknown fields are errors too."""
+    """Strict validation against the Kubernetes OpenAPI schema (or the Prometheus Operator's
+    CRD models): unknown fields are errors too."""
     violations = []
     for obj in objects:
+        model = OPERATOR_MODELS.get((obj.get("apiVersion", ""), obj.get("kind", "")))
+        if model is not None:
+            violations += operator_resource_violations(obj, model)
+            continue
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -224,13 +277,12 @@ def _single_process_violations(where: str, container: Manifest) -> list[str]:
     command = [
         str(part) for part in (container.get("command") or []) + (container.get("args") or [])
     ]
-    if not command or command[0] != "uvicorn":
-        return [f"{where}: must run uvicorn explicitly (one process per container)"]
+    # The services' own entry point (gatehouse_common.server), which applies the HTTP limits.
+    if command[:3] != ["python", "-m", f"gatehouse_{gatehouse_service(container)}"]:
+        return [f"{where}: must run its server explicitly (python -m gatehouse_<service>)"]
     workers = command[command.index("--workers") + 1] if "--workers" in command else None
     if workers != "1":
-        return [f"{where}: uvicorn must run with --workers 1 (scale with replicas instead)"]
-    if "--reload" in command:
-        return [f"{where}: uvicorn --reload is for development machines only"]
+        return [f"{where}: the server must run with --workers 1 (scale with replicas instead)"]
     return []
 
 

@@ -7,12 +7,18 @@ import copy
 from typing import Any
 
 import pytest
-from k8s_checks import Manifest, contract_violations, gatehouse_service, pod_spec, workloads
 from pydantic_settings import BaseSettings
 
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_users.settings import MigrationSettings, UsersSettings
+from tests.k8s.k8s_checks import (
+    Manifest,
+    contract_violations,
+    gatehouse_service,
+    pod_spec,
+    workloads,
+)
 
 # (workload name, container name) -> the settings class that container reads.
 SETTINGS_OF: dict[tuple[str, str], type[BaseSettings]] = {

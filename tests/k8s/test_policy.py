@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_checks import K8S_ROOT, Manifest, policy_violations, render, schema_violations
+
+from tests.k8s.k8s_checks import K8S_ROOT, Manifest, policy_violations, render, schema_violations
 
 Mutation = Callable[[list[Manifest]], None]
 
@@ -134,7 +135,7 @@ MUTATIONS: dict[str, tuple[Mutation, str]] = {
         lambda o: pod(o, "users").update(terminationGracePeriodSeconds=3),
         "terminationGracePeriodSeconds must exceed the preStop pause",
     ),
-    "several uvicorn workers": (
+    "several server workers": (
         lambda o: container(o, "gateway")["command"].__setitem__(
             container(o, "gateway")["command"].index("--workers") + 1, "4"
         ),

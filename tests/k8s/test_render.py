@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 
 import pytest
 import yaml
-from k8s_checks import REPO_ROOT, Manifest, schema_violations
+
+from tests.k8s.k8s_checks import K8S_ROOT, REPO_ROOT, Manifest, schema_violations
 
 SERVICES = ("gateway", "auth", "users")
 
@@ -108,3 +110,52 @@ def test_make_k8s_render_prints_the_prod_manifests() -> None:
     objects = [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
     assert names(objects, "Deployment") == set(SERVICES)
     assert names(objects, "HorizontalPodAutoscaler") == set(SERVICES)
+
+
+def test_prod_is_monitored(rendered: dict[str, list[Manifest]]) -> None:
+    """A ServiceMonitor per service on a port its Service has, the rules, the dashboards."""
+    objects = rendered["prod"]
+    assert names(objects, "ServiceMonitor") == set(SERVICES)
+    for service in SERVICES:
+        monitor = find(objects, "ServiceMonitor", service)
+        target = find(objects, "Service", service)
+        assert (
+            monitor["spec"]["selector"]["matchLabels"].items()
+            <= target["metadata"]["labels"].items()
+        )
+        ports = {port["name"] for port in target["spec"]["ports"]}
+        assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} <= ports
+    # The gateway's metrics are on their own port, never on the routed API port.
+    assert [e["port"] for e in find(objects, "ServiceMonitor", "gateway")["spec"]["endpoints"]] == [
+        "metrics"
+    ]
+    assert names(objects, "PrometheusRule") == {"gatehouse"}
+    dashboards = [
+        obj
+        for obj in objects
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("grafana-dashboard-")
+    ]
+    committed = (K8S_ROOT / "components" / "monitoring" / "dashboards").glob("*.json")
+    assert {obj["metadata"]["name"] for obj in dashboards} == {
+        f"grafana-dashboard-{path.stem}" for path in committed
+    }
+    for config_map in dashboards:
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        (document,) = config_map["data"].values()
+        assert json.loads(document)["uid"].startswith("gatehouse-")
+
+
+def test_operator_validation_rejects_an_unknown_field(rendered: dict[str, list[Manifest]]) -> None:
+    monitor = copy.deepcopy(find(rendered["prod"], "ServiceMonitor", "users"))
+    monitor["spec"]["endpoints"][0]["scrapeIntervall"] = "30s"
+    (violation,) = schema_violations([monitor])
+    assert "ServiceMonitor/users" in violation
+    assert "spec/endpoints/0/scrapeIntervall" in violation
+
+
+def test_operator_validation_rejects_a_wrong_type(rendered: dict[str, list[Manifest]]) -> None:
+    rule = copy.deepcopy(find(rendered["prod"], "PrometheusRule", "gatehouse"))
+    rule["spec"]["groups"][0]["rules"][0]["labels"] = ["severity", "critical"]
+    violations = schema_violations([rule])
+    assert violations
+    assert all("PrometheusRule/gatehouse" in violation for violation in violations)

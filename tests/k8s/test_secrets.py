@@ -10,7 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from k8s_checks import (
+
+from gatehouse_auth.signing_keys import SigningKeySet
+from tests.k8s.k8s_checks import (
     DEV_OVERLAY,
     DEV_SECRETS_DIR,
     K8S_ROOT,
@@ -21,8 +23,6 @@ from k8s_checks import (
     generate_dev_secrets,
     render,
 )
-
-from gatehouse_auth.signing_keys import SigningKeySet
 
 ACCOUNT_FILES = ("postgres-credentials.env", "mongo-credentials.env", "redis-credentials.env")
 URL_FILES = ("auth-datastores.env", "users-datastores.env", "gateway-datastores.env")

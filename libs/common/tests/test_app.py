@@ -13,6 +13,7 @@ from typing import Annotated
 import httpx2
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,7 +36,6 @@ class Item(BaseModel):
 
 class ItemMissing(ProblemError):
     status = 404
-    title = "Not Found"
     problem_type = "https://gatehouse.dev/problems/item-missing"
 
 
@@ -174,6 +174,31 @@ async def test_readiness_names_the_failing_check(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["failing"] == ["mongo", "redis"]
     assert "redis (ConnectionError)" in response.json()["detail"]
+
+
+async def test_readiness_sets_a_gauge_per_check_on_every_evaluation(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    redis_up = True
+
+    async def redis(_: None) -> None:
+        if not redis_up:
+            raise ConnectionError("refused")
+
+    readiness = Readiness[None]({"gauge-redis": redis})
+    client = await client_for(make_app(readiness=readiness))
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("readiness_check_up", {"check": "gauge-redis"})
+
+    await client.get("/ready")
+    assert gauge() == 1
+    redis_up = False
+    await client.get("/ready")
+    assert gauge() == 0
+    redis_up = True
+    await client.get("/ready")
+    assert gauge() == 1
 
 
 async def test_readiness_ok_lists_checks(

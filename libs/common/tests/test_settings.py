@@ -21,12 +21,12 @@ class ExampleSettings(ServiceSettings):
 def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXAMPLE_DATABASE_URL", "postgresql+asyncpg://u:p@db/x")
     monkeypatch.setenv("EXAMPLE_POOL_SIZE", "12")
-    monkeypatch.setenv("EXAMPLE_ENVIRONMENT", "prod")
+    monkeypatch.setenv("EXAMPLE_LOG_LEVEL", "DEBUG")
 
     settings = load_settings(ExampleSettings)
 
     assert settings.pool_size == 12
-    assert settings.environment == "prod"
+    assert settings.log_level == "DEBUG"
     assert settings.database_url.get_secret_value().endswith("/x")
     assert "u:p" not in repr(settings)
 
@@ -54,11 +54,11 @@ def test_malformed_value_is_named_but_not_echoed(monkeypatch: pytest.MonkeyPatch
     assert "not-a-number-secret" not in str(stopped.value)
 
 
-def test_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_level_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXAMPLE_DATABASE_URL", "x")
-    monkeypatch.setenv("EXAMPLE_ENVIRONMENT", "staging")
+    monkeypatch.setenv("EXAMPLE_LOG_LEVEL", "verbose")
 
-    with pytest.raises(SettingsError, match="EXAMPLE_ENVIRONMENT"):
+    with pytest.raises(SettingsError, match="EXAMPLE_LOG_LEVEL"):
         load_settings(ExampleSettings)
 
 

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc.jwk import RSAKey
+from prometheus_client import REGISTRY
 
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
@@ -183,6 +184,27 @@ async def test_jwks_down_after_first_fetch_keeps_verifying(issuer: TestIssuer) -
     assert principal.subject == "still-valid"
     assert jwks.loaded
     assert issuer.jwks_requests >= 2
+
+
+async def test_jwks_fetches_are_counted_for_the_refresh_alert(issuer: TestIssuer) -> None:
+    def failures() -> float:
+        return REGISTRY.get_sample_value("jwks_refresh_failures_total") or 0.0
+
+    def last_success() -> float:
+        return REGISTRY.get_sample_value("jwks_last_success_timestamp_seconds") or 0.0
+
+    async with httpx2.AsyncClient(transport=issuer.transport()) as http:
+        jwks = JWKSClient(JWKS_URL, http, algorithms=["RS256"], min_refetch_interval=0)
+        failures_before = failures()
+        started = time.time()
+        assert await jwks.refresh()
+        succeeded_at = last_success()
+        issuer.jwks_available = False
+        assert not await jwks.refresh()
+
+    assert succeeded_at >= started
+    assert last_success() == succeeded_at
+    assert failures() == failures_before + 1
 
 
 async def test_rotated_key_is_picked_up_on_unknown_kid(issuer: TestIssuer) -> None:

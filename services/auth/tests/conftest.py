@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,13 @@ from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_testing.app import StartedApp, started
-
-ISSUER = "https://auth.gatehouse.test"
-AUDIENCE = "gatehouse"
-BASE_URL = "http://auth.test"
-PASSWORD = "correct horse battery"
-
-SettingsFactory = Callable[..., AuthSettings]
-Runner = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
+from services.auth.tests.support import (
+    AUDIENCE,
+    BASE_URL,
+    ISSUER,
+    AuthApi,
+    SettingsFactory,
+)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +40,6 @@ def make_settings(mongo_url: str, redis_url: str, shared_key_file: Path) -> Sett
 
     def make(**overrides: Any) -> AuthSettings:
         values: dict[str, Any] = {
-            "environment": "test",
             "mongo_url": mongo_url,
             "mongo_database": database,
             "redis_url": redis_url,
@@ -59,24 +56,6 @@ def make_settings(mongo_url: str, redis_url: str, shared_key_file: Path) -> Sett
         return AuthSettings(**values)
 
     return make
-
-
-@asynccontextmanager
-async def running(
-    app: FastAPI, client_address: str = "127.0.0.1"
-) -> AsyncIterator[httpx2.AsyncClient]:
-    """The app with its lifespan running, and a client talking to it in-process."""
-    async with (
-        started(app) as running_app,
-        running_app.client(BASE_URL, client_address=(client_address, 50000)) as client,
-    ):
-        yield client
-
-
-@pytest.fixture
-def run_app() -> Runner:
-    """``async with run_app(app, client_address=...) as client`` for tests that build apps."""
-    return running
 
 
 @pytest.fixture
@@ -105,51 +84,6 @@ async def client(started_app: StartedApp) -> AsyncIterator[httpx2.AsyncClient]:
         yield client
 
 
-class AuthApi:
-    """The auth endpoints as a test drives them."""
-
-    def __init__(self, client: httpx2.AsyncClient) -> None:
-        self.client = client
-
-    async def register(self, email: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
-        email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
-        response = await self.client.post(
-            "/auth/register", json={"email": email, "password": password}
-        )
-        assert response.status_code == 201, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def login(
-        self, email: str, password: str = PASSWORD, headers: dict[str, str] | None = None
-    ) -> httpx2.Response:
-        return await self.client.post(
-            "/auth/token",
-            data={"grant_type": "password", "username": email, "password": password},
-            headers=headers,
-        )
-
-    async def tokens(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
-        response = await self.login(email, password)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def refresh(self, refresh_token: str) -> httpx2.Response:
-        return await self.client.post(
-            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
-        )
-
-    async def revoke(self, token: str) -> httpx2.Response:
-        return await self.client.post("/auth/revoke", data={"token": token})
-
-
 @pytest.fixture
 def api(client: httpx2.AsyncClient) -> AuthApi:
     return AuthApi(client)
-
-
-@pytest.fixture
-def api_for() -> type[AuthApi]:
-    """``api_for(client)``: the helper for a client of an app the test built itself."""
-    return AuthApi

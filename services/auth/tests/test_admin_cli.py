@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import io
 import uuid
-from typing import TYPE_CHECKING
 
 import pytest
 
 from gatehouse_auth.cli.admin import AdminCliError, create_admin
 from gatehouse_auth.settings import IdentityStoreSettings
-
-if TYPE_CHECKING:
-    from services.auth.tests.conftest import AuthApi, SettingsFactory
+from services.auth.tests.support import AuthApi, SettingsFactory
 
 
 def _store_settings(make_settings: SettingsFactory) -> IdentityStoreSettings:

@@ -16,10 +16,10 @@ from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.settings import SettingsError, load_settings
 from gatehouse_testing.dependencies import sync_dependencies
+from services.auth.tests.support import AuthApi, SettingsFactory, running
 
 if TYPE_CHECKING:
     import httpx2
-    from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
 
 
 async def test_openapi_documents_every_response_and_the_password_flow(
@@ -96,23 +96,23 @@ def test_bad_trusted_proxy_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_login_rehashes_when_argon2_parameters_change(
-    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi], database: AuthDatabase
+    make_settings: SettingsFactory, database: AuthDatabase
 ) -> None:
     async def stored_hash(user_id: str) -> str:
         document = await database.identities.find_one({"_id": user_id})
         assert document is not None
         return str(document["password_hash"])
 
-    async with run_app(create_app(make_settings())) as client:
-        user = await api_for(client).register()
+    async with running(create_app(make_settings())) as client:
+        user = await AuthApi(client).register()
     assert "t=1," in await stored_hash(user["id"])
 
-    async with run_app(create_app(make_settings(argon2_time_cost=2))) as client:
-        assert (await api_for(client).login(user["email"])).status_code == 200
+    async with running(create_app(make_settings(argon2_time_cost=2))) as client:
+        assert (await AuthApi(client).login(user["email"])).status_code == 200
         new_hash = await stored_hash(user["id"])
         assert "t=2," in new_hash
         # The rehashed password still logs in, and is not rehashed again.
-        assert (await api_for(client).login(user["email"])).status_code == 200
+        assert (await AuthApi(client).login(user["email"])).status_code == 200
         assert await stored_hash(user["id"]) == new_hash
 
 
@@ -126,9 +126,7 @@ async def _median_login_seconds(api: AuthApi, email: str, attempts: int = 5) -> 
     return statistics.median(durations)
 
 
-async def test_unknown_email_costs_the_same_hashing_time(
-    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi]
-) -> None:
+async def test_unknown_email_costs_the_same_hashing_time(make_settings: SettingsFactory) -> None:
     # Real-size parameters, so hashing dominates the time of a login.
     settings = make_settings(
         argon2_time_cost=3,
@@ -138,8 +136,8 @@ async def test_unknown_email_costs_the_same_hashing_time(
         login_max_failures_per_address=100,
     )
     app = create_app(settings)
-    async with run_app(app) as client:
-        api = api_for(client)
+    async with running(app) as client:
+        api = AuthApi(client)
         user = await api.register()
         await asyncio.sleep(0)
         known = await _median_login_seconds(api, user["email"])

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import pytest
 
 from gatehouse_auth.main import create_app
-
-if TYPE_CHECKING:
-    from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
+from services.auth.tests.support import AuthApi, SettingsFactory, running
 
 
 async def test_no_secret_reaches_the_logs(
     make_settings: SettingsFactory,
-    run_app: Runner,
-    api_for: type[AuthApi],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     password = "a very secret passphrase"
     app = create_app(make_settings(log_level="DEBUG"))  # logging is set up writing to capsys
-    async with run_app(app) as client:
-        api = api_for(client)
+    async with running(app) as client:
+        api = AuthApi(client)
         user = await api.register(password=password)
         await api.login(user["email"], "a wrong passphrase!!")
         first = await api.tokens(user["email"], password)

@@ -12,10 +12,10 @@ import pytest
 from pymongo import uri_parser
 
 from gatehouse_auth.main import create_app
+from services.auth.tests.support import AuthApi, SettingsFactory, running
 
 if TYPE_CHECKING:
     import httpx2
-    from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
 
 
 @pytest.fixture
@@ -36,13 +36,13 @@ def _assert_unavailable(response: httpx2.Response, dependency: str) -> None:
 
 
 async def test_mongo_down_gives_503_within_the_timeout(
-    make_settings: SettingsFactory, run_app: Runner, closed_port: int
+    make_settings: SettingsFactory, closed_port: int
 ) -> None:
     settings = make_settings(
         mongo_url=f"mongodb://127.0.0.1:{closed_port}/?directConnection=true",
         mongo_timeout_ms=300,
     )
-    async with run_app(create_app(settings)) as client:
+    async with running(create_app(settings)) as client:
         started = time.monotonic()
         register = await client.post(
             "/auth/register", json={"email": "a@example.com", "password": "long enough pw"}
@@ -68,20 +68,20 @@ async def test_mongo_down_gives_503_within_the_timeout(
 
 
 async def test_redis_down_fails_password_grant_closed_but_not_refresh(
-    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi], closed_port: int
+    make_settings: SettingsFactory, closed_port: int
 ) -> None:
     healthy = make_settings()
-    async with run_app(create_app(healthy)) as client:
-        user = await api_for(client).register()
-        tokens = await api_for(client).tokens(user["email"])
+    async with running(create_app(healthy)) as client:
+        user = await AuthApi(client).register()
+        tokens = await AuthApi(client).tokens(user["email"])
 
     broken = make_settings(
         mongo_database=healthy.mongo_database,
         redis_url=f"redis://127.0.0.1:{closed_port}/0",
         redis_timeout_seconds=0.5,
     )
-    async with run_app(create_app(broken)) as client:
-        api = api_for(client)
+    async with running(create_app(broken)) as client:
+        api = AuthApi(client)
         _assert_unavailable(await api.login(user["email"]), "redis")
         assert (await api.refresh(tokens["refresh_token"])).status_code == 200
         assert (
@@ -149,8 +149,6 @@ class SwitchableProxy:
 
 async def test_mongo_outage_and_recovery_without_restart(
     make_settings: SettingsFactory,
-    run_app: Runner,
-    api_for: type[AuthApi],
     mongo_url: str,
 ) -> None:
     """Started while MongoDB is away: 503s, then normal service once it is back, untouched."""
@@ -161,8 +159,8 @@ async def test_mongo_outage_and_recovery_without_restart(
     proxied_url = mongo_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy_port}")
     app = create_app(make_settings(mongo_url=proxied_url, mongo_timeout_ms=500))
     try:
-        async with run_app(app) as client:
-            api = api_for(client)
+        async with running(app) as client:
+            api = AuthApi(client)
             assert (await client.get("/ready")).status_code == 503
             email = "back@example.com"
             down = await client.post(

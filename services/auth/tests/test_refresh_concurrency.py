@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from services.auth.tests.conftest import AuthApi
+from services.auth.tests.support import AuthApi
 
 
 async def test_twenty_concurrent_refreshes_of_one_token_yield_exactly_one_success(

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from services.auth.tests.support import AuthApi
+
 if TYPE_CHECKING:
     import httpx2
-    from services.auth.tests.conftest import AuthApi
 
     from gatehouse_auth.database import AuthDatabase
 
@@ -77,6 +78,26 @@ async def test_register_taken_email_is_409_whatever_the_case(
             {"email": "a@example.com", "password": "long enough pw", "display_name": ""},
             id="empty-display-name",
         ),
+        pytest.param({"email": "a\x00@example.com", "password": "long enough pw"}, id="nul-email"),
+        pytest.param(
+            {"email": "a\u200b@example.com", "password": "long enough pw"}, id="zero-width-email"
+        ),
+        pytest.param(
+            {"email": "a@example.com\r\nBcc: x@example.com", "password": "long enough pw"},
+            id="header-injection-email",
+        ),
+        pytest.param(
+            {"email": "a@example.com", "password": "long enough pw", "display_name": "a\x00b"},
+            id="nul-display-name",
+        ),
+        pytest.param(
+            {"email": "a@example.com", "password": "long enough pw", "display_name": "\u202e"},
+            id="bidi-override-display-name",
+        ),
+        pytest.param(
+            {"email": "a@example.com", "password": "long enough pw", "display_name": "\u3164"},
+            id="invisible-display-name",
+        ),
     ],
 )
 async def test_register_invalid_input_is_422_and_stores_nothing(
@@ -96,3 +117,44 @@ async def test_register_form_body_is_422(client: httpx2.AsyncClient) -> None:
     )
 
     assert response.status_code == 422
+
+
+def _full_width(ascii_text: str) -> str:
+    """The full-width spelling (U+FF01 to U+FF5E) of printable ASCII, as East Asian input gives."""
+    return "".join(chr(ord(char) + 0xFEE0) for char in ascii_text)
+
+
+@pytest.mark.parametrize(
+    ("registered", "variant", "stored"),
+    [
+        pytest.param(
+            "ada@example.com", _full_width("ada@example.com"), "ada@example.com", id="full-width"
+        ),
+        pytest.param(
+            "ada@bücher.de", "ADA@XN--BCHER-KVA.DE", "ada@xn--bcher-kva.de", id="punycode-domain"
+        ),
+        pytest.param(
+            "ada@xn--bcher-kva.de", "Ada@Bücher.de", "ada@xn--bcher-kva.de", id="unicode-domain"
+        ),
+        pytest.param("Straße@example.com", "STRASSE@example.com", "strasse@example.com", id="ß"),
+    ],
+)
+async def test_another_spelling_of_a_registered_email_is_the_same_account(
+    client: httpx2.AsyncClient,
+    database: AuthDatabase,
+    registered: str,
+    variant: str,
+    stored: str,
+) -> None:
+    first = await client.post(
+        "/auth/register", json={"email": registered, "password": "long enough pw"}
+    )
+    assert first.status_code == 201, first.text
+    assert first.json()["email"] == stored
+
+    again = await client.post(
+        "/auth/register", json={"email": variant, "password": "long enough pw"}
+    )
+
+    assert again.status_code == 409
+    assert await database.identities.count_documents({}) == 1

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx2
 import pytest
@@ -21,9 +20,7 @@ from gatehouse_common.authentication import token_verifier
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import InvalidTokenError
 from gatehouse_testing.app import started
-
-if TYPE_CHECKING:
-    from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
+from services.auth.tests.support import AuthApi, SettingsFactory, running
 
 PUBLIC_RSA_MEMBERS = {"kty", "kid", "alg", "use", "n", "e"}
 
@@ -175,16 +172,16 @@ async def test_jwks_publishes_only_public_members(api: AuthApi) -> None:
 
 
 async def test_rotation_as_a_verifier_sees_it(
-    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi], tmp_path: Path
+    make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
     path = tmp_path / "keys.json"
     keys_cli.main(["generate", "--file", str(path)])
     settings = make_settings(signing_keys_file=path)
     old_kid = SigningKeySet.load(path).active_kid
 
-    async with run_app(create_app(settings)) as client:
-        user = await api_for(client).register()
-        old_token = (await api_for(client).tokens(user["email"]))["access_token"]
+    async with running(create_app(settings)) as client:
+        user = await AuthApi(client).register()
+        old_token = (await AuthApi(client).tokens(user["email"]))["access_token"]
 
     keys_cli.main(["rotate", "--file", str(path), "--retire-after", "3600"])
     # A restart picks up the rotated file.
@@ -194,7 +191,7 @@ async def test_rotation_as_a_verifier_sees_it(
             old_kid,
             SigningKeySet.load(path).active_kid,
         }
-        new_token = (await api_for(client).tokens(user["email"]))["access_token"]
+        new_token = (await AuthApi(client).tokens(user["email"]))["access_token"]
         transport = httpx2.ASGITransport(app=new_app)
         async with token_verifier(_verification_settings(), transport=transport) as verifier:
             assert (await verifier.verify(old_token)).subject == user["id"]

@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import uuid
-from typing import TYPE_CHECKING
 
 import pytest
 from starlette.requests import Request
 
 from gatehouse_auth.client_address import client_address
 from gatehouse_auth.main import create_app
-
-if TYPE_CHECKING:
-    from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
+from services.auth.tests.support import AuthApi, SettingsFactory, running
 
 
 async def test_sixth_wrong_password_for_one_email_is_429(api: AuthApi) -> None:
@@ -57,12 +54,10 @@ async def test_failed_refresh_grants_do_not_count(api: AuthApi) -> None:
     assert (await api.login(user["email"])).status_code == 200
 
 
-async def test_window_frees_after_configured_seconds(
-    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi]
-) -> None:
+async def test_window_frees_after_configured_seconds(make_settings: SettingsFactory) -> None:
     app = create_app(make_settings(login_failure_window_seconds=2, login_max_failures_per_email=2))
-    async with run_app(app) as client:
-        api = api_for(client)
+    async with running(app) as client:
+        api = AuthApi(client)
         user = await api.register()
         for _ in range(2):
             await api.login(user["email"], "wrong password!")
@@ -76,7 +71,7 @@ async def test_window_frees_after_configured_seconds(
 
 
 async def test_address_limit_uses_forwarded_for_only_from_trusted_proxy(
-    make_settings: SettingsFactory, run_app: Runner, api_for: type[AuthApi]
+    make_settings: SettingsFactory,
 ) -> None:
     settings = make_settings(
         login_max_failures_per_address=3,
@@ -84,8 +79,8 @@ async def test_address_limit_uses_forwarded_for_only_from_trusted_proxy(
         trusted_proxies="10.0.0.0/8",
     )
     app = create_app(settings)
-    async with run_app(app, client_address="10.1.2.3") as proxied:
-        api = api_for(proxied)
+    async with running(app, client_address="10.1.2.3") as proxied:
+        api = AuthApi(proxied)
         user = await api.register()
         attacker = {"x-forwarded-for": "203.0.113.7"}
         for _ in range(3):
@@ -100,8 +95,8 @@ async def test_address_limit_uses_forwarded_for_only_from_trusted_proxy(
         spoofed = {"x-forwarded-for": "198.51.100.1, 203.0.113.7"}
         assert (await api.login(user["email"], headers=spoofed)).status_code == 429
 
-    async with run_app(app, client_address="192.0.2.50") as direct:
-        api = api_for(direct)
+    async with running(app, client_address="192.0.2.50") as direct:
+        api = AuthApi(direct)
         for _ in range(3):
             await api.login("someone@example.com", "wrong password!")
         # An untrusted peer's X-Forwarded-For is ignored: it is counted under its own address.

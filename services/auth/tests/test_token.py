@@ -14,10 +14,9 @@ from gatehouse_auth.tokens.service import hash_refresh_token
 from gatehouse_common.authentication import token_verifier
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import InvalidTokenError
+from services.auth.tests.support import AuthApi
 
 if TYPE_CHECKING:
-    from services.auth.tests.conftest import AuthApi
-
     from gatehouse_auth.database import AuthDatabase
     from gatehouse_testing.app import StartedApp
 

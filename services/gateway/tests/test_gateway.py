@@ -10,14 +10,12 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
 import httpx2
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
-from fastapi import FastAPI
 from joserfc.jwk import RSAKey
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
@@ -28,14 +26,10 @@ from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream import Failure, classify_failure
 from gatehouse_testing.app import started
 from gatehouse_testing.dependencies import sync_dependencies
+from gatehouse_testing.hostile_tokens import bearer_header_bytes, hostile_tokens
 from gatehouse_testing.issuer import JWKS_URL, TestIssuer
-
-GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
-AppFactory = Callable[..., FastAPI]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
+from gatehouse_testing.problems import assert_problem, bearer
+from services.gateway.tests.support import AppFactory, GatewayFactory, UpstreamStub
 
 
 def echoed_headers(response: httpx2.Response) -> dict[str, list[str]]:
@@ -45,18 +39,6 @@ def echoed_headers(response: httpx2.Response) -> dict[str, list[str]]:
     for name, value in response.json()["headers"]:
         headers.setdefault(name, []).append(value)
     return headers
-
-
-def assert_problem(response: httpx2.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    assert problem["title"]
-    assert problem["detail"]
-    assert problem["type"]
-    assert problem["request_id"] == response.headers["x-request-id"]
-    return problem
 
 
 def b64(data: bytes) -> str:
@@ -106,7 +88,7 @@ def embedded_jwk_token(issuer: TestIssuer) -> str:
 
 
 async def test_no_token_is_401_with_a_bearer_challenge(
-    gateway: httpx2.AsyncClient, upstream: Any
+    gateway: httpx2.AsyncClient, upstream: UpstreamStub
 ) -> None:
     hits = upstream.hits
     response = await gateway.get("/users/me")
@@ -157,7 +139,7 @@ ATTACKS: dict[str, Callable[[TestIssuer], str]] = {
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
 async def test_a_forged_or_invalid_token_is_401_invalid_token(
-    make_gateway: GatewayFactory, issuer: TestIssuer, upstream: Any, attack: str
+    make_gateway: GatewayFactory, issuer: TestIssuer, upstream: UpstreamStub, attack: str
 ) -> None:
     fetched: list[str] = []
     jwks = issuer.transport()
@@ -178,6 +160,18 @@ async def test_a_forged_or_invalid_token_is_401_invalid_token(
     assert set(fetched) <= {JWKS_URL}
 
 
+@pytest.mark.parametrize("shape", list(hostile_tokens(TestIssuer())))
+async def test_a_token_of_any_shape_is_401_invalid_token_never_a_500(
+    gateway: httpx2.AsyncClient, issuer: TestIssuer, upstream: Any, shape: str
+) -> None:
+    hits = upstream.hits
+    token = hostile_tokens(issuer)[shape]
+    response = await gateway.get("/users/me", headers=bearer_header_bytes(token))
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert upstream.hits == hits
+
+
 async def test_a_token_expired_within_the_leeway_is_accepted(
     gateway: httpx2.AsyncClient, issuer: TestIssuer
 ) -> None:
@@ -186,7 +180,7 @@ async def test_a_token_expired_within_the_leeway_is_accepted(
 
 
 async def test_scopes_are_left_to_the_upstream(
-    gateway: httpx2.AsyncClient, issuer: TestIssuer, upstream: Any
+    gateway: httpx2.AsyncClient, issuer: TestIssuer, upstream: UpstreamStub
 ) -> None:
     hits = upstream.hits
     response = await gateway.delete("/users/8d5e0b7c", headers=bearer(issuer.mint(scopes="")))
@@ -330,7 +324,7 @@ async def test_ready_is_503_until_the_jwks_is_loaded(
     ],
 )
 async def test_gateway_and_upstream_root_endpoints_are_not_exposed(
-    gateway: httpx2.AsyncClient, issuer: TestIssuer, upstream: Any, path: str
+    gateway: httpx2.AsyncClient, issuer: TestIssuer, upstream: UpstreamStub, path: str
 ) -> None:
     hits = upstream.hits
     response = await gateway.get(path, headers=bearer(issuer.mint(scopes="users:read admin")))
@@ -340,7 +334,7 @@ async def test_gateway_and_upstream_root_endpoints_are_not_exposed(
 
 @pytest.mark.parametrize("raw_path", [b"/auth/../metrics", b"/users/./../health", b"/users/.."])
 async def test_literal_dot_segments_are_not_routed(
-    gateway_app: AppFactory, upstream: Any, raw_path: bytes
+    gateway_app: AppFactory, upstream: UpstreamStub, raw_path: bytes
 ) -> None:
     """Sent as raw ASGI, because HTTP clients normalise dot segments away before sending."""
     app = gateway_app()
@@ -500,7 +494,7 @@ async def test_request_bodies_are_streamed_to_the_upstream(
 
 
 async def test_a_body_over_the_limit_by_content_length_is_413(
-    gateway: httpx2.AsyncClient, upstream: Any
+    gateway: httpx2.AsyncClient, upstream: UpstreamStub
 ) -> None:
     hits = upstream.hits
     response = await gateway.post("/auth/register", content=b"x" * (1024 * 1024 + 1))

@@ -25,6 +25,7 @@ from gatehouse_common.events import (
     LoginsRevoked,
 )
 from gatehouse_testing.issuer import TestIssuer
+from gatehouse_testing.problems import bearer
 
 GatewayFactory = Any
 Eventually = Any
@@ -40,10 +41,6 @@ async def events_redis(redis_url: str) -> Any:
 async def publish(redis: Redis, payload: EventPayload, *, producer: str) -> None:
     stream = AUTH_STREAM if producer == "auth" else USERS_STREAM
     await EventPublisher(redis, stream=stream).publish(Event.of(payload, producer=producer))
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def assert_refused(response: httpx2.Response) -> None:

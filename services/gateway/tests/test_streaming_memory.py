@@ -1,7 +1,8 @@
 """A 50 MiB response streams through a gateway process without the process growing by 10 MiB.
 
-The gateway runs as a real uvicorn process (as in its container) so that its resident set
-can be read from /proc; the upstream is the stub server, which also serves the JWKS.
+The gateway runs as a real process (``python -m gatehouse_gateway``, as in its container) so
+that its resident set can be read from /proc; the upstream is the stub server, which also
+serves the JWKS.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
 
 from gatehouse_testing.issuer import TestIssuer
 from gatehouse_testing.network import free_port
-
-MIB = 1024 * 1024
+from services.gateway.tests.support import MIB, UpstreamStub
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads memory use from /proc"
@@ -36,12 +35,11 @@ def _kib(pid: int, field: str) -> int:
 
 @pytest.fixture
 def gateway_process(
-    upstream: Any, stub_issuer: TestIssuer, redis_url: str
+    upstream: UpstreamStub, stub_issuer: TestIssuer, redis_url: str
 ) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {
         **os.environ,
-        "GATEWAY_ENVIRONMENT": "test",
         "GATEWAY_LOG_LEVEL": "WARNING",
         "GATEWAY_AUTH_URL": upstream.url,
         "GATEWAY_USERS_URL": upstream.url,
@@ -55,14 +53,11 @@ def gateway_process(
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "--factory",
-            "gatehouse_gateway.main:create_app",
+            "gatehouse_gateway",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            "--no-access-log",
         ],
         env=env,
         stdout=subprocess.DEVNULL,

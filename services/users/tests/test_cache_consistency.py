@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx2
 import pytest
@@ -15,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileRead
-
-Auth = Any
+from services.users.tests.support import Authorizer
 
 
 @pytest.fixture
@@ -81,7 +79,7 @@ async def test_invalidation_makes_the_cached_entry_unreadable(profile_cache: Pro
 
 
 async def test_concurrent_patches_and_gets_never_read_stale(
-    client: httpx2.AsyncClient, auth: Auth, users_engine: AsyncEngine
+    client: httpx2.AsyncClient, auth: Authorizer, users_engine: AsyncEngine
 ) -> None:
     owner = uuid.uuid4()
     headers = auth(owner)

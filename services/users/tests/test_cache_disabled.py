@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import httpx2
 from prometheus_client import REGISTRY
 
-from gatehouse_users.settings import UsersSettings
+from services.users.tests.support import AppStarter, Authorizer, SettingsFactory
 
-SettingsFactory = Callable[..., UsersSettings]
-AppStarter = Callable[[UsersSettings], AbstractAsyncContextManager[httpx2.AsyncClient]]
-Auth = Callable[..., dict[str, str]]
 # Nothing listens here: were the cache used, every command would fail and be counted.
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
@@ -39,7 +33,7 @@ def test_the_cache_is_on_by_default(make_settings: SettingsFactory) -> None:
 
 
 async def test_reads_and_writes_go_to_the_database_only(
-    make_settings: SettingsFactory, start_app: AppStarter, auth: Auth
+    make_settings: SettingsFactory, start_app: AppStarter, auth: Authorizer
 ) -> None:
     settings = make_settings(cache_enabled=False, redis_url=UNREACHABLE_REDIS)
     subject = uuid.uuid4()

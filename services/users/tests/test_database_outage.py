@@ -11,8 +11,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterator
 
 import httpx2
 import pytest
@@ -21,9 +20,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from testcontainers.community.postgres import PostgresContainer
 
 from gatehouse_testing.network import free_port
-
-Auth = Any
-Problem = Any
+from gatehouse_testing.problems import assert_problem
+from services.users.tests.support import AppStarter, Authorizer, SettingsFactory, alembic
 
 POOL_SIZE = 2
 MAX_OVERFLOW = 1
@@ -41,15 +39,15 @@ def dedicated_postgres() -> Iterator[PostgresContainer]:
 
 
 @pytest.fixture
-async def database_url(dedicated_postgres: PostgresContainer, migrate: Any) -> str:
+async def database_url(dedicated_postgres: PostgresContainer) -> str:
     url: str = dedicated_postgres.get_connection_url()
-    await migrate(url, "upgrade", "head")
+    await alembic(url, "upgrade", "head")
     return url
 
 
 @pytest.fixture
 async def client(
-    database_url: str, make_settings: Any, start_app: Any
+    database_url: str, make_settings: SettingsFactory, start_app: AppStarter
 ) -> AsyncIterator[httpx2.AsyncClient]:
     settings = make_settings(
         database_url=database_url,
@@ -63,14 +61,14 @@ async def client(
         yield client
 
 
-async def timed(request: Any) -> tuple[httpx2.Response, float]:
+async def timed(request: Awaitable[httpx2.Response]) -> tuple[httpx2.Response, float]:
     started = time.perf_counter()
     response: httpx2.Response = await request
     return response, time.perf_counter() - started
 
 
 async def test_an_exhausted_pool_answers_503_after_the_pool_timeout(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem, database_url: str
+    client: httpx2.AsyncClient, auth: Authorizer, database_url: str
 ) -> None:
     owner = uuid.uuid4()
     assert (await client.patch("/users/me", json={"bio": "0"}, headers=auth(owner))).is_success
@@ -95,7 +93,7 @@ async def test_an_exhausted_pool_answers_503_after_the_pool_timeout(
             assert len(waiting) == capacity
             for task in finished:
                 response, elapsed = task.result()
-                problem(response, 503)
+                assert_problem(response, 503)
                 assert POOL_TIMEOUT * 0.9 <= elapsed < POOL_TIMEOUT + 2
             await lock.rollback()
         async with asyncio.timeout(10):
@@ -125,8 +123,7 @@ async def wait_until_accepting(database_url: str) -> None:
 
 async def test_postgres_down_gives_503_and_the_service_recovers_by_itself(
     client: httpx2.AsyncClient,
-    auth: Auth,
-    problem: Problem,
+    auth: Authorizer,
     dedicated_postgres: PostgresContainer,
     database_url: str,
 ) -> None:
@@ -142,11 +139,11 @@ async def test_postgres_down_gives_503_and_the_service_recovers_by_itself(
             client.get("/users", headers=auth(scopes="admin")),
         ):
             response, elapsed = await timed(request)
-            body = problem(response, 503)
-            assert "database" in body["detail"]
+            body = assert_problem(response, 503)
+            assert body["dependency"] == "postgres"
             assert elapsed < POOL_TIMEOUT + 2
         ready = await client.get("/ready")
-        assert problem(ready, 503)["failing"] == ["postgres"]
+        assert assert_problem(ready, 503)["failing"] == ["postgres"]
     finally:
         dedicated_postgres.get_wrapped_container().start()
     await wait_until_accepting(database_url)

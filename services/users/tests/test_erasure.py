@@ -7,7 +7,6 @@ it to ``events:users``, also when it could not when the request committed.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx2
 from redis.asyncio import Redis
@@ -16,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatehouse_common.events import USERS_STREAM, AccountErased, decode
 from gatehouse_common.events.entries import range_entries
+from gatehouse_testing.plugin import Eventually
+from gatehouse_testing.problems import assert_problem
 from gatehouse_users import outbox
 from gatehouse_users.database import open_database
 from gatehouse_users.outbox import PostgresOutbox
+from services.users.tests.support import AppStarter, Authorizer, SettingsFactory
 
-Auth = Any
-Problem = Any
-Eventually = Any
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 
@@ -54,8 +53,7 @@ async def outbox_count(engine: AsyncEngine, user_id: uuid.UUID) -> int:
 
 async def test_erasing_yourself_deletes_the_profile_and_publishes_the_erasure(
     client: httpx2.AsyncClient,
-    auth: Auth,
-    problem: Problem,
+    auth: Authorizer,
     *,
     users_engine: AsyncEngine,
     events_redis: Redis,
@@ -71,7 +69,7 @@ async def test_erasing_yourself_deletes_the_profile_and_publishes_the_erasure(
 
     assert response.status_code == 204
     assert response.content == b""
-    problem(await client.get(f"/users/{owner}", headers=auth()), 404)
+    assert_problem(await client.get(f"/users/{owner}", headers=auth()), 404)
     assert await profile_count(users_engine, owner) == 0
 
     async def published() -> bool:
@@ -86,7 +84,7 @@ async def test_erasing_yourself_deletes_the_profile_and_publishes_the_erasure(
 
 
 async def test_erasing_yourself_without_a_profile_still_erases_the_account(
-    client: httpx2.AsyncClient, auth: Auth, events_redis: Redis, eventually: Eventually
+    client: httpx2.AsyncClient, auth: Authorizer, events_redis: Redis, eventually: Eventually
 ) -> None:
     owner = uuid.uuid4()
 
@@ -99,7 +97,7 @@ async def test_erasing_yourself_without_a_profile_still_erases_the_account(
 
 
 async def test_a_token_of_an_erased_account_never_recreates_the_profile(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem, users_engine: AsyncEngine
+    client: httpx2.AsyncClient, auth: Authorizer, users_engine: AsyncEngine
 ) -> None:
     owner = uuid.uuid4()
     await client.patch("/users/me", json={"bio": "old"}, headers=auth(owner))
@@ -110,7 +108,7 @@ async def test_a_token_of_an_erased_account_never_recreates_the_profile(
         await client.get("/users/me", headers=auth(owner)),
         await client.patch("/users/me", json={"bio": "new"}, headers=auth(owner)),
     ):
-        body = problem(response, 401)
+        body = assert_problem(response, 401)
         assert "invalid_token" in response.headers["www-authenticate"]
         assert body["type"].endswith("invalid-token")
     assert await profile_count(users_engine, owner) == 0
@@ -118,7 +116,7 @@ async def test_a_token_of_an_erased_account_never_recreates_the_profile(
 
 async def test_erasing_twice_records_one_erasure(
     client: httpx2.AsyncClient,
-    auth: Auth,
+    auth: Authorizer,
     users_engine: AsyncEngine,
     events_redis: Redis,
     eventually: Eventually,
@@ -138,8 +136,7 @@ async def test_erasing_twice_records_one_erasure(
 
 async def test_an_administrator_erases_someone(
     client: httpx2.AsyncClient,
-    auth: Auth,
-    problem: Problem,
+    auth: Authorizer,
     *,
     users_engine: AsyncEngine,
     events_redis: Redis,
@@ -155,9 +152,9 @@ async def test_an_administrator_erases_someone(
     assert response.status_code == 204
     assert response.content == b""
     assert await profile_count(users_engine, owner) == 0
-    problem(await client.get(f"/users/{owner}", headers=auth()), 404)
-    problem(await client.delete(f"/users/{owner}", headers=auth(scopes="admin")), 404)
-    problem(await client.get("/users/me", headers=auth(owner)), 401)
+    assert_problem(await client.get(f"/users/{owner}", headers=auth()), 404)
+    assert_problem(await client.delete(f"/users/{owner}", headers=auth(scopes="admin")), 404)
+    assert_problem(await client.get("/users/me", headers=auth(owner)), 401)
 
     async def published() -> bool:
         return len(await erasures_of(events_redis, owner)) == 1
@@ -166,10 +163,10 @@ async def test_an_administrator_erases_someone(
 
 
 async def test_an_administrator_erasing_nobody_gets_404_and_records_nothing(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem, users_engine: AsyncEngine
+    client: httpx2.AsyncClient, auth: Authorizer, users_engine: AsyncEngine
 ) -> None:
     nobody = uuid.uuid4()
-    problem(await client.delete(f"/users/{nobody}", headers=auth(scopes="admin")), 404)
+    assert_problem(await client.delete(f"/users/{nobody}", headers=auth(scopes="admin")), 404)
     assert await outbox_count(users_engine, nobody) == 0
     assert (
         await count(
@@ -182,15 +179,15 @@ async def test_an_administrator_erasing_nobody_gets_404_and_records_nothing(
 
 
 async def test_erase_with_a_malformed_id_is_422(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem
+    client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
-    problem(await client.delete("/users/not-a-uuid", headers=auth(scopes="admin")), 422)
+    assert_problem(await client.delete("/users/not-a-uuid", headers=auth(scopes="admin")), 422)
 
 
 async def test_an_erasure_committed_while_the_channel_is_down_is_published_after_a_restart(
-    make_settings: Any,
-    start_app: Any,
-    auth: Auth,
+    make_settings: SettingsFactory,
+    start_app: AppStarter,
+    auth: Authorizer,
     *,
     users_engine: AsyncEngine,
     events_redis: Redis,
@@ -223,7 +220,7 @@ async def test_an_erasure_committed_while_the_channel_is_down_is_published_after
         await eventually(outbox_emptied)
 
 
-async def test_two_relays_never_hold_the_same_outbox_rows(make_settings: Any) -> None:
+async def test_two_relays_never_hold_the_same_outbox_rows(make_settings: SettingsFactory) -> None:
     """SKIP LOCKED: rows fetched by one relay are invisible to another until released."""
     async with open_database(make_settings()) as database:
         first, second = PostgresOutbox(database.sessions), PostgresOutbox(database.sessions)

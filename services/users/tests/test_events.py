@@ -28,9 +28,9 @@ from gatehouse_common.events import (
 from gatehouse_common.events.entries import range_entries
 from gatehouse_common.events.entries import text as entry_text
 from gatehouse_testing.issuer import TestIssuer
-
-Problem = Any
-Eventually = Any
+from gatehouse_testing.plugin import Eventually
+from gatehouse_testing.problems import assert_problem, bearer
+from services.users.tests.support import AppStarter, Authorizer, SettingsFactory
 
 
 def registered(user_id: uuid.UUID, display_name: str | None = "Ada") -> Event[AccountRegistered]:
@@ -54,15 +54,11 @@ async def stored_profile(engine: AsyncEngine, user_id: uuid.UUID) -> list[dict[s
         return [dict(row) for row in rows.mappings()]
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 # --- account.registered ------------------------------------------------------------------------
 
 
 async def test_a_registration_creates_the_profile_with_its_display_name(
-    client: httpx2.AsyncClient, auth: Any, events_redis: Redis, eventually: Eventually
+    client: httpx2.AsyncClient, auth: Authorizer, events_redis: Redis, eventually: Eventually
 ) -> None:
     user_id = uuid.uuid4()
 
@@ -121,7 +117,7 @@ async def test_the_same_registration_twice_makes_one_profile(
 
 async def test_a_profile_made_by_a_first_request_is_kept(
     client: httpx2.AsyncClient,
-    auth: Any,
+    auth: Authorizer,
     users_engine: AsyncEngine,
     events_redis: Redis,
     eventually: Eventually,
@@ -142,7 +138,7 @@ async def test_a_profile_made_by_a_first_request_is_kept(
 
 async def test_a_registration_after_the_erasure_creates_nothing(
     client: httpx2.AsyncClient,
-    auth: Any,
+    auth: Authorizer,
     users_engine: AsyncEngine,
     events_redis: Redis,
     eventually: Eventually,
@@ -197,8 +193,8 @@ async def test_an_unreadable_registration_goes_to_the_dead_letter_stream(
 
 
 async def test_a_registration_that_keeps_failing_goes_to_the_dead_letter_stream(
-    make_settings: Any,
-    start_app: Any,
+    make_settings: SettingsFactory,
+    start_app: AppStarter,
     users_engine: AsyncEngine,
     events_redis: Redis,
     eventually: Eventually,
@@ -227,7 +223,6 @@ async def test_a_registration_that_keeps_failing_goes_to_the_dead_letter_stream(
 async def test_a_revoked_login_is_refused_within_seconds(
     client: httpx2.AsyncClient,
     issuer: TestIssuer,
-    problem: Problem,
     events_redis: Redis,
     eventually: Eventually,
 ) -> None:
@@ -249,7 +244,7 @@ async def test_a_revoked_login_is_refused_within_seconds(
 
     await eventually(refused)
     response = await client.get("/users/me", headers=bearer(revoked))
-    problem(response, 401)
+    assert_problem(response, 401)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     assert (await client.get("/users/me", headers=bearer(other_login))).status_code == 200
 
@@ -304,7 +299,7 @@ async def test_a_whole_user_revocation_refuses_tokens_issued_before_it(
 
 
 async def test_a_service_started_after_the_revocation_refuses_the_token(
-    make_settings: Any, start_app: Any, issuer: TestIssuer, events_redis: Redis
+    make_settings: SettingsFactory, start_app: AppStarter, issuer: TestIssuer, events_redis: Redis
 ) -> None:
     user_id, session_id = uuid.uuid4(), str(uuid.uuid4())
     token = issuer.mint(str(user_id), claims={"sid": session_id})

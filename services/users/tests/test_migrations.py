@@ -10,6 +10,7 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gatehouse_users.models import Base
+from services.users.tests.support import alembic, create_database
 
 
 async def schema_of(database_url: str) -> tuple[set[str], list[Any]]:
@@ -28,33 +29,29 @@ async def schema_of(database_url: str) -> tuple[set[str], list[Any]]:
         await engine.dispose()
 
 
-async def test_upgrade_downgrade_upgrade_on_an_empty_database(
-    postgres_url: str, new_database: Any, migrate: Any
-) -> None:
-    database_url = await new_database(postgres_url)
+async def test_upgrade_downgrade_upgrade_on_an_empty_database(postgres_url: str) -> None:
+    database_url = await create_database(postgres_url)
     assert (await schema_of(database_url))[0] == set()
 
-    await migrate(database_url, "upgrade", "head")
+    await alembic(database_url, "upgrade", "head")
     tables, differences = await schema_of(database_url)
     assert tables == {"alembic_version", "profiles", "erased_accounts", "outbox"}
     assert differences == []  # the migration builds exactly what the models describe
 
-    await migrate(database_url, "downgrade", "base")
+    await alembic(database_url, "downgrade", "base")
     assert (await schema_of(database_url))[0] == {"alembic_version"}
 
-    await migrate(database_url, "upgrade", "head")
+    await alembic(database_url, "upgrade", "head")
     tables, differences = await schema_of(database_url)
     assert tables == {"alembic_version", "profiles", "erased_accounts", "outbox"}
     assert differences == []
-    current = await migrate(database_url, "current")
+    current = await alembic(database_url, "current")
     assert "0002 (head)" in current.stdout
 
 
-async def test_offline_mode_prints_the_sql(
-    postgres_url: str, new_database: Any, migrate: Any
-) -> None:
-    database_url = await new_database(postgres_url)
-    printed = await migrate(database_url, "upgrade", "head", "--sql")
+async def test_offline_mode_prints_the_sql(postgres_url: str) -> None:
+    database_url = await create_database(postgres_url)
+    printed = await alembic(database_url, "upgrade", "head", "--sql")
     assert "CREATE TABLE profiles" in printed.stdout
     assert "CONSTRAINT pk_profiles PRIMARY KEY (id)" in printed.stdout
     assert (await schema_of(database_url))[0] == set()  # nothing was run

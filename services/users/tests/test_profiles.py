@@ -12,10 +12,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gatehouse_testing.problems import assert_problem
 from gatehouse_users.database import make_engine
-
-Auth = Any
-Problem = Any
+from services.users.tests.support import AppStarter, Authorizer, SettingsFactory
 
 PROFILE_FIELDS = {"id", "email", "display_name", "bio", "created_at", "updated_at"}
 PUBLIC_FIELDS = {"id", "display_name", "bio", "created_at"}
@@ -53,43 +52,43 @@ ROUTES = [
 
 @pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
 async def test_no_token_is_401_with_a_bearer_challenge(
-    client: httpx2.AsyncClient, problem: Problem, method: str, path: str, scope: str
+    client: httpx2.AsyncClient, method: str, path: str, scope: str
 ) -> None:
     response = await client.request(method, path, json={"bio": "x"})
-    problem(response, 401)
+    assert_problem(response, 401)
     assert response.headers["www-authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
 async def test_an_invalid_token_is_401_invalid_token(
-    client: httpx2.AsyncClient, problem: Problem, method: str, path: str, scope: str
+    client: httpx2.AsyncClient, method: str, path: str, scope: str
 ) -> None:
     response = await client.request(
         method, path, json={"bio": "x"}, headers={"Authorization": "Bearer not.a.token"}
     )
-    problem(response, 401)
+    assert_problem(response, 401)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
 @pytest.mark.parametrize("route", ROUTES)
 async def test_a_token_without_the_scope_is_403(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem, route: tuple[str, str, str]
+    client: httpx2.AsyncClient, auth: Authorizer, route: tuple[str, str, str]
 ) -> None:
     method, path, scope = route
     every_other_scope = " ".join(s for s in ("users:read", "users:write", "admin") if s != scope)
     response = await client.request(
         method, path, json={"bio": "x"}, headers=auth(scopes=every_other_scope)
     )
-    problem(response, 403)
+    assert_problem(response, 403)
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
     assert f'scope="{scope}"' in response.headers["www-authenticate"]
 
 
 async def test_a_subject_that_is_not_a_uuid_is_401(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem
+    client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
     response = await client.get("/users/me", headers=auth("service-account-7"))
-    problem(response, 401)
+    assert_problem(response, 401)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
@@ -97,7 +96,7 @@ async def test_a_subject_that_is_not_a_uuid_is_401(
 
 
 async def test_me_creates_the_profile_from_the_token_on_first_use(
-    client: httpx2.AsyncClient, auth: Auth, users_engine: AsyncEngine
+    client: httpx2.AsyncClient, auth: Authorizer, users_engine: AsyncEngine
 ) -> None:
     subject = uuid.uuid4()
     assert await stored_row(users_engine, subject) is None
@@ -118,7 +117,7 @@ async def test_me_creates_the_profile_from_the_token_on_first_use(
 
 
 async def test_me_returns_the_same_profile_afterwards(
-    client: httpx2.AsyncClient, auth: Auth
+    client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
     subject = uuid.uuid4()
     first = await client.get("/users/me", headers=auth(subject, email="a@example.com"))
@@ -129,7 +128,7 @@ async def test_me_returns_the_same_profile_afterwards(
 
 
 async def test_concurrent_first_requests_create_one_row(
-    client: httpx2.AsyncClient, auth: Auth, users_engine: AsyncEngine
+    client: httpx2.AsyncClient, auth: Authorizer, users_engine: AsyncEngine
 ) -> None:
     subject = uuid.uuid4()
     responses = await asyncio.gather(
@@ -144,7 +143,9 @@ async def test_concurrent_first_requests_create_one_row(
     assert count == 1
 
 
-async def test_a_second_read_is_served_by_the_cache(client: httpx2.AsyncClient, auth: Auth) -> None:
+async def test_a_second_read_is_served_by_the_cache(
+    client: httpx2.AsyncClient, auth: Authorizer
+) -> None:
     subject = uuid.uuid4()
     await client.get("/users/me", headers=auth(subject))
     hits = metric("users_cache_hits_total")
@@ -161,7 +162,7 @@ async def test_a_second_read_is_served_by_the_cache(client: httpx2.AsyncClient, 
 
 
 async def test_patch_changes_the_given_fields_and_keeps_the_others(
-    client: httpx2.AsyncClient, auth: Auth, users_engine: AsyncEngine
+    client: httpx2.AsyncClient, auth: Authorizer, users_engine: AsyncEngine
 ) -> None:
     subject = uuid.uuid4()
     created = (await client.get("/users/me", headers=auth(subject))).json()
@@ -190,7 +191,7 @@ async def test_patch_changes_the_given_fields_and_keeps_the_others(
 
 
 async def test_patch_before_any_read_creates_the_profile(
-    client: httpx2.AsyncClient, auth: Auth
+    client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
     subject = uuid.uuid4()
     response = await client.patch(
@@ -219,8 +220,7 @@ async def test_patch_before_any_read_creates_the_profile(
 )
 async def test_patch_rejects_bad_input_and_changes_nothing(
     client: httpx2.AsyncClient,
-    auth: Auth,
-    problem: Problem,
+    auth: Authorizer,
     users_engine: AsyncEngine,
     body: dict[str, Any],
 ) -> None:
@@ -230,26 +230,26 @@ async def test_patch_rejects_bad_input_and_changes_nothing(
 
     response = await client.patch("/users/me", json=body, headers=auth(subject))
 
-    problem(response, 422)
+    assert_problem(response, 422)
     assert await stored_row(users_engine, subject) == before
 
 
 async def test_patch_rejects_a_body_that_is_not_json(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem
+    client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
     response = await client.patch(
         "/users/me",
         content=b"bio=x",
         headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
     )
-    problem(response, 422)
+    assert_problem(response, 422)
 
 
 # --- GET /users/{id} ---------------------------------------------------------------------------
 
 
 async def test_public_profile_shows_only_public_fields(
-    client: httpx2.AsyncClient, auth: Auth
+    client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
     owner = uuid.uuid4()
     await client.patch("/users/me", json={"bio": "hello"}, headers=auth(owner))
@@ -262,22 +262,22 @@ async def test_public_profile_shows_only_public_fields(
 
 
 async def test_public_profile_of_nobody_is_404(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem
+    client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
-    problem(await client.get(f"/users/{uuid.uuid4()}", headers=auth()), 404)
+    assert_problem(await client.get(f"/users/{uuid.uuid4()}", headers=auth()), 404)
 
 
 async def test_public_profile_with_a_malformed_id_is_422(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem
+    client: httpx2.AsyncClient, auth: Authorizer
 ) -> None:
-    problem(await client.get("/users/not-a-uuid", headers=auth()), 422)
+    assert_problem(await client.get("/users/not-a-uuid", headers=auth()), 422)
 
 
 # --- GET /users (admin) ------------------------------------------------------------------------
 
 
 async def test_admin_list_walks_every_profile_once_in_order(
-    client: httpx2.AsyncClient, auth: Auth, users_engine: AsyncEngine
+    client: httpx2.AsyncClient, auth: Authorizer, users_engine: AsyncEngine
 ) -> None:
     created = [uuid.uuid4() for _ in range(7)]
     for subject in created:
@@ -308,7 +308,7 @@ async def test_admin_list_walks_every_profile_once_in_order(
     assert seen[0].keys() == PROFILE_FIELDS
 
 
-async def test_admin_list_defaults_to_50(client: httpx2.AsyncClient, auth: Auth) -> None:
+async def test_admin_list_defaults_to_50(client: httpx2.AsyncClient, auth: Authorizer) -> None:
     for _ in range(3):
         await client.get("/users/me", headers=auth())
     response = await client.get("/users", headers=auth(scopes="admin"))
@@ -331,9 +331,9 @@ async def test_admin_list_defaults_to_50(client: httpx2.AsyncClient, auth: Auth)
     ],
 )
 async def test_admin_list_rejects_bad_parameters(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem, params: dict[str, Any]
+    client: httpx2.AsyncClient, auth: Authorizer, params: dict[str, Any]
 ) -> None:
-    problem(await client.get("/users", params=params, headers=auth(scopes="admin")), 422)
+    assert_problem(await client.get("/users", params=params, headers=auth(scopes="admin")), 422)
 
 
 # --- every service -----------------------------------------------------------------------------
@@ -364,7 +364,9 @@ async def test_openapi_documents_the_users_routes(client: httpx2.AsyncClient) ->
 # --- engine configuration ----------------------------------------------------------------------
 
 
-async def test_null_pool_serves_requests(make_settings: Any, start_app: Any, auth: Auth) -> None:
+async def test_null_pool_serves_requests(
+    make_settings: SettingsFactory, start_app: AppStarter, auth: Authorizer
+) -> None:
     # The benchmarks compare the pooled engine with a connection per request.
     async with start_app(make_settings(db_pool_class="null")) as client:
         owner = uuid.uuid4()
@@ -375,7 +377,7 @@ async def test_null_pool_serves_requests(make_settings: Any, start_app: Any, aut
 
 @pytest.mark.parametrize("pool_class", ["queue", "null"])
 async def test_the_statement_timeout_setting_reaches_the_server(
-    make_settings: Any, pool_class: str
+    make_settings: SettingsFactory, pool_class: str
 ) -> None:
     engine = make_engine(make_settings(db_statement_timeout_ms=1234, db_pool_class=pool_class))
     try:

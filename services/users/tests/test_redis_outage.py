@@ -10,8 +10,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterator
 
 import httpx2
 import pytest
@@ -19,8 +18,7 @@ from prometheus_client import REGISTRY
 from testcontainers.community.redis import RedisContainer
 
 from gatehouse_testing.network import free_port
-
-Auth = Any
+from services.users.tests.support import AppStarter, Authorizer, SettingsFactory
 
 RETRY_INTERVAL = 1.0
 CACHE_TIMEOUT = 0.2
@@ -38,7 +36,7 @@ def dedicated_redis() -> Iterator[RedisContainer]:
 
 @pytest.fixture
 async def client(
-    dedicated_redis: RedisContainer, make_settings: Any, start_app: Any
+    dedicated_redis: RedisContainer, make_settings: SettingsFactory, start_app: AppStarter
 ) -> AsyncIterator[httpx2.AsyncClient]:
     port = dedicated_redis.get_exposed_port(6379)
     settings = make_settings(
@@ -57,7 +55,7 @@ def cache_errors() -> float:
     )
 
 
-async def timed(request: Any) -> httpx2.Response:
+async def timed(request: Awaitable[httpx2.Response]) -> httpx2.Response:
     started = time.perf_counter()
     response: httpx2.Response = await request
     assert time.perf_counter() - started < SLOWEST_ANSWER
@@ -65,7 +63,7 @@ async def timed(request: Any) -> httpx2.Response:
     return response
 
 
-async def cached_profile(client: httpx2.AsyncClient, auth: Auth, bio: str) -> uuid.UUID:
+async def cached_profile(client: httpx2.AsyncClient, auth: Authorizer, bio: str) -> uuid.UUID:
     """A profile with ``bio``, read twice so that it sits in the cache."""
     owner = uuid.uuid4()
     await timed(client.patch("/users/me", json={"bio": bio}, headers=auth(owner)))
@@ -75,7 +73,9 @@ async def cached_profile(client: httpx2.AsyncClient, auth: Auth, bio: str) -> uu
     return owner
 
 
-async def reads_and_writes_answer(client: httpx2.AsyncClient, auth: Auth, owner: uuid.UUID) -> None:
+async def reads_and_writes_answer(
+    client: httpx2.AsyncClient, auth: Authorizer, owner: uuid.UUID
+) -> None:
     for round_number in range(3):
         bio = f"written without Redis {round_number}"
         patched = await timed(client.patch("/users/me", json={"bio": bio}, headers=auth(owner)))
@@ -88,7 +88,7 @@ async def reads_and_writes_answer(client: httpx2.AsyncClient, auth: Auth, owner:
 
 
 async def after_recovery_reads_are_fresh_and_cached(
-    client: httpx2.AsyncClient, auth: Auth, owner: uuid.UUID
+    client: httpx2.AsyncClient, auth: Authorizer, owner: uuid.UUID
 ) -> None:
     await asyncio.sleep(RETRY_INTERVAL + 0.2)
     hits = REGISTRY.get_sample_value("users_cache_hits_total") or 0.0
@@ -100,7 +100,7 @@ async def after_recovery_reads_are_fresh_and_cached(
 
 
 async def test_redis_stopped_mid_test(
-    client: httpx2.AsyncClient, auth: Auth, dedicated_redis: RedisContainer
+    client: httpx2.AsyncClient, auth: Authorizer, dedicated_redis: RedisContainer
 ) -> None:
     owner = await cached_profile(client, auth, "cached before the outage")
     errors = cache_errors()
@@ -115,7 +115,7 @@ async def test_redis_stopped_mid_test(
 
 
 async def test_redis_frozen_mid_test(
-    client: httpx2.AsyncClient, auth: Auth, dedicated_redis: RedisContainer
+    client: httpx2.AsyncClient, auth: Authorizer, dedicated_redis: RedisContainer
 ) -> None:
     # A paused container accepts nothing and answers nothing: every command has to time out.
     owner = await cached_profile(client, auth, "cached before the outage")
@@ -133,7 +133,7 @@ async def test_redis_frozen_mid_test(
 
 
 async def test_the_service_starts_while_redis_is_down(
-    make_settings: Any, start_app: Any, auth: Auth
+    make_settings: SettingsFactory, start_app: AppStarter, auth: Authorizer
 ) -> None:
     settings = make_settings(
         redis_url=f"redis://127.0.0.1:{free_port()}/0", cache_timeout_seconds=CACHE_TIMEOUT

@@ -38,7 +38,6 @@ def test_defaults(environment: pytest.MonkeyPatch) -> None:
 
 def test_every_agreed_variable_is_read(environment: pytest.MonkeyPatch) -> None:
     values = {
-        "USERS_ENVIRONMENT": "prod",
         "USERS_LOG_LEVEL": "WARNING",
         "USERS_OTLP_ENDPOINT": "http://collector:4318",
         "USERS_CACHE_TTL_SECONDS": "60",
@@ -56,7 +55,6 @@ def test_every_agreed_variable_is_read(environment: pytest.MonkeyPatch) -> None:
     for name, value in values.items():
         environment.setenv(name, value)
     settings = load_settings(UsersSettings)
-    assert settings.environment == "prod"
     assert settings.log_level == "WARNING"
     assert str(settings.otlp_endpoint) == "http://collector:4318/"
     assert settings.cache_ttl_seconds == 60

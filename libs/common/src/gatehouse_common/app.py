@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -74,13 +74,15 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     routers: Sequence[APIRouter] = (),
     middleware: Sequence[Middleware] = (),
     cors: CorsPolicy | None = None,
+    unavailable: Mapping[type[Exception], str] | None = None,
     expose_metrics: bool = True,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app with logging, problem+json errors, health, metrics and optional tracing.
 
     ``lifespan`` builds the service's resources and yields them as one object, which requests
-    read with ``gatehouse_common.resources.resources_of``; ``readiness`` checks take it too.
+    read with ``gatehouse_common.resources.resources_dependency``; ``readiness`` checks take it.
+    ``unavailable`` maps datastore connection errors to the datastore's name (503 problems).
 
     Middleware, outermost first: request context (request id, access log, last-resort 500),
     CORS when ``cors`` is given (inside the request context, so preflight answers carry a
@@ -117,9 +119,15 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         description=info.description,
         lifespan=lifespan_state,
         middleware=outermost_first,
-        **fastapi_kwargs,
+        # Tracing is the OpenTelemetry middleware above with this app's own provider, or none.
+        # FastAPI's built-in telemetry would trace any app through a process-wide provider,
+        # whatever the app's settings say.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # The API docs page is the gateway's (docs/security.md); a service publishes only
+        # its OpenAPI document, which the gateway merges.
+        **{"docs_url": None, "redoc_url": None, **fastapi_kwargs},
     )
-    install_problem_handlers(app)
+    install_problem_handlers(app, unavailable)
     app.include_router(health_router(readiness or Readiness()))
     if expose_metrics:
         app.include_router(metrics_router())

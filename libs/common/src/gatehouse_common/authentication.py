@@ -45,7 +45,6 @@ def www_authenticate(
 
 class NotAuthenticated(ProblemError):
     status = 401
-    title = "Unauthorized"
     problem_type = f"{PROBLEM_TYPE_BASE}unauthenticated"
 
     def __init__(self) -> None:
@@ -57,7 +56,6 @@ class NotAuthenticated(ProblemError):
 
 class InvalidAccessToken(ProblemError):
     status = 401
-    title = "Unauthorized"
     problem_type = f"{PROBLEM_TYPE_BASE}invalid-token"
 
     def __init__(self, reason: str) -> None:
@@ -69,7 +67,6 @@ class InvalidAccessToken(ProblemError):
 
 class InsufficientScope(ProblemError):
     status = 403
-    title = "Forbidden"
     problem_type = f"{PROBLEM_TYPE_BASE}insufficient-scope"
 
     def __init__(self, required: str) -> None:
@@ -148,7 +145,7 @@ def require_scope(scope: AccessScope) -> Callable[[Principal], Awaitable[Princip
     """A dependency yielding the principal if its token carries ``scope``, else 403."""
 
     async def principal_with_scope(principal: CurrentPrincipal) -> Principal:
-        if scope not in principal.scopes:
+        if not principal.has_scopes({scope}):
             raise InsufficientScope(scope)
         return principal
 

@@ -6,6 +6,7 @@ concurrently, each with its own timeout, and names the ones that fail. Checks ar
 when the app is built and take the lifespan's resources, so they probe what requests use.
 An optional check (a dependency the service can serve without, such as the event channel)
 never makes ``/ready`` fail: it shows as ``degraded`` and logs a warning.
+Each evaluation also sets ``readiness_check_up{check}``, which the DependencyDown alert watches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Gauge
 from pydantic import BaseModel
 
 from gatehouse_common.logging import get_logger
@@ -26,6 +28,12 @@ R = TypeVar("R")
 ReadinessCheck = Callable[[R], Awaitable[object]]
 
 _log = get_logger(__name__)
+
+READINESS_CHECK_UP = Gauge(
+    "readiness_check_up",
+    "1 if the readiness check passed at its last evaluation (every /ready), 0 if it failed.",
+    ["check"],
+)
 
 
 class HealthStatus(BaseModel):
@@ -59,6 +67,8 @@ class Readiness(Generic[R]):
             *(self._run(self._checks[name], resources) for name in names),
             return_exceptions=False,
         )
+        for name, reason in zip(names, results, strict=True):
+            READINESS_CHECK_UP.labels(name).set(0 if reason else 1)
         return {name: reason for name, reason in zip(names, results, strict=True) if reason}
 
     @property

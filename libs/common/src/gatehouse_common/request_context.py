@@ -1,4 +1,4 @@
-"""Outermost middleware: request id, access log, and the last-resort 500 answer."""
+"""Outermost middleware: request id, security headers, access log, the last-resort 500 answer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse_common.logging import get_logger, scope_state
@@ -16,8 +15,10 @@ from gatehouse_common.request_id import (
     accept_or_generate,
     bind_request_id,
 )
+from gatehouse_common.security_headers import with_security_headers
 
 _log = get_logger("gatehouse.access")
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -32,6 +33,7 @@ class RequestContextMiddleware:
 
     - accepts a well-formed ``X-Request-ID`` or generates one, echoes it on the response and
       binds it to every log line of the request;
+    - applies the security headers of ``gatehouse_common.security_headers`` to every response;
     - writes one access-log line per request with status, duration and the user id that the
       authentication dependency stored in the request state;
     - answers an unhandled exception with a problem document that reveals nothing internal.
@@ -46,6 +48,7 @@ class RequestContextMiddleware:
             return
 
         request_id = accept_or_generate(_header(scope, REQUEST_ID_HEADER.encode()))
+        request_id_header = (_REQUEST_ID_NAME, request_id.encode())
         bind_request_id(request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -55,17 +58,20 @@ class RequestContextMiddleware:
         status = 500
         response_started = False
 
-        async def send_with_request_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
+                headers = with_security_headers(
+                    header for header in message["headers"] if header[0] != _REQUEST_ID_NAME
+                )
+                headers.append(request_id_header)
+                message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_request_id)
+            await self.app(scope, receive, send_with_headers)
         except Exception:  # noqa: BLE001 - the last line of defence answers every error
             _log.exception("unhandled_exception")
             if not response_started:
@@ -97,11 +103,13 @@ async def _send_internal_error(send: Send, request_id: str) -> None:
         {
             "type": "http.response.start",
             "status": 500,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (REQUEST_ID_HEADER.encode(), request_id.encode()),
-            ],
+            "headers": with_security_headers(
+                [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (_REQUEST_ID_NAME, request_id.encode()),
+                ]
+            ),
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -10,9 +10,10 @@ resource and a request sees exactly the resources of the lifespan that serves it
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.types import Scope
 
 from gatehouse_common.tokens import AccessTokenVerifier
@@ -42,6 +43,16 @@ def resources_of(connection: HTTPConnection, kind: type[R]) -> R:
     resources = lifespan_resources(connection.scope)
     if not isinstance(resources, kind):
         raise TypeError(f"the lifespan yielded {type(resources).__name__}, not {kind.__name__}")
+    return resources
+
+
+def resources_dependency(kind: type[R]) -> Callable[[Request], Awaitable[R]]:
+    """The async dependency giving a request its lifespan resources, typed:
+    ``Resources = Annotated[UsersResources, Depends(resources_dependency(UsersResources))]``."""
+
+    async def resources(request: Request) -> R:
+        return resources_of(request, kind)
+
     return resources
 
 

@@ -13,15 +13,50 @@ from typing import Literal, TypeVar
 from pydantic import AnyHttpUrl, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Environment = Literal["dev", "test", "prod"]
+
+class HttpServerSettings(BaseSettings):
+    """Limits of a service's own HTTP server (``gatehouse_common.server``); see docs/security.md.
+
+    The upper bounds are the contract's: a deployment may tighten a limit, never loosen it
+    past them.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    http_max_header_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=65_536,
+        description="Request line plus headers, in bytes; more is answered 431.",
+    )
+    http_max_header_count: int = Field(
+        default=100, ge=10, le=100, description="Request headers; more is answered 431."
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=30,
+        description="Time a client has to send a request's headers, counted from the "
+        "connection or from its first byte; then 408 (or a plain close if it sent nothing).",
+    )
+    http_keep_alive_seconds: int = Field(
+        default=5, ge=1, le=300, description="An idle keep-alive connection is closed after it."
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections per process; one more is answered 503 and closed.",
+    )
+    http_graceful_shutdown_seconds: int = Field(
+        default=20, ge=0, description="On SIGTERM, how long in-flight requests may take."
+    )
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(HttpServerSettings):
     """Fields every service has. Subclasses set ``model_config`` with their ``env_prefix``."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    environment: Environment = "dev"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     otlp_endpoint: AnyHttpUrl | None = Field(
         default=None, description="OTLP/HTTP collector URL; tracing is off when unset."

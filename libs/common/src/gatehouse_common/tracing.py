@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
@@ -9,6 +11,11 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from starlette.types import ASGIApp
+
+from gatehouse_common.request_id import current_request_id
+
+# The same key as in the log lines, so a trace is found from a log line and back.
+REQUEST_ID_ATTRIBUTE = "request_id"
 
 
 def tracer_provider(service: str, otlp_endpoint: str | None) -> TracerProvider | None:
@@ -21,7 +28,22 @@ def tracer_provider(service: str, otlp_endpoint: str | None) -> TracerProvider |
     return provider
 
 
+def _record_request_id(span: trace.Span, _scope: dict[str, Any]) -> None:
+    # The request context middleware, outside this one, has bound the id already.
+    if span.is_recording():
+        span.set_attribute(REQUEST_ID_ATTRIBUTE, current_request_id())
+
+
 def traced(app: ASGIApp, provider: TracerProvider) -> ASGIApp:
-    """Wrap ``app`` so each request is a server span that continues an incoming traceparent."""
-    trace.set_tracer_provider(provider)
-    return OpenTelemetryMiddleware(app, tracer_provider=provider)
+    """Wrap ``app`` so each request is a server span that continues an incoming traceparent.
+
+    One span per request, carrying the request id: no child span per ASGI message, which for
+    a streamed body would be one per chunk. The provider is this app's, not made global, so
+    two apps in one process (as in the tests) keep their own settings.
+    """
+    return OpenTelemetryMiddleware(
+        app,
+        tracer_provider=provider,
+        server_request_hook=_record_request_id,
+        exclude_spans=["receive", "send"],
+    )

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx2
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
-
-from gatehouse_common.resources import RESOURCES_KEY
-
-R = TypeVar("R")
 
 
 class StartedApp:
@@ -30,13 +26,6 @@ class StartedApp:
         if scope["type"] in {"http", "websocket"}:
             scope = {**scope, "state": dict(self._state)}  # a shallow copy, as servers make
         await self.app(scope, receive, send)
-
-    def resources(self, kind: type[R]) -> R:
-        """The resources the lifespan yielded, checked to be ``kind``."""
-        resources = self._state[RESOURCES_KEY]
-        if not isinstance(resources, kind):
-            raise TypeError(f"the lifespan yielded {type(resources).__name__}")
-        return resources
 
     def client(
         self,

@@ -5,11 +5,14 @@ Services other than auth only consume tokens; this stands in for auth in their t
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from typing import Any
 
 import httpx2
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
@@ -72,6 +75,17 @@ class TestIssuer:
         protected = {"alg": "RS256", "kid": kid, "typ": "at+jwt", **(header or {})}
         return jwt.encode(protected, body, key or self.keys[kid])
 
+    def sign_segments(self, header: bytes, claims: bytes, kid: str | None = None) -> str:
+        """A token of any header and claims bytes, validly RS256-signed with a published key.
+
+        joserfc refuses to produce malformed tokens; hostile-input tests need them signed,
+        so that the verifier's checks after the signature are reached too.
+        """
+        signing_input = f"{_base64url(header)}.{_base64url(claims)}"
+        private_key = self.keys[kid or self.active_kid].get_op_key("sign")
+        signature = private_key.sign(signing_input.encode(), PKCS1v15(), SHA256())
+        return f"{signing_input}.{_base64url(signature)}"
+
     def transport(self) -> httpx2.MockTransport:
         """An httpx2 transport answering the JWKS URL, or failing while unavailable."""
 
@@ -82,3 +96,7 @@ class TestIssuer:
             return httpx2.Response(200, json=self.jwks())
 
         return httpx2.MockTransport(handle)
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

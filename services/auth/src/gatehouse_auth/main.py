@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pymongo.errors import ConnectionFailure
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gatehouse_auth.database import AuthDatabase, mongo_client
-from gatehouse_auth.errors import install_unavailable_handlers
 from gatehouse_auth.identities.endpoints import router as identities_router
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
@@ -102,9 +103,14 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=readiness(settings),
         routers=[identities_router, tokens_router],
+        # ConnectionFailure covers AutoReconnect, NetworkTimeout and ServerSelectionTimeoutError.
+        unavailable={
+            ConnectionFailure: "mongodb",
+            RedisConnectionError: "redis",
+            RedisTimeoutError: "redis",
+        },
     )
     install_oauth_error_handler(app)
-    install_unavailable_handlers(app)
     _document_password_flow(app)
     return app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from redis.asyncio import Redis
 
 from gatehouse_auth.database import AuthDatabase
@@ -14,7 +14,7 @@ from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.health import Readiness
-from gatehouse_common.resources import resources_of
+from gatehouse_common.resources import resources_dependency
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +27,7 @@ class AuthResources:
     tokens: TokenIssuer
 
 
-async def _resources(request: Request) -> AuthResources:
-    return resources_of(request, AuthResources)
-
-
-Resources = Annotated[AuthResources, Depends(_resources)]
+Resources = Annotated[AuthResources, Depends(resources_dependency(AuthResources))]
 
 
 async def _mongodb_answers(resources: AuthResources) -> None:

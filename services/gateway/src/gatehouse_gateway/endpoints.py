@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import URLPath
 from starlette.requests import HTTPConnection
@@ -13,6 +12,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from gatehouse_common.resources import resources_of
+from gatehouse_gateway.openapi import docs_page
 from gatehouse_gateway.resources import GatewayResources, Resources
 from gatehouse_gateway.routing import Upstream, has_dot_segment
 
@@ -26,7 +26,8 @@ async def openapi(resources: Resources) -> JSONResponse:
 
 @docs_router.get("/docs")
 async def docs(request: Request) -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} - docs")
+    html, policy = docs_page(request.app.title)
+    return HTMLResponse(html, headers={"content-security-policy": policy})
 
 
 class ProxyRoute(BaseRoute):

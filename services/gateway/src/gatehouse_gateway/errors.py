@@ -7,25 +7,21 @@ from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
 
 class BadGateway(ProblemError):
     status = 502
-    title = "Bad Gateway"
     problem_type = f"{PROBLEM_TYPE_BASE}upstream-unreachable"
 
 
 class UpstreamUnavailable(ProblemError):
     status = 503
-    title = "Service Unavailable"
     problem_type = f"{PROBLEM_TYPE_BASE}upstream-unavailable"
 
 
 class GatewayTimeout(ProblemError):
     status = 504
-    title = "Gateway Timeout"
     problem_type = f"{PROBLEM_TYPE_BASE}upstream-timeout"
 
 
 class PayloadTooLarge(ProblemError):
     status = 413
-    title = "Content Too Large"
     problem_type = f"{PROBLEM_TYPE_BASE}payload-too-large"
 
     def __init__(self, limit: int) -> None:
@@ -34,5 +30,4 @@ class PayloadTooLarge(ProblemError):
 
 class BadRequest(ProblemError):
     status = 400
-    title = "Bad Request"
     problem_type = f"{PROBLEM_TYPE_BASE}bad-request"

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
+from fastapi.openapi.docs import get_swagger_ui_html
 
 from gatehouse_common.logging import get_logger
+from gatehouse_common.security_headers import html_page_policy, script_hash
 from gatehouse_gateway.routing import RouteTable, Upstream
 
 MISSING_REFETCH_SECONDS = 5.0
 _SCHEMA_REF = "#/components/schemas/"
+# Where FastAPI's Swagger UI page loads its assets and icon from.
+_SWAGGER_UI_ORIGIN = "https://cdn.jsdelivr.net"
+_FAVICON_ORIGIN = "https://fastapi.tiangolo.com"
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 _log = get_logger(__name__)
 
@@ -87,6 +94,18 @@ class ApiDocs:
     def cancel_background(self) -> None:
         for task in self._background:
             task.cancel()
+
+
+def docs_page(title: str) -> tuple[str, str]:
+    """Swagger UI's page and a Content-Security-Policy that allows its inline script by hash."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
+    html = bytes(page.body).decode()
+    policy = html_page_policy(
+        scripts=[_SWAGGER_UI_ORIGIN, *map(script_hash, _INLINE_SCRIPT.findall(html))],
+        styles=[_SWAGGER_UI_ORIGIN],
+        images=[_FAVICON_ORIGIN],
+    )
+    return html, policy
 
 
 def merge_documents(

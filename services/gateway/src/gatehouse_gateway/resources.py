@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from redis.asyncio import Redis
 
 from gatehouse_common.events import event_channel_check
 from gatehouse_common.health import Readiness
-from gatehouse_common.resources import resources_of
+from gatehouse_common.resources import resources_dependency
 from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.tokens import AccessTokenVerifier
 from gatehouse_gateway.openapi import ApiDocs
@@ -26,11 +26,7 @@ class GatewayResources:
     docs: ApiDocs
 
 
-async def _resources(request: Request) -> GatewayResources:
-    return resources_of(request, GatewayResources)
-
-
-Resources = Annotated[GatewayResources, Depends(_resources)]
+Resources = Annotated[GatewayResources, Depends(resources_dependency(GatewayResources))]
 
 
 class JWKSNotLoaded(Exception):

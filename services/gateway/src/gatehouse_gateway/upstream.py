@@ -60,7 +60,7 @@ def upstream_client(base_url: str, settings: GatewaySettings) -> httpx2.AsyncCli
         pool=settings.upstream_pool_timeout_seconds,
     )
     if settings.upstream_transport == "httpx2":
-        # httpx2's own transport: slower (see the benchmarks), kept for comparison and as
+        # httpx2's own transport: slower (docs/performance.md), kept for comparison and as
         # the fallback should the aiohttp transport misbehave.
         return httpx2.AsyncClient(
             base_url=base_url,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from gatehouse_common.logging import get_logger
-from gatehouse_common.problems import ServiceUnavailable
+from gatehouse_common.problems import DependencyUnavailable
 from gatehouse_users.metrics import DB_STATEMENTS_PER_REQUEST
 from gatehouse_users.settings import UsersSettings
 
@@ -31,9 +31,19 @@ _log = get_logger(__name__)
 _statements: ContextVar[list[int] | None] = ContextVar("statements", default=None)
 
 
-class DatabaseUnavailable(ServiceUnavailable):
-    def __init__(self) -> None:
-        super().__init__("The profile database is unavailable; try again shortly.")
+class StatementFailed(Exception):
+    """A statement failed although the database is reachable: a bug, answered as a 500.
+
+    Raised in place of SQLAlchemy's error, whose text carries the driver's message with its
+    DETAIL (for a constraint violation, the whole failing row: what the user typed and their
+    email), so that the error log names the failure, the SQLSTATE and the statement, but no
+    value. The engine's ``hide_parameters`` keeps the bound parameters out as well.
+    """
+
+    @classmethod
+    def replacing(cls, error: DBAPIError) -> StatementFailed:
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        return cls(f"{type(error.orig).__name__} (SQLSTATE {sqlstate}) in: {error.statement}")
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -59,11 +69,16 @@ def make_engine(settings: UsersSettings) -> AsyncEngine:
         "server_settings": server_settings,
     }
     url = settings.database_url.get_secret_value()
+    # hide_parameters: SQLAlchemy's errors and statement logs never carry the bound values,
+    # which are user input and emails.
     if settings.db_pool_class == "null":
-        engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+        engine = create_async_engine(
+            url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True
+        )
     else:
         engine = create_async_engine(
             url,
+            hide_parameters=True,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
@@ -108,8 +123,9 @@ class RequestSession:
     """The database side of one request: its session, opened on first use, and what runs after
     its commit.
 
-    Opened lazily because a cache hit never touches PostgreSQL: building, committing and
-    closing an unused ``AsyncSession`` cost a cached read about 0.2 ms of its ~2.8 ms of CPU.
+    Opened lazily because a cache hit never touches PostgreSQL, and building, committing and
+    closing an unused ``AsyncSession`` was a measurable share of a cached read's CPU
+    (docs/performance.md).
     """
 
     __slots__ = ("_after_commit", "_session", "_sessions")
@@ -172,7 +188,10 @@ async def request_session(database: Database, route: str) -> AsyncIterator[Reque
             await session.rollback()
             if isinstance(exc, Exception) and is_unavailable(exc):
                 _log.warning("database_unavailable", error=type(exc).__name__)
-                raise DatabaseUnavailable from exc
+                raise DependencyUnavailable("postgres") from exc
+            if isinstance(exc, DBAPIError):
+                # from None: the original, with the values in its text, is not chained.
+                raise StatementFailed.replacing(exc).with_traceback(exc.__traceback__) from None
             raise
         finally:
             await session.close()

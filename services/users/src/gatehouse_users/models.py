@@ -19,6 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gatehouse_common.text import BIO_MAX_LENGTH, DISPLAY_NAME_MAX_LENGTH
+
 # Constraint names are deterministic, so migrations can refer to (and drop) them by name.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,8 +30,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-DISPLAY_NAME_MAX_LENGTH = 100
-BIO_MAX_LENGTH = 1000
 EMAIL_MAX_LENGTH = 320
 EVENT_TYPE_MAX_LENGTH = 100
 

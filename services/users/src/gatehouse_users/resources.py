@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from redis.asyncio import Redis
 
 from gatehouse_common.events import OutboxRelay, event_channel_check
 from gatehouse_common.health import Readiness
-from gatehouse_common.resources import resources_of
+from gatehouse_common.resources import resources_dependency
 from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.tokens import AccessTokenVerifier
 from gatehouse_users.database import Database
@@ -27,11 +27,7 @@ class UsersResources:
     outbox_relay: OutboxRelay
 
 
-async def _resources(request: Request) -> UsersResources:
-    return resources_of(request, UsersResources)
-
-
-Resources = Annotated[UsersResources, Depends(_resources)]
+Resources = Annotated[UsersResources, Depends(resources_dependency(UsersResources))]
 
 
 async def _postgres_answers(resources: UsersResources) -> None:

@@ -51,8 +51,8 @@ class UsersSettings(
         description="False: every read goes to PostgreSQL and Redis is never used (benchmarks).",
     )
     cache_ttl_seconds: int = Field(default=300, gt=0, description="Lifetime of a cached profile.")
-    # Wall time, so it includes the wait for the event loop: on a saturated worker (c=64) a
-    # reply waits its turn for up to ~0.5 s, and a tighter bound would turn overload into a
+    # Wall time, so it includes the wait for the event loop: on a saturated worker a reply
+    # waits its turn (docs/performance.md), and a tighter bound would turn overload into a
     # cache outage that sends every read to PostgreSQL.
     cache_timeout_seconds: float = Field(
         default=1.0,

@@ -10,12 +10,23 @@ from typing import Any
 import httpx2
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey, RSAKey, import_key
+from prometheus_client import Counter, Gauge
 
 from gatehouse_common.logging import get_logger
 
 VerificationKey = RSAKey | OKPKey
 
 _log = get_logger(__name__)
+
+# The JwksRefreshFailing alert needs both: failures alone may be a blip, and an old success
+# alone may be an idle service (the set is refreshed only when tokens are verified).
+JWKS_REFRESH_FAILURES = Counter(
+    "jwks_refresh_failures_total", "JWKS fetches that failed; the last good keys stayed in use."
+)
+JWKS_LAST_SUCCESS = Gauge(
+    "jwks_last_success_timestamp_seconds",
+    "Unix time of the last successful JWKS fetch (0: none yet).",
+)
 
 # kty a verification key may have, by JWS algorithm. HS* is absent on purpose: a symmetric
 # key built from public material is the classic algorithm-confusion attack.
@@ -90,9 +101,11 @@ class JWKSClient:
                     error=type(exc).__name__,
                     kept_keys=len(self._keys),
                 )
+                JWKS_REFRESH_FAILURES.inc()
                 return False
             self._keys = keys
             self._fetched_at = self._clock()
+            JWKS_LAST_SUCCESS.set_to_current_time()
             return True
 
     async def aclose(self) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
@@ -20,6 +20,7 @@ from gatehouse_common.tokens.jwks import JWKSClient
 ALLOWED_ALGORITHMS = ("RS256", "EdDSA")
 _SIGNATURE_ALGORITHMS = JWSRegistry.algorithms
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+# Our tokens are about 900 characters; anything longer is refused before it is hashed or parsed.
 MAX_TOKEN_LENGTH = 8192
 
 
@@ -52,16 +53,20 @@ class _Verified:
 
 
 def _decode_segment(segment: str) -> bytes:
+    # The whole token is known to be ASCII here (checked first in ``verify``).
     try:
         return urlsafe_b64decode(segment.encode("ascii"))
-    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+    except ValueError as exc:  # binascii.Error is one
         raise InvalidTokenError("malformed token") from exc
 
 
 def _json_object(segment: str) -> dict[str, Any]:
     try:
-        value = json.loads(_decode_segment(segment))
-    except ValueError as exc:
+        # UTF-8 only (RFC 7515 §5.2), never json's guess of UTF-16 or UTF-32.
+        value = json.loads(_decode_segment(segment).decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        # ValueError: bad UTF-8, bad JSON, or an integer beyond Python's digit limit.
+        # RecursionError: how the parser refuses arrays or objects nested too deeply.
         raise InvalidTokenError("malformed token") from exc
     if not isinstance(value, dict):
         raise InvalidTokenError("malformed token")
@@ -76,7 +81,13 @@ def _numeric_date(claims: dict[str, Any], name: str, *, required: bool) -> float
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidTokenError(f"invalid {name} claim")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise InvalidTokenError(f"invalid {name} claim") from None
+    if not math.isfinite(number):  # 1e999 parses as infinity, NaN as NaN
+        raise InvalidTokenError(f"invalid {name} claim")
+    return number
 
 
 class AccessTokenVerifier:
@@ -116,7 +127,13 @@ class AccessTokenVerifier:
         self._cache_size = cache_size
 
     async def verify(self, token: str) -> Principal:
-        digest = hashlib.sha256(token.encode()).digest()
+        """The principal of ``token``; raises ``InvalidTokenError``, and nothing else, for any
+        token that is not a valid access token, whatever its shape, bytes or size."""
+        # First, before anything that costs in proportion to the input: a token is base64url
+        # segments and dots, so a long or non-ASCII one is refused without being hashed.
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            raise InvalidTokenError("malformed token")
+        digest = hashlib.sha256(token.encode("ascii")).digest()
         cached = self._cache.get(digest)
         if cached is not None:
             if cached.principal.expires_at > self._clock() and self.jwks.knows(cached.kid):
@@ -135,14 +152,17 @@ class AccessTokenVerifier:
         # Parsed and checked here rather than through joserfc's generic JWT decoder, which
         # measured three times the cost of the RSA operation itself (docs/performance.md);
         # the signature is still checked by joserfc's algorithm implementation.
-        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        # Every member is type-checked before it is used: any JSON type can arrive in any of
+        # them, and a list or object would break a set lookup or a string method.
+        if token.count(".") != 2:
             raise InvalidTokenError("malformed token")
         header_segment, claims_segment, signature_segment = token.split(".")
         header = _json_object(header_segment)
         algorithm = header.get("alg")
-        if algorithm not in self._algorithms:
+        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
             raise InvalidTokenError("algorithm not allowed")
-        if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
+        token_type = header.get("typ")
+        if not isinstance(token_type, str) or token_type.lower() not in ACCESS_TOKEN_TYPES:
             raise InvalidTokenError("not an access token")
         if "crit" in header:
             # No JWS extension is understood here, so none may be critical (RFC 7515 §4.1.11).
@@ -159,16 +179,17 @@ class AccessTokenVerifier:
         signature = _decode_segment(signature_segment)
         signing_input = f"{header_segment}.{claims_segment}".encode("ascii")
         try:
-            valid = _SIGNATURE_ALGORITHMS[str(algorithm)].verify(signing_input, signature, key)
+            valid = _SIGNATURE_ALGORITHMS[algorithm].verify(signing_input, signature, key)
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidTokenError("bad signature") from exc
         if not valid:
             raise InvalidTokenError("bad signature")
         claims = _json_object(claims_segment)
-        self._check_claims(claims)
-        return _Verified(principal=_principal(claims), kid=kid)
+        expires_at = self._check_claims(claims)
+        return _Verified(principal=_principal(claims, expires_at), kid=kid)
 
-    def _check_claims(self, claims: dict[str, Any]) -> None:
+    def _check_claims(self, claims: dict[str, Any]) -> float:
+        """Check the registered claims; returns ``exp``."""
         now = self._clock()
         if claims.get("iss") != self._issuer:
             raise InvalidTokenError("invalid iss claim")
@@ -181,7 +202,7 @@ class AccessTokenVerifier:
         expires_at = _numeric_date(claims, "exp", required=True)
         issued_at = _numeric_date(claims, "iat", required=True)
         not_before = _numeric_date(claims, "nbf", required=False)
-        if expires_at is not None and now > expires_at + self._leeway:
+        if expires_at is None or now > expires_at + self._leeway:
             raise InvalidTokenError("the token has expired")
         if issued_at is not None and issued_at > now + self._leeway:
             raise InvalidTokenError("the token was issued in the future")
@@ -191,27 +212,25 @@ class AccessTokenVerifier:
             value = claims.get(name)
             if not isinstance(value, str) or not value:
                 raise InvalidTokenError(f"missing {name} claim")
+        return expires_at
 
 
-def _principal(claims: dict[str, Any]) -> Principal:
+def _principal(claims: dict[str, Any], expires_at: float) -> Principal:
     scope = claims.get("scope", "")
     email = claims.get("email")
     session_id = claims.get("sid")
-    exp = claims["exp"]
-    iat = claims["iat"]
-    if (
-        not isinstance(scope, str)
-        or not isinstance(exp, int | float)
-        or not isinstance(iat, int | float)
-        or not (session_id is None or (isinstance(session_id, str) and session_id))
-    ):
-        raise InvalidTokenError("malformed claims")
+    if not isinstance(scope, str):
+        raise InvalidTokenError("invalid scope claim")
+    if email is not None and not isinstance(email, str):
+        raise InvalidTokenError("invalid email claim")
+    if session_id is not None and (not isinstance(session_id, str) or not session_id):
+        raise InvalidTokenError("invalid sid claim")
     return Principal(
-        subject=str(claims["sub"]),
-        email=email if isinstance(email, str) else None,
+        subject=claims["sub"],
+        email=email,
         scopes=frozenset(scope.split()),
-        token_id=str(claims["jti"]),
-        expires_at=int(exp),
-        issued_at=int(iat),
+        token_id=claims["jti"],
+        expires_at=int(expires_at),
+        issued_at=int(claims["iat"]),
         session_id=session_id,
     )

@@ -21,9 +21,9 @@ from pymongo.errors import ConnectionFailure
 
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.identities import service
+from gatehouse_auth.identities.errors import EmailTaken
 from gatehouse_auth.identities.repository import (
     ADMIN_ROLE,
-    EmailAlreadyRegistered,
     IdentityRepository,
 )
 from gatehouse_auth.identities.schemas import NormalisedEmail, Password
@@ -76,7 +76,7 @@ async def create_admin(settings: IdentityStoreSettings, raw_email: str, stdin: T
                 password=password,
                 roles=[ADMIN_ROLE],
             )
-        except EmailAlreadyRegistered:
+        except EmailTaken:
             raise AdminCliError(f"{email} was registered meanwhile; run again") from None
         return f"created administrator {identity.email} ({identity.id})"
     finally:

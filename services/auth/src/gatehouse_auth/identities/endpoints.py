@@ -3,9 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from gatehouse_auth.dependencies import Identities, Passwords
-from gatehouse_auth.errors import EmailTaken
 from gatehouse_auth.identities import service
-from gatehouse_auth.identities.repository import EmailAlreadyRegistered
 from gatehouse_auth.identities.schemas import RegisteredIdentity, RegistrationRequest
 from gatehouse_common.problems import problem_responses
 
@@ -22,14 +20,11 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def register(
     body: RegistrationRequest, identities: Identities, passwords: Passwords
 ) -> RegisteredIdentity:
-    try:
-        identity = await service.register(
-            identities,
-            passwords,
-            email=body.email,
-            password=body.password,
-            display_name=body.display_name,
-        )
-    except EmailAlreadyRegistered:
-        raise EmailTaken from None
+    identity = await service.register(
+        identities,
+        passwords,
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+    )
     return RegisteredIdentity(id=identity.id, email=identity.email, created_at=identity.created_at)

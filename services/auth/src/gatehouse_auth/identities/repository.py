@@ -8,12 +8,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from gatehouse_auth.database import Document
+from gatehouse_auth.identities.errors import EmailTaken
 
 ADMIN_ROLE = "admin"
-
-
-class EmailAlreadyRegistered(Exception):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +60,7 @@ class IdentityRepository:
         try:
             await self._collection.insert_one(document)
         except DuplicateKeyError:
-            raise EmailAlreadyRegistered(email) from None
+            raise EmailTaken from None
         return Identity.from_document(document)
 
     async def by_email(self, email: str) -> Identity | None:

@@ -26,7 +26,7 @@ async def register(  # noqa: PLR0913 - collaborators, then the account by keywor
     display_name: str | None = None,
     roles: list[str] | None = None,
 ) -> Identity:
-    """Create an identity; raises ``EmailAlreadyRegistered`` if the email is taken."""
+    """Create an identity; raises ``EmailTaken`` if the email is taken."""
     identity = await identities.insert(
         identity_id=str(uuid.uuid4()),
         email=email,

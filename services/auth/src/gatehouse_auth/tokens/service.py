@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 
-from gatehouse_auth.errors import LoginThrottled
 from gatehouse_auth.identities.repository import Identity, IdentityRepository
 from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH, normalise_email
 from gatehouse_auth.identities.service import scope_of
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.signing_keys import AccessTokenSigner
 from gatehouse_auth.throttling import LoginThrottle
+from gatehouse_auth.tokens.errors import LoginThrottled
 from gatehouse_auth.tokens.oauth import OAuthError
 from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.schemas import TokenResponse

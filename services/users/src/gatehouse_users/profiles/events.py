@@ -9,9 +9,9 @@ from __future__ import annotations
 from pydantic import TypeAdapter, ValidationError
 
 from gatehouse_common.events import AccountRegistered, Event
+from gatehouse_common.text import DisplayName
 from gatehouse_users.database import Database
 from gatehouse_users.profiles import repository
-from gatehouse_users.profiles.schemas import DisplayName
 from gatehouse_users.profiles.service import default_display_name
 
 _display_name = TypeAdapter[str](DisplayName)

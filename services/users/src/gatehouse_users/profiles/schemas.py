@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import MISSING, BaseModel, ConfigDict, Field, model_validator
 
-from gatehouse_users.models import BIO_MAX_LENGTH, DISPLAY_NAME_MAX_LENGTH
-
-DisplayName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=DISPLAY_NAME_MAX_LENGTH),
-]
-Bio = Annotated[str, StringConstraints(max_length=BIO_MAX_LENGTH)]
+from gatehouse_common.text import Bio, DisplayName
 
 
 class ProfileRead(BaseModel):
@@ -42,23 +35,20 @@ class PublicProfile(BaseModel):
 
 
 class ProfileChanges(BaseModel):
-    """A partial update: the fields present are set, the others kept."""
+    """A partial update: the fields given are set, the others kept. A field may be left out
+    but not be null: a display name cannot be removed, and `""` clears the bio."""
 
-    model_config = ConfigDict(extra="forbid")
+    # minProperties: the published schema says what the validator below enforces.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    display_name: DisplayName | None = Field(
-        default=None, description="1 to 100 characters after trimming; null is not allowed."
-    )
-    bio: Bio | None = Field(default=None, description="Up to 1000 characters; may be empty.")
+    # MISSING, not None: optional without being nullable, in validation and schema alike.
+    display_name: DisplayName | MISSING = MISSING
+    bio: Bio | MISSING = MISSING
 
     @model_validator(mode="after")
     def _something_to_change(self) -> ProfileChanges:
-        present = self.model_fields_set
-        if not present:
+        if not self.model_fields_set:
             raise ValueError("give at least one of display_name, bio")
-        for name in present:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
         return self
 
     def values(self) -> dict[str, str]:

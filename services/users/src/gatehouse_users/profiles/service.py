@@ -4,47 +4,22 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from gatehouse_common.authentication import InvalidAccessToken
 from gatehouse_common.events import AccountErased, OutboxRelay
-from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
+from gatehouse_common.text import DISPLAY_NAME_MAX_LENGTH
 from gatehouse_common.tokens import Principal
 from gatehouse_users import outbox
 from gatehouse_users.database import AfterCommit, RequestSession
-from gatehouse_users.models import DISPLAY_NAME_MAX_LENGTH, Profile
+from gatehouse_users.models import Profile
 from gatehouse_users.profiles import repository
 from gatehouse_users.profiles.cache import ProfileCache
+from gatehouse_users.profiles.errors import ErasedAccountToken, InvalidCursor, ProfileNotFound
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
-
-
-class ProfileNotFound(ProblemError):
-    status = 404
-    title = "Not Found"
-    problem_type = f"{PROBLEM_TYPE_BASE}not-found"
-
-    def __init__(self) -> None:
-        super().__init__("No profile has this id.")
-
-
-class InvalidCursor(ProblemError):
-    status = 422
-    title = "Unprocessable Content"
-    problem_type = f"{PROBLEM_TYPE_BASE}validation-error"
-
-    def __init__(self) -> None:
-        super().__init__("The cursor is not one this service issued; start again without it.")
-
-
-class ErasedAccountToken(InvalidAccessToken):
-    """A token of an erased account (issued before the erasure reached every service)."""
-
-    def __init__(self) -> None:
-        super().__init__("the account was erased")
 
 
 def owner_id(principal: Principal) -> uuid.UUID:
@@ -164,6 +139,9 @@ async def list_profiles(db: RequestSession, *, limit: int, cursor: str | None) -
 
 
 class _CursorPosition(BaseModel):
+    # strict: only what ``encode_cursor`` writes, no timestamps as numbers or ids as integers.
+    model_config = ConfigDict(strict=True)
+
     created_at: AwareDatetime
     id: uuid.UUID
 
@@ -175,9 +153,17 @@ def encode_cursor(last: ProfileRead) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The keyset position in ``cursor``; ``InvalidCursor`` (422) for any other string.
+
+    The position is returned in UTC: a time valid in its own offset can lie outside Python's
+    datetime range in UTC (9999-12-31T23:00-14:00), and the driver would convert it there.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position = _CursorPosition.model_validate(json.loads(raw))
-    except ValueError:  # bad base64, JSON or fields all derive from ValueError
+        # pydantic's own JSON parser: bad UTF-8, bad JSON, any nesting depth and any number
+        # are all a ValidationError (a ValueError), as are missing or mistyped fields.
+        position = _CursorPosition.model_validate_json(raw)
+        created_at = position.created_at.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidCursor from None
-    return position.created_at, position.id
+    return created_at, position.id
