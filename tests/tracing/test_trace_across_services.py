@@ -9,13 +9,9 @@ PostgreSQL and Redis), so the gateway's traceparent crosses a real HTTP hop.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -24,8 +20,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 import gatehouse_common.app
 from gatehouse_common.request_id import REQUEST_ID_HEADER
@@ -38,8 +32,8 @@ from gatehouse_testing.network import free_port
 from gatehouse_testing.servers import ServerThread
 from gatehouse_users.main import create_app as create_users
 from gatehouse_users.settings import UsersSettings
+from services.users.tests.support import alembic, create_database
 
-USERS_ALEMBIC_INI = Path(__file__).resolve().parents[2] / "services" / "users" / "alembic.ini"
 # Tracing is on when an endpoint is set; the exporter that would send there is replaced.
 COLLECTOR = "http://collector.test:4318"
 
@@ -64,22 +58,8 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
 @pytest.fixture(scope="module")
 async def users_database_url(postgres_url: str) -> str:
     """A new database on the shared server, migrated by the real migration command."""
-    name = f"trace_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "alembic", "-c", str(USERS_ALEMBIC_INI), "upgrade", "head"],
-        env={**os.environ, "USERS_DATABASE_URL": url},
-        capture_output=True,
-        check=True,
-        timeout=120,
-    )
+    url = await create_database(postgres_url)
+    await alembic(url, "upgrade", "head")
     return url
 
 

@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gatehouse_testing.hostile_tokens import bearer_header_bytes, hostile_tokens
 from gatehouse_testing.issuer import TestIssuer
+from gatehouse_testing.problems import assert_problem
 from gatehouse_users.profiles.errors import InvalidCursor
 from gatehouse_users.profiles.schemas import ProfileRead
 from gatehouse_users.profiles.service import decode_cursor, encode_cursor
+from services.users.tests.support import alembic, create_database, settings_for
 
 Auth = Any
-Problem = Any
 
 
 async def stored_row(engine: AsyncEngine, profile_id: uuid.UUID) -> dict[str, Any] | None:
@@ -45,11 +46,11 @@ def _b64(data: bytes) -> str:
 
 @pytest.mark.parametrize("shape", list(hostile_tokens(TestIssuer())))
 async def test_a_token_of_any_shape_is_401_invalid_token(
-    client: httpx2.AsyncClient, issuer: TestIssuer, problem: Problem, shape: str
+    client: httpx2.AsyncClient, issuer: TestIssuer, shape: str
 ) -> None:
     token = hostile_tokens(issuer)[shape]
     response = await client.get("/users/me", headers=bearer_header_bytes(token))
-    problem(response, 401)
+    assert_problem(response, 401)
     assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
 
 
@@ -122,11 +123,11 @@ def test_a_cursor_this_service_issued_decodes_to_its_position(
     ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59.999999-00:01"],
 )
 async def test_an_out_of_range_cursor_is_422(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem, created_at: str
+    client: httpx2.AsyncClient, auth: Auth, created_at: str
 ) -> None:
     cursor = _b64(json.dumps({"created_at": created_at, "id": str(uuid.uuid4())}).encode())
     response = await client.get("/users", params={"cursor": cursor}, headers=auth(scopes="admin"))
-    problem(response, 422)
+    assert_problem(response, 422)
 
 
 # --- text fields -------------------------------------------------------------------------------
@@ -148,7 +149,6 @@ HOSTILE_TEXT = {
 async def test_control_and_format_characters_are_422_and_change_nothing(  # noqa: PLR0917
     client: httpx2.AsyncClient,
     auth: Auth,
-    problem: Problem,
     users_engine: AsyncEngine,
     capsys: pytest.CaptureFixture[str],
     field: str,
@@ -164,7 +164,7 @@ async def test_control_and_format_characters_are_422_and_change_nothing(  # noqa
 
     response = await client.patch("/users/me", json={field: HOSTILE_TEXT[kind]}, headers=headers)
 
-    body = problem(response, 422)
+    body = assert_problem(response, 422)
     assert [error["loc"] for error in body["errors"]] == [["body", field]]
     assert await stored_row(users_engine, subject) == before
     logged = capsys.readouterr().out
@@ -181,9 +181,9 @@ async def test_control_and_format_characters_are_422_and_change_nothing(  # noqa
     ],
 )
 async def test_invisible_display_names_are_422(
-    client: httpx2.AsyncClient, auth: Auth, problem: Problem, body: dict[str, str]
+    client: httpx2.AsyncClient, auth: Auth, body: dict[str, str]
 ) -> None:
-    problem(await client.patch("/users/me", json=body, headers=auth()), 422)
+    assert_problem(await client.patch("/users/me", json=body, headers=auth()), 422)
 
 
 async def test_a_bio_keeps_its_lines_and_tabs_and_is_cleared_with_an_empty_string(
@@ -218,20 +218,16 @@ async def test_the_published_schema_states_the_text_rules(client: httpx2.AsyncCl
 # --- a failing statement is logged without values ----------------------------------------------
 
 
-async def test_a_failing_statement_is_logged_without_its_values(  # noqa: PLR0917
-    new_database: Any,
-    migrate: Any,
+async def test_a_failing_statement_is_logged_without_its_values(
     postgres_url: str,
-    settings_for: Any,
     redis_url: str,
     start_app: Any,
     auth: Auth,
-    problem: Problem,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # A statement the service does not expect to fail: a database with one more constraint.
-    database_url = await new_database(postgres_url)
-    await migrate(database_url, "upgrade", "head")
+    database_url = await create_database(postgres_url)
+    await alembic(database_url, "upgrade", "head")
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
         await connection.execute(
@@ -248,7 +244,7 @@ async def test_a_failing_statement_is_logged_without_its_values(  # noqa: PLR091
         )
         logged = capsys.readouterr().out
 
-    problem(response, 500)
+    assert_problem(response, 500)
     assert "StatementFailed" in logged
     assert "23514" in logged  # the SQLSTATE of a check violation names what happened
     assert "Secret-Bio-Value" not in logged
