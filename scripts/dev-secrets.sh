@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Development secrets for the Compose stack, made once into a git-ignored folder:
-#   postgres.env, mongo.env (datastore credentials), redis.conf (requirepass),
-#   auth.env, users.env, gateway.env (the services' connection URLs), signing-keys.json (auth's
-#   private JWKS).
+#   postgres.env, mongo.env (datastore credentials), redis.conf (requirepass for operators, and
+#   one account per service: scripts/lib/redis-acl.sh), auth.env, users.env, gateway.env (the
+#   services' connection URLs), signing-keys.json (auth's private JWKS).
 # Needs only Docker and standard tools: passwords come from /dev/urandom, and the signing keys
 # from auth's own key CLI, run inside the auth image.
 #
@@ -20,6 +20,8 @@ action=${1:-ensure}
 
 # shellcheck source=lib/password.sh
 . scripts/lib/password.sh
+# shellcheck source=lib/redis-acl.sh
+. scripts/lib/redis-acl.sh
 
 write_passwords() {
   local postgres_password redis_password mongo_password
@@ -43,28 +45,58 @@ appendonly yes
 END
   cat >"$secrets_dir/auth.env" <<END
 AUTH_MONGO_URL=mongodb://gatehouse:$mongo_password@mongo:27017/?authSource=admin
-AUTH_REDIS_URL=redis://default:$redis_password@redis:6379/0
 END
   cat >"$secrets_dir/users.env" <<END
 USERS_DATABASE_URL=postgresql+asyncpg://gatehouse:$postgres_password@postgres:5432/gatehouse_users
-USERS_REDIS_URL=redis://default:$redis_password@redis:6379/1
 END
   chmod 0644 "$secrets_dir"/{postgres.env,mongo.env,redis.conf,auth.env,users.env}
 }
 
-# The event channel: database 2 of the same Redis, with the default user until the services
-# get their own ACL users (docs/events.md, "Streams, groups and keys"). Derived from redis.conf,
-# so a secrets folder made before the event channel existed gets the URLs too.
-write_event_urls() {
-  local redis_password events_url
-  redis_password=$(sed -n 's/^requirepass //p' "$secrets_dir/redis.conf")
-  events_url="redis://default:$redis_password@redis:6379/2"
-  grep -q '^AUTH_EVENTS_REDIS_URL=' "$secrets_dir/auth.env" ||
-    echo "AUTH_EVENTS_REDIS_URL=$events_url" >>"$secrets_dir/auth.env"
-  grep -q '^USERS_EVENTS_REDIS_URL=' "$secrets_dir/users.env" ||
-    echo "USERS_EVENTS_REDIS_URL=$events_url" >>"$secrets_dir/users.env"
-  echo "GATEWAY_EVENTS_REDIS_URL=$events_url" >"$secrets_dir/gateway.env"
+# FILE without its lines that start with PREFIX, then stdin appended (permissions kept).
+replace_lines() {
+  local file=$1 prefix=$2
+  { grep -v "^$prefix" "$file" || true; cat; } >"$file.new"
+  cat "$file.new" >"$file"
+  rm -f "$file.new"
+}
+
+# The password of USER in the Redis URL that FILE gives to VARIABLE, or a new one if there is
+# none yet: accounts made earlier keep their passwords, so running containers stay connected.
+account_password() {
+  local file=$1 variable=$2 user=$3 existing=""
+  [ -f "$file" ] && existing=$(sed -n "s|^$variable=redis://$user:\([A-Za-z0-9]*\)@.*|\1|p" "$file")
+  if [ -n "$existing" ]; then printf '%s' "$existing"; else password; fi
+}
+
+# Redis's accounts for auth, users and the gateway, and the services' URLs that use them. Also
+# upgrades secrets made before an account existed: Redis reads its accounts from redis.conf at
+# each start, so nothing in its volume changes (restart redis to load a new account).
+write_redis_accounts() {
+  local auth_password users_password gateway_password
+  auth_password=$(account_password "$secrets_dir/auth.env" AUTH_REDIS_URL auth)
+  users_password=$(account_password "$secrets_dir/users.env" USERS_REDIS_URL users)
+  gateway_password=$(account_password "$secrets_dir/gateway.env" GATEWAY_EVENTS_REDIS_URL gateway)
+  redis_acl_users "$auth_password" "$users_password" "$gateway_password" |
+    replace_lines "$secrets_dir/redis.conf" "user "
+  # The event channel (docs/events.md) is database 0, with each service's own account.
+  replace_lines "$secrets_dir/auth.env" AUTH_REDIS_URL= <<END
+AUTH_REDIS_URL=redis://auth:$auth_password@redis:6379/0
+END
+  replace_lines "$secrets_dir/auth.env" AUTH_EVENTS_REDIS_URL= <<END
+AUTH_EVENTS_REDIS_URL=redis://auth:$auth_password@redis:6379/0
+END
+  replace_lines "$secrets_dir/users.env" USERS_REDIS_URL= <<END
+USERS_REDIS_URL=redis://users:$users_password@redis:6379/1
+END
+  replace_lines "$secrets_dir/users.env" USERS_EVENTS_REDIS_URL= <<END
+USERS_EVENTS_REDIS_URL=redis://users:$users_password@redis:6379/0
+END
+  # The gateway's revocation feed reads the event streams, which live in database 0.
+  touch "$secrets_dir/gateway.env"
   chmod 0644 "$secrets_dir/gateway.env"
+  replace_lines "$secrets_dir/gateway.env" GATEWAY_EVENTS_REDIS_URL= <<END
+GATEWAY_EVENTS_REDIS_URL=redis://gateway:$gateway_password@redis:6379/0
+END
 }
 
 run_key_cli() {
@@ -87,9 +119,10 @@ case "$action" in
       write_passwords
       echo "dev-secrets: wrote passwords to $secrets_dir/"
     fi
-    if [ ! -f "$secrets_dir/gateway.env" ]; then
-      write_event_urls
-      echo "dev-secrets: wrote the event channel's URLs to $secrets_dir/"
+    if ! grep -q '^user gateway ' "$secrets_dir/redis.conf" ||
+      ! grep -q '^USERS_EVENTS_REDIS_URL=' "$secrets_dir/users.env"; then
+      write_redis_accounts
+      echo "dev-secrets: wrote Redis accounts for auth, users and the gateway to $secrets_dir/"
     fi
     if [ ! -f "$secrets_dir/signing-keys.json" ]; then
       run_key_cli generate --file /secrets/signing-keys.json

@@ -93,4 +93,12 @@ class Stack:
             for line in redis_conf
             if line.startswith("requirepass ")
         )
+        # The services' own Redis accounts: `user NAME on >PASSWORD ...` lines.
+        found.extend(
+            word.removeprefix(">")
+            for line in redis_conf
+            if line.startswith("user ")
+            for word in line.split()
+            if word.startswith(">")
+        )
         return found

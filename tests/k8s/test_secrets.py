@@ -26,7 +26,7 @@ from tests.k8s.k8s_checks import (
 
 ACCOUNT_FILES = ("postgres-credentials.env", "mongo-credentials.env", "redis-credentials.env")
 URL_FILES = ("auth-datastores.env", "users-datastores.env", "gateway-datastores.env")
-GENERATED_FILES = (*ACCOUNT_FILES, *URL_FILES, "signing-keys.json")
+GENERATED_FILES = (*ACCOUNT_FILES, *URL_FILES, "redis.conf", "signing-keys.json")
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -164,11 +164,21 @@ def test_the_urls_carry_the_datastore_passwords(tmp_path: Path) -> None:
     assert auth["mongo-url"] == (
         f"mongodb://{mongo['username']}:{mongo['password']}@mongo:27017/?authSource=admin"
     )
-    assert auth["redis-url"] == f"redis://:{redis['password']}@redis:6379/0"
-    assert users["redis-url"] == f"redis://:{redis['password']}@redis:6379/1"
-    # One event channel for every service (database 2; the default user until per-service ACLs).
-    events = f"redis://:{redis['password']}@redis:6379/2"
-    assert users["events-redis-url"] == gateway["events-redis-url"] == events
+    # Each service has its own Redis account (scripts/lib/redis-acl.sh), the default one none.
+    assert auth["redis-url"] == f"redis://auth:{redis['auth-password']}@redis:6379/0"
+    assert users["redis-url"] == f"redis://users:{redis['users-password']}@redis:6379/1"
+    # The event channel is database 0, each service with its own account: users publishes
+    # and consumes, the gateway's account only reads the streams (the revocation feed).
+    assert users["events-redis-url"] == f"redis://users:{redis['users-password']}@redis:6379/0"
+    assert gateway["events-redis-url"] == (
+        f"redis://gateway:{redis['gateway-password']}@redis:6379/0"
+    )
+    redis_conf = (tmp_path / "redis.conf").read_text().splitlines()
+    assert f"requirepass {redis['password']}" in redis_conf
+    for account in ("auth", "users", "gateway"):
+        password = redis[f"{account}-password"]
+        assert any(line.startswith(f"user {account} on >{password} ") for line in redis_conf)
+    assert len(set(redis.values())) == 4
 
 
 def secret_data(objects: list[Manifest], name: str) -> dict[str, str]:
@@ -189,7 +199,7 @@ def test_a_fresh_clone_renders_dev_with_its_own_secrets(tmp_path: Path, dev_secr
 
     objects = render(tree / "overlays" / "dev")
 
-    for name in ("users-datastores", "redis-credentials"):
+    for name in ("users-datastores", "gateway-datastores", "redis-credentials"):
         assert secret_data(objects, name) == read_env(generated / f"{name}.env")
     keys = json.loads(secret_data(objects, "auth-signing-keys")["signing-keys.json"])
     assert keys == json.loads((generated / "signing-keys.json").read_text())
@@ -202,10 +212,5 @@ def test_a_fresh_clone_renders_dev_with_its_own_secrets(tmp_path: Path, dev_secr
 def test_the_rendered_dev_secrets_are_the_generated_ones(
     rendered: dict[str, list[Manifest]], dev_secrets: Path
 ) -> None:
-    for name in (
-        "postgres-credentials",
-        "mongo-credentials",
-        "auth-datastores",
-        "gateway-datastores",
-    ):
+    for name in ("postgres-credentials", "mongo-credentials", "auth-datastores"):
         assert secret_data(rendered["dev"], name) == read_env(dev_secrets / f"{name}.env")

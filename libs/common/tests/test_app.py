@@ -317,6 +317,49 @@ async def test_cors_answers_only_listed_origins(
     assert allowed.headers["x-request-id"]  # inside the request context
 
 
+@pytest.mark.parametrize(
+    ("headers", "refused"),
+    [
+        ({"Origin": "https://evil.test"}, "origin"),
+        ({"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}, "method"),
+        (
+            {"Origin": "https://app.example.com", "Access-Control-Request-Headers": "x-secret"},
+            "headers",
+        ),
+    ],
+)
+async def test_a_refused_cors_preflight_is_problem_json_with_the_request_id(
+    make_app: Callable[..., FastAPI],
+    client_for: AppClient,
+    headers: dict[str, str],
+    refused: str,
+) -> None:
+    client = await client_for(make_app(cors=CorsPolicy(["https://app.example.com"])))
+    response = await client.options(
+        "/health", headers={"Access-Control-Request-Method": "GET", **headers}
+    )
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["request_id"] == response.headers["x-request-id"]
+    assert problem["status"] == 400
+    assert refused in problem["detail"]
+    assert problem["type"].endswith("/cors-refused")
+
+
+@pytest.mark.parametrize("path", ["/health/", "/items/7/", "/nowhere/"])
+async def test_a_trailing_slash_is_404_problem_json_never_a_redirect(
+    app: FastAPI, client_for: AppClient, path: str
+) -> None:
+    client = await client_for(app)
+    response = await client.get(path, headers={"Host": "evil.example"})
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "location" not in response.headers
+
+
 async def test_optional_check_failing_shows_degraded_and_stays_ready(
     make_app: Callable[..., FastAPI], client_for: AppClient
 ) -> None:

@@ -147,6 +147,39 @@ async def test_an_idle_keep_alive_connection_is_closed(server: ServerThread) -> 
         writer.close()
 
 
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    return head
+
+
+async def test_shutdown_answers_a_request_on_a_kept_alive_connection_and_closes_it() -> None:
+    """A request sent on a kept-alive connection just as shutdown begins is answered (with
+    Connection: close), not lost to a connection closed under it."""
+    app = create_app(ServiceInfo(name="edge-test", title="edge", version="0"), ServiceSettings())
+    with ServerThread(app) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(request_with())
+            await writer.drain()
+            first = await read_response(reader)
+            assert b"connection: close" not in first.lower()
+
+            server.begin_shutdown()
+            await asyncio.sleep(0.2)  # the server has begun shutting down
+            writer.write(request_with())
+            await writer.drain()
+            async with asyncio.timeout(5):
+                second = await read_response(reader)
+                assert await reader.read() == b""  # then the server closes
+        finally:
+            writer.close()
+
+    assert second.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in second.lower()
+
+
 async def test_connections_over_the_cap_are_refused_503(server: ServerThread) -> None:
     held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(MAX_CONNECTIONS)]
     try:

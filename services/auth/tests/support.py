@@ -21,6 +21,11 @@ PASSWORD = "correct horse battery"
 SettingsFactory = Callable[..., AuthSettings]
 
 
+def full_width(ascii_text: str) -> str:
+    """The full-width spelling (U+FF01 to U+FF5E) of printable ASCII, as East Asian input gives."""
+    return "".join(chr(ord(char) + 0xFEE0) for char in ascii_text)
+
+
 @asynccontextmanager
 async def running(
     app: FastAPI, client_address: str = "127.0.0.1"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from services.auth.tests.support import AuthApi
+from services.auth.tests.support import AuthApi, full_width
 
 if TYPE_CHECKING:
     import httpx2
@@ -119,16 +119,11 @@ async def test_register_form_body_is_422(client: httpx2.AsyncClient) -> None:
     assert response.status_code == 422
 
 
-def _full_width(ascii_text: str) -> str:
-    """The full-width spelling (U+FF01 to U+FF5E) of printable ASCII, as East Asian input gives."""
-    return "".join(chr(ord(char) + 0xFEE0) for char in ascii_text)
-
-
 @pytest.mark.parametrize(
     ("registered", "variant", "stored"),
     [
         pytest.param(
-            "ada@example.com", _full_width("ada@example.com"), "ada@example.com", id="full-width"
+            "ada@example.com", full_width("ada@example.com"), "ada@example.com", id="full-width"
         ),
         pytest.param(
             "ada@bücher.de", "ADA@XN--BCHER-KVA.DE", "ada@xn--bcher-kva.de", id="punycode-domain"

@@ -6,11 +6,14 @@ import asyncio
 import ipaddress
 import uuid
 
+import httpx2
 import pytest
+from prometheus_client import REGISTRY
 from starlette.requests import Request
 
 from gatehouse_auth.client_address import client_address
 from gatehouse_auth.main import create_app
+from gatehouse_auth.passwords import PasswordHasher
 from services.auth.tests.support import AuthApi, SettingsFactory, running
 
 
@@ -44,6 +47,125 @@ async def test_failures_below_the_limit_do_not_block_and_success_clears_them(
     for _ in range(4):
         assert (await api.login(user["email"], "wrong password!")).status_code == 400
     assert (await api.login(user["email"])).status_code == 200
+
+
+@pytest.fixture
+def password_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every password the hasher checks, in order: wraps ``PasswordHasher.verify``."""
+    checked: list[str] = []
+    verify = PasswordHasher.verify
+
+    async def counting_verify(
+        self: PasswordHasher, password: str, stored_hash: str | None
+    ) -> tuple[bool, str | None]:
+        checked.append(password)
+        return await verify(self, password, stored_hash)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    return checked
+
+
+def _throttled_total(limit: str) -> float:
+    return REGISTRY.get_sample_value("auth_login_throttled_total", {"limit": limit}) or 0.0
+
+
+def _assert_throttled(response: httpx2.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_concurrent_wrong_passwords_for_one_email_get_five_checks(
+    api: AuthApi, password_checks: list[str]
+) -> None:
+    user = await api.register()
+    throttled_before = _throttled_total("email")
+
+    responses = await asyncio.gather(
+        *(api.login(user["email"], f"wrong password {n}") for n in range(30))
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert len(password_checks) == 5
+    assert statuses == [400] * 5 + [429] * 25
+    for response in responses:
+        if response.status_code == 429:
+            _assert_throttled(response)
+    assert _throttled_total("email") - throttled_before == 25
+    # The refused attempts took no place in the address's window either (5 failures, not 30).
+    other = await api.register()
+    assert (await api.login(other["email"])).status_code == 200
+
+
+async def test_concurrent_wrong_passwords_from_one_address_get_twenty_checks(
+    api: AuthApi, password_checks: list[str]
+) -> None:
+    throttled_before = _throttled_total("address")
+
+    # A different email each time: only the address's limit (20) applies.
+    responses = await asyncio.gather(
+        *(api.login(f"guess-{n}@example.com", "wrong password!") for n in range(30))
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert len(password_checks) == 20
+    assert statuses == [400] * 20 + [429] * 10
+    for response in responses:
+        if response.status_code == 429:
+            _assert_throttled(response)
+    assert _throttled_total("address") - throttled_before == 10
+
+
+async def test_successful_logins_do_not_count_against_the_address(
+    make_settings: SettingsFactory,
+) -> None:
+    app = create_app(make_settings(login_max_failures_per_address=3))
+    async with running(app) as client:
+        api = AuthApi(client)
+        user = await api.register()
+        for _ in range(2):
+            assert (await api.login("nobody@example.com", "wrong password!")).status_code == 400
+        # Each success reserved a place of the address and gave it back.
+        for _ in range(5):
+            assert (await api.login(user["email"])).status_code == 200
+        # ... but did not clear the address's failures: one more fills it.
+        assert (await api.login("nobody@example.com", "wrong password!")).status_code == 400
+        _assert_throttled(await api.login(user["email"]))
+
+
+async def test_logins_refused_by_a_busy_hasher_do_not_count(
+    make_settings: SettingsFactory,
+    password_checks: list[str],
+) -> None:
+    # One slot, no queue, and a hash slow enough that the five requests overlap.
+    settings = make_settings(
+        password_hashing_concurrency=1,
+        password_hashing_queue_limit=0,
+        argon2_time_cost=2,
+        argon2_memory_cost_kib=32768,
+    )
+    async with running(create_app(settings)) as client:
+        api = AuthApi(client)
+        user = await api.register()
+
+        responses = await asyncio.gather(
+            *(api.login(user["email"], "wrong password!") for _ in range(5))
+        )
+
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses[0] == 400
+        assert 503 in statuses
+        assert set(statuses) == {400, 503}
+        for response in responses:
+            if response.status_code == 503:
+                assert response.headers["content-type"] == "application/problem+json"
+                assert response.headers["retry-after"] == "1"
+        failures = statuses.count(400)
+        # The 503s checked nothing and gave their places back: the email has room for exactly
+        # the failures that were really checked.
+        for _ in range(5 - failures):
+            assert (await api.login(user["email"], "wrong password!")).status_code == 400
+        _assert_throttled(await api.login(user["email"], "wrong password!"))
 
 
 async def test_failed_refresh_grants_do_not_count(api: AuthApi) -> None:

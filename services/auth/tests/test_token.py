@@ -156,6 +156,65 @@ async def test_nosql_operators_in_form_log_nobody_in(
     _assert_oauth_error(response, "invalid_grant")
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        pytest.param(FORM, b"grant_type=password&username=a%40b.co&username=c%40d.co", id="user2"),
+        pytest.param(FORM, b"grant_type=password&grant_type=refresh_token", id="grant-twice"),
+        pytest.param(FORM, b"grant_type=password&x=1&x=2", id="unknown-twice"),
+        pytest.param(FORM, b"grant_type=password&username", id="no-equals"),
+        pytest.param(FORM, b"grant_type=password&username=%FF", id="not-utf8"),
+        pytest.param("text/plain", b"grant_type=password", id="text"),
+        pytest.param(None, b"grant_type=password", id="no-content-type"),
+    ],
+)
+async def test_repeated_parameters_and_other_encodings_are_invalid_request(
+    client: httpx2.AsyncClient, api: AuthApi, content_type: str | None, body: bytes
+) -> None:
+    user = await api.register()
+    headers = {"content-type": content_type} if content_type else {}
+
+    response = await client.post(
+        "/auth/token",
+        content=body.replace(b"a%40b.co", user["email"].replace("@", "%40").encode()),
+        headers=headers,
+    )
+
+    _assert_oauth_error(response, "invalid_request")
+
+
+async def test_a_multipart_token_request_is_invalid_request_and_logs_nobody_in(
+    client: httpx2.AsyncClient, api: AuthApi
+) -> None:
+    password = "multipart horse battery"
+    user = await api.register(password=password)
+
+    response = await client.post(
+        "/auth/token",
+        files={
+            "grant_type": (None, "password"),
+            "username": (None, user["email"]),
+            "password": (None, password),
+        },
+    )
+
+    _assert_oauth_error(response, "invalid_request")
+    assert (await api.login(user["email"], password)).status_code == 200  # the same, urlencoded
+
+
+async def test_a_repeated_token_on_revoke_is_invalid_request(
+    client: httpx2.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/auth/revoke", content=b"token=a&token=b", headers={"content-type": FORM}
+    )
+
+    _assert_oauth_error(response, "invalid_request")
+
+
 async def test_form_field_names_with_operators_are_ignored(
     client: httpx2.AsyncClient, api: AuthApi
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx2
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
@@ -91,6 +91,13 @@ class UpstreamStub:
                 media_type="application/problem+json",
                 headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="admin"'},
             )
+
+        @app.get("/users/moved")
+        async def moved(request: Request) -> RedirectResponse:
+            """An absolute redirect built from the upstream's own address, as Starlette's
+            trailing-slash redirect is."""
+            self.hits += 1
+            return RedirectResponse(str(request.url.replace(path="/users/me")), status_code=307)
 
         @app.get("/health")
         async def upstream_health() -> dict[str, str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -107,3 +110,36 @@ def test_an_unknown_transport_is_refused(transport: str) -> None:
     assert GatewaySettings(**values, upstream_transport=transport).upstream_transport == transport
     with pytest.raises(ValidationError):
         GatewaySettings(**values, upstream_transport="requests")
+
+
+async def test_an_upstream_name_that_does_not_resolve_is_answered_without_error_noise(
+    make_gateway: GatewayFactory,
+    issuer: TestIssuer,
+    transport: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stopped container's name no longer resolves: each request gets its answer, and
+    nothing is left for asyncio to report at error level (an unretrieved exception)."""
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+    try:
+        async with make_gateway(
+            upstream_transport=transport,
+            users_url="http://stopped-container.invalid:8002",
+            circuit_failure_threshold=1000,
+        ) as gateway:
+            responses = await asyncio.gather(
+                *(gateway.get("/users/me", headers=bearer(issuer.mint())) for _ in range(20))
+            )
+        gc.collect()
+        await asyncio.sleep(0.1)
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+
+    for response in responses:
+        assert response.status_code in {502, 503}, response.text
+    assert reported == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -3,6 +3,7 @@
 # git-ignored .generated/ folder, which its secretGenerator reads. Nothing secret is committed,
 # not even for dev: scanners stay quiet and no dev credential can be copied into prod.
 #   postgres-credentials.env, mongo-credentials.env, redis-credentials.env   datastore accounts
+#   redis.conf                                    Redis's accounts, rebuilt from the above
 #   auth-datastores.env, users-datastores.env,
 #   gateway-datastores.env                        the services' URLs, rebuilt from the accounts
 #   signing-keys.json                             auth's private key set, from auth's key CLI
@@ -28,6 +29,8 @@ chmod 0700 "$secrets_dir"
 
 # shellcheck source=../../../../scripts/lib/password.sh
 . "$repo_root/scripts/lib/password.sh"
+# shellcheck source=../../../../scripts/lib/redis-acl.sh
+. "$repo_root/scripts/lib/redis-acl.sh"
 
 # Stdin becomes FILE unless FILE already exists. `ln` refuses to replace a file atomically, so
 # two runs at once (make and the tests) cannot leave mismatched passwords behind.
@@ -69,25 +72,41 @@ END
 username=gatehouse
 password=$(password)
 END
+# password: the default account, for operators and the readiness probe; auth-password,
+# users-password and gateway-password: the services' own accounts (scripts/lib/redis-acl.sh).
 [ -e "$secrets_dir/redis-credentials.env" ] || create_once "$secrets_dir/redis-credentials.env" <<END
 password=$(password)
+auth-password=$(password)
+users-password=$(password)
+gateway-password=$(password)
 END
+# Made before a service had its own Redis account: add it. Redis reads its accounts from
+# redis.conf at each start, so new ones lock nobody out.
+for account in auth users gateway; do
+  if ! grep -q "^$account-password=" "$secrets_dir/redis-credentials.env"; then
+    printf '%s-password=%s\n' "$account" "$(password)" >>"$secrets_dir/redis-credentials.env"
+    echo "generate-secrets: added the $account Redis account to redis-credentials.env" >&2
+  fi
+done
 
 # Derived, so they always match the accounts above (also after one of those was edited).
-# The event channel (database 2 of the same Redis) with the default user for now: the
-# per-service ACL users (docs/events.md, "Streams, groups and keys") replace it.
-events_redis_url=redis://:$(value_of redis-credentials.env password)@redis:6379/2
+replace "$secrets_dir/redis.conf" <<END
+requirepass $(value_of redis-credentials.env password)
+appendonly yes
+$(redis_acl_users "$(value_of redis-credentials.env auth-password)" "$(value_of redis-credentials.env users-password)" "$(value_of redis-credentials.env gateway-password)")
+END
 replace "$secrets_dir/auth-datastores.env" <<END
 mongo-url=mongodb://$(value_of mongo-credentials.env username):$(value_of mongo-credentials.env password)@mongo:27017/?authSource=admin
-redis-url=redis://:$(value_of redis-credentials.env password)@redis:6379/0
+redis-url=redis://auth:$(value_of redis-credentials.env auth-password)@redis:6379/0
 END
 replace "$secrets_dir/users-datastores.env" <<END
 database-url=postgresql+asyncpg://$(value_of postgres-credentials.env username):$(value_of postgres-credentials.env password)@postgres:5432/$(value_of postgres-credentials.env database)
-redis-url=redis://:$(value_of redis-credentials.env password)@redis:6379/1
-events-redis-url=$events_redis_url
+redis-url=redis://users:$(value_of redis-credentials.env users-password)@redis:6379/1
+events-redis-url=redis://users:$(value_of redis-credentials.env users-password)@redis:6379/0
 END
+# The revocation feed's account; the streams live in database 0.
 replace "$secrets_dir/gateway-datastores.env" <<END
-events-redis-url=$events_redis_url
+events-redis-url=redis://gateway:$(value_of redis-credentials.env gateway-password)@redis:6379/0
 END
 
 keys_file=$secrets_dir/signing-keys.json

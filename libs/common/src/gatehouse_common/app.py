@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
 from gatehouse_common.metrics import MetricsMiddleware, metrics_router
-from gatehouse_common.problems import install_problem_handlers
+from gatehouse_common.problems import PROBLEM_TYPE_BASE, install_problem_handlers, problem_response
 from gatehouse_common.request_context import RequestContextMiddleware
 from gatehouse_common.request_id import REQUEST_ID_HEADER
 from gatehouse_common.resources import RESOURCES_KEY
@@ -44,7 +46,7 @@ class CorsPolicy:
 
     def middleware(self) -> Middleware:
         return Middleware(
-            CORSMiddleware,
+            _ProblemCORSMiddleware,
             allow_origins=list(self.origins),
             # Tokens travel in the Authorization header, never in cookies.
             allow_credentials=False,
@@ -52,6 +54,27 @@ class CorsPolicy:
             allow_headers=list(self.headers),
             expose_headers=list(self.expose_headers),
             max_age=self.max_age_seconds,
+        )
+
+
+class _ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, answering a refused preflight as problem JSON (its own
+    answer is ``400 text/plain``), with the request id like every other error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        return problem_response(
+            response.status_code,
+            f"The cross-origin request is not allowed ({refused}).",
+            problem_type=f"{PROBLEM_TYPE_BASE}cors-refused",
+            headers={
+                name: value
+                for name, value in response.headers.items()
+                if name not in {"content-length", "content-type"}
+            },
         )
 
 
@@ -123,6 +146,10 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         # FastAPI's built-in telemetry would trace any app through a process-wide provider,
         # whatever the app's settings say.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # A trailing slash is a 404, not a redirect: Starlette builds the redirect's absolute
+        # URL from the request's Host, which behind the gateway names the service itself
+        # (http://users:8002/...) and on the gateway is whatever the client sent.
+        redirect_slashes=False,
         # The API docs page is the gateway's (docs/security.md); a service publishes only
         # its OpenAPI document, which the gateway merges.
         **{"docs_url": None, "redoc_url": None, **fastapi_kwargs},

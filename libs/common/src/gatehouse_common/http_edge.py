@@ -11,6 +11,12 @@ per connection and before anything reaches the app:
 - a cap on open connections per process: the connection over the cap is answered 503 and
   closed at once, so idle connections cannot pile up.
 
+On shutdown (SIGTERM) keep-alive ends gracefully: uvicorn closes an idle kept-alive
+connection at once, so a request the client sent on it just then is lost. Here such a
+connection stays open for ``SHUTDOWN_DRAIN_SECONDS``: a request that arrives meanwhile is
+answered, with ``Connection: close``, and the connection closes after it; so does every
+response still in progress. The listening socket is closed at once, as uvicorn does.
+
 Refusals are small problem+json responses written straight to the socket, followed by a
 close (after a short linger, so the client reads the answer); they are counted in
 ``http_edge_refusals_total``, not logged (a flood would flood the log). The limits come from
@@ -42,6 +48,9 @@ HTTP_EDGE_REFUSALS = Counter(
 
 # How long a refused connection keeps reading (and dropping) before it is closed.
 _LINGER_SECONDS = 1.0
+# On shutdown, how long an idle kept-alive connection stays open for a request that may be
+# on its way; active clients send within it and get their answer with Connection: close.
+SHUTDOWN_DRAIN_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._header_count = 0
         self._header_timer: asyncio.TimerHandle | None = None
+        self._draining = False
 
     # asyncio protocol interface
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -160,6 +170,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             and self._received_bytes > self._limits.max_header_bytes
         ):
             self._refuse(Refusal.HEADERS_TOO_LARGE)
+
+    def shutdown(self) -> None:
+        """Called by the server when shutdown begins (see the module docstring)."""
+        self._draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(SHUTDOWN_DRAIN_SECONDS, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to a request the parser rejects; ours is problem+json too.
@@ -206,6 +228,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._request_started = False
         self._disarm_header_timer()
         super().on_headers_complete()
+        if self._draining:
+            self.cycle.keep_alive = False  # answered with Connection: close, then closed
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:

@@ -47,6 +47,11 @@ class ServerThread:
                 raise RuntimeError("server did not start")
             time.sleep(0.01)
 
+    def begin_shutdown(self) -> None:
+        """What SIGTERM does: the server begins its graceful shutdown (``stop`` waits for it)."""
+        if self._server is not None:
+            self._server.should_exit = True
+
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True

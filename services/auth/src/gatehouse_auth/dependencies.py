@@ -11,6 +11,7 @@ from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import Resources
 from gatehouse_auth.signing_keys import SigningKeySet
+from gatehouse_auth.throttling import RegistrationThrottle
 from gatehouse_auth.tokens.service import TokenIssuer
 
 
@@ -34,6 +35,10 @@ async def _signing_keys(resources: Resources) -> SigningKeySet:
     return resources.tokens.signer.key_set
 
 
+async def _registration_throttle(resources: Resources) -> RegistrationThrottle:
+    return resources.registration_throttle
+
+
 async def _client_address(request: Request, resources: Resources) -> str:
     return client_address(request, resources.settings.trusted_proxies)
 
@@ -42,4 +47,5 @@ Identities = Annotated[IdentityRepository, Depends(_identities)]
 Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 SigningKeys = Annotated[SigningKeySet, Depends(_signing_keys)]
+RegistrationLimit = Annotated[RegistrationThrottle, Depends(_registration_throttle)]
 ClientAddress = Annotated[str, Depends(_client_address)]

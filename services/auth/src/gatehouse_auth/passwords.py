@@ -1,19 +1,43 @@
-"""Password hashing with Argon2id, off the event loop and bounded in concurrency."""
+"""Password hashing with Argon2id: off the event loop, and a bounded resource."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 from pwdlib import PasswordHash
 from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from gatehouse_auth.metrics import PASSWORD_HASHING_REFUSED
 from gatehouse_auth.settings import IdentityStoreSettings
+from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
+
+T = TypeVar("T")
+
+
+class PasswordHashingBusy(ProblemError):
+    """Every password-hashing slot and queue place is taken: try again in a moment."""
+
+    status = 503
+    problem_type = f"{PROBLEM_TYPE_BASE}overloaded"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The service is busy checking passwords; try again shortly.",
+            headers={"Retry-After": "1", "Cache-Control": "no-store"},
+        )
 
 
 class PasswordHasher:
     """Hashes and verifies passwords; rehashes when the configured parameters change.
+
+    At most ``password_hashing_concurrency`` hashes run at once (each takes the Argon2 memory
+    cost) and at most ``password_hashing_queue_limit`` wait for a slot; one more is refused at
+    once with ``PasswordHashingBusy`` (503, ``Retry-After``), so a flood of registrations or
+    logins costs others at most one queue's worth of waiting, never an unbounded one.
 
     Verifying for an unknown account checks the password against a throwaway hash made with
     the same parameters, so a login for an unknown email takes as long as one for a known
@@ -31,19 +55,34 @@ class PasswordHasher:
             )
         )
         self._slots = asyncio.Semaphore(settings.password_hashing_concurrency)
+        self._queue_limit = settings.password_hashing_queue_limit
+        self._waiting = 0
         self._decoy_hash = self._hash.hash(secrets.token_urlsafe(32))
 
     async def hash(self, password: str) -> str:
-        async with self._slots:
-            return await asyncio.to_thread(self._hash.hash, password)
+        return await self._run(self._hash.hash, password)
 
     async def verify(self, password: str, stored_hash: str | None) -> tuple[bool, str | None]:
         """(matches, new hash to store or None). ``stored_hash`` None means no such account."""
-        async with self._slots:
-            if stored_hash is None:
-                await asyncio.to_thread(self._hash.verify, password, self._decoy_hash)
-                return False, None
-            try:
-                return await asyncio.to_thread(self._hash.verify_and_update, password, stored_hash)
-            except UnknownHashError:
-                return False, None
+        if stored_hash is None:
+            await self._run(self._hash.verify, password, self._decoy_hash)
+            return False, None
+        try:
+            return await self._run(self._hash.verify_and_update, password, stored_hash)
+        except UnknownHashError:
+            return False, None
+
+    async def _run(self, function: Callable[..., T], *args: str) -> T:
+        if self._slots.locked() and self._waiting >= self._queue_limit:
+            PASSWORD_HASHING_REFUSED.inc()
+            raise PasswordHashingBusy
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        # The slot is freed when the thread finishes, not when the request does: a client that
+        # disconnects mid-hash cannot start another hash while its thread still runs.
+        work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        work.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.shield(work)

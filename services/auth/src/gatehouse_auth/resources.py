@@ -12,6 +12,7 @@ from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
+from gatehouse_auth.throttling import RegistrationThrottle
 from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.health import Readiness
 from gatehouse_common.resources import resources_dependency
@@ -24,6 +25,7 @@ class AuthResources:
     redis: Redis
     identities: IdentityRepository
     passwords: PasswordHasher
+    registration_throttle: RegistrationThrottle
     tokens: TokenIssuer
 
 

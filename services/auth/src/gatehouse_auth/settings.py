@@ -38,6 +38,13 @@ class IdentityStoreSettings(BaseSettings):
         le=64,
         description="Argon2 runs at most this many at once, bounding memory (memory cost each).",
     )
+    password_hashing_queue_limit: int = Field(
+        default=16,
+        ge=0,
+        le=1024,
+        description="Hashes that may wait for a free slot; one more is refused at once (503 "
+        "with Retry-After), so a flood cannot make other requests wait without bound.",
+    )
 
 
 class AuthSettings(ServiceSettings, IdentityStoreSettings):
@@ -50,10 +57,29 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings):
     issuer: str = Field(min_length=1, description="`iss` of every access token.")
     audience: str = Field(min_length=1, description="`aud` of every access token.")
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
-    refresh_token_ttl_seconds: int = Field(default=1_209_600, ge=300, le=31_536_000)
+    refresh_token_ttl_seconds: int = Field(
+        default=1_209_600,
+        ge=300,
+        le=31_536_000,
+        description="Sliding window: each refresh token lives this long from its issue.",
+    )
+    session_absolute_lifetime_seconds: int = Field(
+        default=2_592_000,
+        ge=1,
+        le=31_536_000,
+        description="A login ends this long after the password was checked, however often it "
+        "was refreshed (30 days).",
+    )
     login_max_failures_per_email: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
+    registration_max_per_address: int = Field(
+        default=120,
+        ge=1,
+        description="Registrations per client address per registration window; seeding "
+        "scripts and test suites need the default.",
+    )
+    registration_window_seconds: int = Field(default=60, ge=1)
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
         default=(),
         description="Peers whose X-Forwarded-For is believed: a JSON list or a comma-separated "

@@ -1,29 +1,26 @@
-"""The upstream exchange: one request to an upstream, through its circuit breaker, retried once
-when the connection was refused, with failures answered as 502, 503 or 504 problems."""
+"""The upstream exchange: one request to an upstream, through its circuit breaker and a
+connection slot, retried once when the connection was refused, with failures answered as 502,
+503 or 504 problems."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx2
 from starlette.types import Scope
 
 from gatehouse_common.logging import get_logger
 from gatehouse_common.problems import ProblemError
-from gatehouse_gateway.body import BodyRejected, RequestBody
-from gatehouse_gateway.errors import (
-    BadGateway,
-    BadRequest,
-    GatewayTimeout,
-    PayloadTooLarge,
-    UpstreamUnavailable,
-)
+from gatehouse_gateway.errors import BadGateway, GatewayTimeout, UpstreamUnavailable
 from gatehouse_gateway.headers import upstream_headers
 from gatehouse_gateway.routing import RouteTable, Upstream
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_gateway.upstream import (
     UPSTREAM_FAILURES,
     CircuitBreaker,
+    CircuitOpen,
     Failure,
     classify_failure,
 )
@@ -34,7 +31,15 @@ _RETRIED_METHODS = frozenset({"GET", "HEAD"})
 
 
 class UpstreamExchange:
-    """Sends proxied requests upstream: clients and breakers per upstream, made once."""
+    """Sends proxied requests upstream: clients, connection slots and breakers per upstream,
+    made once.
+
+    The slots (one per connection the upstream's client may open) are where a request waits
+    for a connection, so that the wait is the gateway's own and bounded by the pool timeout:
+    a request that finds every connection busy is answered 503 with ``Retry-After`` and is
+    no failure of the upstream. The transport's own pool, the same size, then never makes a
+    request wait (the aiohttp transport would report that wait as a connect timeout).
+    """
 
     def __init__(
         self,
@@ -48,46 +53,72 @@ class UpstreamExchange:
         # Called when an upstream answers again after failing (the API docs refetch it).
         self._on_upstream_back = on_upstream_back
         self._trusted_proxies = tuple(settings.trusted_proxies)
+        self._pool_timeout = settings.upstream_pool_timeout_seconds
+        self._slots = {
+            upstream.name: asyncio.Semaphore(settings.upstream_max_connections)
+            for upstream in table.upstreams
+        }
         self._breakers = {
             upstream.name: CircuitBreaker(
                 upstream.name,
                 threshold=settings.circuit_failure_threshold,
-                open_seconds=settings.circuit_open_seconds,
+                cool_down_seconds=settings.circuit_open_seconds,
             )
             for upstream in table.upstreams
         }
 
-    async def send(
-        self, upstream: Upstream, scope: Scope, body: RequestBody | None
-    ) -> httpx2.Response:
-        """The upstream's response, its body not yet read; the caller closes it."""
-        breaker = self._breakers[upstream.name]
-        method: str = scope["method"]
-        retry_after = breaker.retry_after()
-        if retry_after is not None:
+    @asynccontextmanager
+    async def open(
+        self, upstream: Upstream, scope: Scope, body: bytes | None
+    ) -> AsyncIterator[httpx2.Response]:
+        """The upstream's response, its body not yet read, for the block."""
+        slot = self._slots[upstream.name]
+        with self._admitted(upstream):
+            await self._take(slot, upstream)
+            try:
+                response = await self._send(upstream, scope, body)
+            except BaseException:
+                slot.release()
+                raise
+        try:
+            yield response
+        finally:
+            await response.aclose()
+            slot.release()
+
+    @contextmanager
+    def _admitted(self, upstream: Upstream) -> Iterator[None]:
+        try:
+            with self._breakers[upstream.name].admission():
+                yield
+        except CircuitOpen as exc:
             raise UpstreamUnavailable(
                 f"The {upstream.name} service is failing; try again later.",
-                headers={"Retry-After": str(retry_after)},
-            )
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
+
+    async def _take(self, slot: asyncio.Semaphore, upstream: Upstream) -> None:
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await slot.acquire()
+        except TimeoutError:
+            UPSTREAM_FAILURES.labels(upstream.name, Failure.POOL_TIMEOUT.value).inc()
+            raise problem_for(Failure.POOL_TIMEOUT, upstream) from None
+
+    async def _send(self, upstream: Upstream, scope: Scope, body: bytes | None) -> httpx2.Response:
+        breaker = self._breakers[upstream.name]
+        method: str = scope["method"]
         attempts = 2 if method in _RETRIED_METHODS and body is None else 1
         for attempt in range(1, attempts + 1):
             request = httpx2.Request(
                 method,
                 upstream_url(upstream, scope),
                 headers=upstream_headers(scope, self._trusted_proxies),
-                content=body if body is not None else b"",
+                content=body or b"",
             )
             try:
                 response = await self._clients[upstream.name].send(request, stream=True)
-            except (httpx2.TransportError, BodyRejected) as exc:
-                # The aiohttp transport wraps the body iterator's exception in a TransportError;
-                # httpx2's own transport lets it through as it is.
-                if body is not None and body.too_large:
-                    raise PayloadTooLarge(body.limit) from None
-                if body is not None and body.client_gone:
-                    raise BadRequest("The client closed the request.") from None
-                if not isinstance(exc, httpx2.TransportError):
-                    raise
+            except httpx2.TransportError as exc:
                 failure = classify_failure(exc)
                 UPSTREAM_FAILURES.labels(upstream.name, failure.value).inc()
                 _log.warning(
@@ -124,6 +155,11 @@ def problem_for(failure: Failure, upstream: Upstream) -> ProblemError:
         # No connection at all (a stopped container's name may not even resolve): the
         # upstream is unreachable, not slow, so 503 (the contract keeps 504 for slow answers).
         return UpstreamUnavailable(f"The {upstream.name} service could not be reached.")
+    if failure is Failure.POOL_TIMEOUT:
+        return UpstreamUnavailable(
+            f"Every connection to the {upstream.name} service is busy; try again shortly.",
+            headers={"Retry-After": "1"},
+        )
     if failure is Failure.TIMEOUT:
         return GatewayTimeout(f"The {upstream.name} service did not answer in time.")
     if failure is Failure.CONNECT:

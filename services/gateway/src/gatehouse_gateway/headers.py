@@ -2,13 +2,14 @@
 
 Hop-by-hop headers are dropped both ways; the client's forwarding headers are replaced (or,
 from a trusted proxy, extended); identity-looking headers never reach an upstream; the request
-id and the trace context are the gateway's.
+id and the trace context are the gateway's; a response's ``Location`` never names an upstream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from ipaddress import ip_address
+from urllib.parse import urlsplit
 
 from opentelemetry import propagate
 from starlette.types import Scope
@@ -61,6 +62,8 @@ _IDENTITY_PREFIXES = (
 # The ASGI server writes its own; an upstream's copy would be a duplicate.
 _SERVER_SET_RESPONSE_HEADERS = frozenset({b"date", b"server"})
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+# Response headers holding a URL that may name the upstream itself (RFC 9110 §10.2.2, §8.7).
+_URL_HEADERS = frozenset({b"location", b"content-location"})
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 
 
@@ -101,7 +104,31 @@ def upstream_headers(scope: Scope, trusted_proxies: Sequence[IPNetwork]) -> list
     return _with_current_trace(kept)
 
 
-def response_headers(raw: Iterable[Header]) -> Iterable[Header]:
+class InternalOrigins:
+    """The upstreams' host names, which no answer may show a client (on any port).
+
+    An upstream that builds an absolute URL from its own address (Starlette's trailing-slash
+    redirect does, from the ``Host`` the gateway's client sent it) would hand the client
+    ``http://users:8002/...``: an internal name, and a URL the client cannot follow.
+    """
+
+    def __init__(self, base_urls: Iterable[str]) -> None:
+        self._hosts = frozenset((urlsplit(url).hostname or "").lower() for url in base_urls)
+
+    def relative(self, url: bytes) -> bytes:
+        """``url`` as a path when it names an upstream, otherwise unchanged."""
+        try:
+            parts = urlsplit(url.decode("latin-1"))
+        except ValueError:  # e.g. an unbalanced "[": nobody can follow it
+            return b"/"
+        if not parts.netloc or (parts.hostname or "").lower() not in self._hosts:
+            return url
+        # One leading slash: "//host/..." would be a network-path reference to another host.
+        path = "/" + parts.path.lstrip("/\\")
+        return parts._replace(scheme="", netloc="", path=path).geturl().encode("latin-1")
+
+
+def response_headers(raw: Iterable[Header], internal: InternalOrigins) -> Iterable[Header]:
     """The upstream's response headers to pass on to the client."""
     headers = [(name.lower(), value) for name, value in raw]
     named_by_connection = _connection_tokens(headers)
@@ -111,7 +138,7 @@ def response_headers(raw: Iterable[Header]) -> Iterable[Header]:
             and name not in named_by_connection
             and name not in _SERVER_SET_RESPONSE_HEADERS
         ):
-            yield name, value
+            yield name, internal.relative(value) if name in _URL_HEADERS else value
 
 
 def _is_trusted(peer: str | None, trusted_proxies: Sequence[IPNetwork]) -> bool:

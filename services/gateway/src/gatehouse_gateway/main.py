@@ -94,6 +94,7 @@ def create_app(
                     table, settings, clients=clients, on_upstream_back=docs.refresh_soon
                 ),
                 max_body_bytes=settings.max_body_bytes,
+                body_timeout_seconds=settings.body_timeout_seconds,
             )
             # None needs to succeed: readiness waits for the JWKS, docs refetch on demand, and
             # the replay gives up after its wait (revocation then starts from what arrives).

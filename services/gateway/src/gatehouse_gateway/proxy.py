@@ -1,8 +1,9 @@
-"""The streaming reverse proxy: token validation at the edge, then one upstream exchange.
+"""The reverse proxy: token validation at the edge, then one upstream exchange.
 
-Request and response bodies pass through chunk by chunk and are never parsed or held whole
-(``body``); headers follow the proxy's header policy (``headers``); the upstream round trip,
-with its retry and circuit breaker, is ``exchange``. Errors are raised as ``ProblemError``
+The request body is read whole (bounded in size and time) before the exchange opens; the
+response body is streamed back chunk by chunk and never parsed or held whole (``body``);
+headers follow the proxy's header policy (``headers``); the upstream round trip, with its
+connection slots, retry and circuit breaker, is ``exchange``. Errors are raised as ``ProblemError``
 before the response starts and answered as problem+json by the app's exception handlers.
 """
 
@@ -16,10 +17,10 @@ from gatehouse_common.authentication import REVOKED_LOGIN, InvalidAccessToken, N
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
 from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError
-from gatehouse_gateway.body import content_length, request_body
+from gatehouse_gateway.body import content_length, read_request_body
 from gatehouse_gateway.errors import UpstreamUnavailable
 from gatehouse_gateway.exchange import UpstreamExchange
-from gatehouse_gateway.headers import response_headers
+from gatehouse_gateway.headers import InternalOrigins, response_headers
 from gatehouse_gateway.routing import RouteTable, Upstream
 
 _log = get_logger(__name__)
@@ -29,7 +30,7 @@ class Proxy:
     """Proxies one request: made once by the lifespan from the route table, the token
     verifier, the revocation set and the upstream exchange."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only collaborators, built once by the lifespan
         self,
         table: RouteTable,
         *,
@@ -37,12 +38,15 @@ class Proxy:
         revocations: RevocationSet,
         exchange: UpstreamExchange,
         max_body_bytes: int,
+        body_timeout_seconds: float,
     ) -> None:
         self.table = table
         self._verifier = verifier
         self._revocations = revocations
         self._exchange = exchange
         self._max_body = max_body_bytes
+        self._body_timeout = body_timeout_seconds
+        self._internal_origins = InternalOrigins(upstream.base_url for upstream in table.upstreams)
 
     async def handle(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
@@ -52,36 +56,42 @@ class Proxy:
             # The token is checked here; its scopes by the upstream, which owns the route.
             await self._authenticate(scope, headers)
 
-        body = request_body(method, headers, receive, self._max_body)
-        response = await self._exchange.send(upstream, scope, body)
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": list(response_headers(response.headers.raw)),
-                }
-            )
-            # With a Content-Length the chunk that completes the body goes out as the last
-            # message: a small response is one body message instead of two, and each message
-            # passes through every middleware's send wrapper (see docs/performance.md).
-            # Nothing is held back, so a slow stream is not delayed.
-            remaining = content_length(response.headers.raw)
-            more_body = True
-            async for chunk in response.aiter_raw():
-                if remaining is not None:
-                    remaining -= len(chunk)
-                    more_body = remaining > 0
-                await send({"type": "http.response.body", "body": chunk, "more_body": more_body})
-            if more_body:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (httpx2.TransportError, OSError) as exc:
-            # The status line is out: returning without the last body message makes the
-            # server drop the connection, so the client sees a truncated response, not a
-            # complete-looking one.
-            _log.warning("proxy_stream_aborted", upstream=upstream.name, error=type(exc).__name__)
-        finally:
-            await response.aclose()
+        body = await read_request_body(
+            method, headers, receive, limit=self._max_body, seconds=self._body_timeout
+        )
+        async with self._exchange.open(upstream, scope, body) as response:
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status_code,
+                        "headers": list(
+                            response_headers(response.headers.raw, self._internal_origins)
+                        ),
+                    }
+                )
+                # With a Content-Length the chunk that completes the body goes out as the
+                # last message: a small response is one body message instead of two, and
+                # each message passes through every middleware's send wrapper (see
+                # docs/performance.md). Nothing is held back, so a slow stream is not delayed.
+                remaining = content_length(response.headers.raw)
+                more_body = True
+                async for chunk in response.aiter_raw():
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                        more_body = remaining > 0
+                    await send(
+                        {"type": "http.response.body", "body": chunk, "more_body": more_body}
+                    )
+                if more_body:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except (httpx2.TransportError, OSError) as exc:
+                # The status line is out: returning without the last body message makes the
+                # server drop the connection, so the client sees a truncated response, not a
+                # complete-looking one.
+                _log.warning(
+                    "proxy_stream_aborted", upstream=upstream.name, error=type(exc).__name__
+                )
 
     async def _authenticate(self, scope: Scope, headers: Headers) -> None:
         scheme, _, token = headers.get("authorization", "").partition(" ")

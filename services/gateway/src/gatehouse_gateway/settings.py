@@ -49,6 +49,11 @@ class GatewaySettings(
         description="Origins allowed by CORS (JSON list or comma-separated); empty: no CORS.",
     )
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest time a request body may take to arrive; then 408.",
+    )
 
     upstream_transport: Literal["aiohttp", "httpx2"] = Field(
         default="aiohttp",
@@ -61,7 +66,10 @@ class GatewaySettings(
     upstream_read_timeout_seconds: float = Field(default=30.0, gt=0)
     upstream_write_timeout_seconds: float = Field(default=30.0, gt=0)
     upstream_pool_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="Longest wait for a free connection of the pool."
+        default=2.0,
+        gt=0,
+        description="Longest wait for a free upstream connection; then 503 (not a failure "
+        "of the upstream).",
     )
     upstream_max_connections: int = Field(default=100, gt=0, description="Per upstream.")
     upstream_keepalive_seconds: float = Field(
@@ -72,7 +80,9 @@ class GatewaySettings(
         default=5, gt=0, description="Consecutive connect failures that open an upstream's circuit."
     )
     circuit_open_seconds: float = Field(
-        default=10.0, gt=0, description="How long an open circuit answers 503 without trying."
+        default=1.0,
+        gt=0,
+        description="Cool-down of an open circuit: 503 without trying, then one trial request.",
     )
     openapi_fetch_timeout_seconds: float = Field(default=2.0, gt=0)
 

@@ -1,8 +1,11 @@
-"""Administrator accounts: ``python -m gatehouse_auth.cli.admin create-admin EMAIL``.
+"""Administrator tasks: ``python -m gatehouse_auth.cli.admin COMMAND``.
 
-Grants ``admin`` to the identity with that email, or creates it as an administrator. A new
-identity's password comes from ``AUTH_ADMIN_PASSWORD`` if set, else from standard input (one
-line; prompted for twice on a terminal). Reads the service's ``AUTH_MONGO_*`` settings.
+``create-admin EMAIL`` grants ``admin`` to the identity with that email (any spelling of it),
+or creates it as an administrator. A new identity's password comes from
+``AUTH_ADMIN_PASSWORD`` if set, else from standard input (one line; prompted for twice on a
+terminal). ``normalize-emails`` rewrites stored emails into their one spelling, as auth does
+at start-up, and fails if two identities share an address. Reads the service's
+``AUTH_MONGO_*`` settings.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from gatehouse_auth.identities.repository import (
     ADMIN_ROLE,
     IdentityRepository,
 )
-from gatehouse_auth.identities.schemas import NormalisedEmail, Password
+from gatehouse_auth.identities.schemas import Password
+from gatehouse_auth.identities.stored_emails import StoredEmailCollision, normalize_stored_emails
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import IdentityStoreSettings
 from gatehouse_common.settings import load_settings
+from gatehouse_common.text import EmailAddress
 
 PASSWORD_ENV = "AUTH_ADMIN_PASSWORD"  # noqa: S105 - the variable's name, not its value
 
@@ -56,7 +61,7 @@ def _read_password(stdin: TextIO) -> str:
 
 async def create_admin(settings: IdentityStoreSettings, raw_email: str, stdin: TextIO) -> str:
     try:
-        email = TypeAdapter(NormalisedEmail).validate_python(raw_email)
+        email = TypeAdapter(EmailAddress).validate_python(raw_email)
     except ValidationError:
         raise AdminCliError(f"not an email address: {raw_email!r}") from None
     client = mongo_client(settings)
@@ -83,15 +88,37 @@ async def create_admin(settings: IdentityStoreSettings, raw_email: str, stdin: T
         await client.close()
 
 
+async def normalize_emails(settings: IdentityStoreSettings) -> str:
+    client = mongo_client(settings)
+    try:
+        identities = IdentityRepository(AuthDatabase(client, settings.mongo_database).identities)
+        try:
+            rewritten = await normalize_stored_emails(identities)
+        except StoredEmailCollision as exc:
+            raise AdminCliError(
+                "identities share one email address (ids per address, nothing was rewritten): "
+                f"{exc.identity_ids}"
+            ) from None
+        return f"rewrote {rewritten} stored email(s) into their one spelling"
+    finally:
+        await client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gatehouse-auth-admin", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create-admin", help="create an administrator or grant admin")
     create.add_argument("email")
+    commands.add_parser(
+        "normalize-emails", help="rewrite stored emails into their one spelling (as at start-up)"
+    )
     args = parser.parse_args(argv)
     settings = load_settings(IdentityStoreSettings)
     try:
-        print(asyncio.run(create_admin(settings, args.email, sys.stdin)))
+        if args.command == "create-admin":
+            print(asyncio.run(create_admin(settings, args.email, sys.stdin)))
+        else:
+            print(asyncio.run(normalize_emails(settings)))
     except AdminCliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

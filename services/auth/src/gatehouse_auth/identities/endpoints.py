@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from gatehouse_auth.dependencies import Identities, Passwords
+from gatehouse_auth.dependencies import ClientAddress, Identities, Passwords, RegistrationLimit
 from gatehouse_auth.identities import service
 from gatehouse_auth.identities.schemas import RegisteredIdentity, RegistrationRequest
 from gatehouse_common.problems import problem_responses
@@ -15,11 +15,16 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     status_code=status.HTTP_201_CREATED,
     response_model=RegisteredIdentity,
     summary="Create an account",
-    responses=problem_responses(409, 422, 503),
+    responses=problem_responses(409, 422, 429, 503),
 )
 async def register(
-    body: RegistrationRequest, identities: Identities, passwords: Passwords
+    body: RegistrationRequest,
+    identities: Identities,
+    passwords: Passwords,
+    registration_limit: RegistrationLimit,
+    address: ClientAddress,
 ) -> RegisteredIdentity:
+    await registration_limit.check(address)
     identity = await service.register(
         identities,
         passwords,

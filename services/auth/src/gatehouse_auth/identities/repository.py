@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,7 +34,12 @@ class Identity:
 
 
 class IdentityRepository:
-    """Every query takes plain Python strings built by this class, never client documents."""
+    """Every query takes plain Python strings built by this class, never client documents.
+
+    Emails are stored and looked up in their one spelling, ``normalize_email`` of
+    gatehouse_common.text: callers pass that spelling (``EmailAddress`` in request models and
+    the admin CLI, the password grant's own call), never what a client typed.
+    """
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
@@ -66,6 +72,20 @@ class IdentityRepository:
     async def by_email(self, email: str) -> Identity | None:
         document = await self._collection.find_one({"email": str(email)})
         return Identity.from_document(document) if document else None
+
+    async def emails(self) -> AsyncIterator[tuple[str, str]]:
+        """(id, stored email) of every identity, read in batches."""
+        async for document in self._collection.find({}, {"email": 1}):
+            yield str(document["_id"]), str(document["email"])
+
+    async def replace_email(
+        self, identity_id: str, old_email: str, new_email: str, now: datetime
+    ) -> None:
+        """Conditional on the old email; ``DuplicateKeyError`` if ``new_email`` is taken."""
+        await self._collection.update_one(
+            {"_id": str(identity_id), "email": old_email},
+            {"$set": {"email": new_email, "updated_at": now}},
+        )
 
     async def by_id(self, identity_id: str) -> Identity | None:
         document = await self._collection.find_one({"_id": str(identity_id)})

@@ -17,6 +17,7 @@ class RefreshRecord:
     family_id: str
     user_id: str
     expires_at: datetime
+    session_expires_at: datetime
     used_at: datetime | None
     revoked_at: datetime | None
 
@@ -26,6 +27,8 @@ class RefreshRecord:
             family_id=str(document["family_id"]),
             user_id=str(document["user_id"]),
             expires_at=document["expires_at"],
+            # A token stored before sessions had an absolute end ends its session with itself.
+            session_expires_at=document.get("session_expires_at") or document["expires_at"],
             used_at=document.get("used_at"),
             revoked_at=document.get("revoked_at"),
         )
@@ -33,6 +36,10 @@ class RefreshRecord:
 
 class RefreshTokenRepository:
     """Stores SHA-256 hashes of refresh tokens, never the tokens.
+
+    Every token carries its login's absolute end (``session_expires_at``, set at the password
+    login) and never expires after it, so the sliding refresh window cannot extend a login
+    beyond its absolute lifetime.
 
     Spent and revoked states are timestamps, not booleans: they say when, and they compare
     the same on every MongoDB-protocol server.
@@ -42,20 +49,23 @@ class RefreshTokenRepository:
         self._tokens: AsyncCollection[Document] = database.refresh_tokens
         self._families: AsyncCollection[Document] = database.login_families
 
-    async def start_family(self, user_id: str, *, now: datetime, expires_at: datetime) -> str:
+    async def start_family(
+        self, user_id: str, *, now: datetime, expires_at: datetime, session_expires_at: datetime
+    ) -> str:
         family_id = str(uuid.uuid4())
         await self._families.insert_one(
             {
                 "_id": family_id,
                 "user_id": user_id,
                 "created_at": now,
-                "expires_at": expires_at,
+                "expires_at": min(expires_at, session_expires_at),
+                "session_expires_at": session_expires_at,
                 "revoked_at": None,
             }
         )
         return family_id
 
-    async def store(
+    async def store(  # noqa: PLR0913 - the hash, then one keyword per stored field
         self,
         token_hash: str,
         *,
@@ -63,7 +73,9 @@ class RefreshTokenRepository:
         user_id: str,
         now: datetime,
         expires_at: datetime,
+        session_expires_at: datetime,
     ) -> None:
+        expires_at = min(expires_at, session_expires_at)
         await self._tokens.insert_one(
             {
                 "token_hash": token_hash,
@@ -71,6 +83,7 @@ class RefreshTokenRepository:
                 "user_id": user_id,
                 "created_at": now,
                 "expires_at": expires_at,
+                "session_expires_at": session_expires_at,
                 "used_at": None,
                 "revoked_at": None,
             }

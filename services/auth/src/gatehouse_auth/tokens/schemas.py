@@ -18,6 +18,12 @@ class TokenRequest(BaseModel):
     refresh_token: str | None = None
 
 
+class RevokeRequest(BaseModel):
+    """The revocation endpoint's form (RFC 7009 §2.1); ``token_type_hint`` is not needed."""
+
+    token: str | None = None
+
+
 class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - a token type, not a secret

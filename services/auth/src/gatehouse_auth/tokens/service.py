@@ -7,19 +7,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from email_validator import EmailNotValidError, validate_email
-
 from gatehouse_auth.identities.repository import Identity, IdentityRepository
-from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH, normalise_email
+from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH
 from gatehouse_auth.identities.service import scope_of
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.signing_keys import AccessTokenSigner
 from gatehouse_auth.throttling import LoginThrottle
-from gatehouse_auth.tokens.errors import LoginThrottled
 from gatehouse_auth.tokens.oauth import OAuthError
 from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.schemas import TokenResponse
 from gatehouse_common.logging import bind_log_context, get_logger
+from gatehouse_common.text import normalize_email
 
 _log = get_logger(__name__)
 
@@ -36,13 +34,12 @@ def hash_refresh_token(token: str) -> str:
 
 
 def _login_email(username: str) -> str | None:
-    """The normalised email, or None if ``username`` is not an email address at all."""
-    email = normalise_email(username)
+    """The email's one spelling (as registration stored it), or None if ``username`` is not
+    an email address at all."""
     try:
-        validate_email(email, check_deliverability=False)
-    except EmailNotValidError:
+        return normalize_email(username)
+    except ValueError:
         return None
-    return email
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,42 +56,52 @@ class TokenIssuer:
     throttle: LoginThrottle
     signer: AccessTokenSigner
     refresh_ttl: timedelta
+    # Absolute: a login ends this long after its password check, however often it is refreshed.
+    session_lifetime: timedelta
 
     async def password_grant(self, username: str, password: str, address: str) -> TokenResponse:
         email = _login_email(username)
+        # Every spelling of one address counts against one limit: the key is its one spelling.
         throttle_key = email if email is not None else username
-        retry_after = await self.throttle.retry_after(throttle_key, address)
-        if retry_after is not None:
-            _log.info("login_throttled", retry_after=retry_after, client_address=address)
-            raise LoginThrottled(retry_after)
-
-        identity = await self.identities.by_email(email) if email is not None else None
-        # No stored password is longer than the maximum, so an over-long one cannot match; it
-        # is still checked against the decoy hash so that every failure takes the same time.
-        checkable = identity is not None and len(password) <= MAX_PASSWORD_LENGTH
-        matches, new_hash = await self.passwords.verify(
-            password, identity.password_hash if identity is not None and checkable else None
-        )
-        if identity is None or not matches:
-            await self.throttle.record_failure(throttle_key, address)
-            _log.info("login_failed", known_account=identity is not None, client_address=address)
-            raise OAuthError("invalid_grant", BAD_CREDENTIALS)
-
-        now = datetime.now(UTC)
-        if new_hash is not None:
-            await self.identities.replace_password_hash(
-                identity.id, identity.password_hash, new_hash, now
+        # The failure is counted before the password is checked (429 if there is no room left).
+        async with self.throttle.attempt(throttle_key, address) as attempt:
+            identity = await self.identities.by_email(email) if email is not None else None
+            # No stored password is longer than the maximum, so an over-long one cannot match;
+            # it is still checked against the decoy hash so that every failure takes the same
+            # time.
+            checkable = identity is not None and len(password) <= MAX_PASSWORD_LENGTH
+            matches, new_hash = await self.passwords.verify(
+                password, identity.password_hash if identity is not None and checkable else None
             )
-            _log.info("password_rehashed", user_id=identity.id)
-        await self.throttle.clear_email(throttle_key)
+            if identity is None or not matches:
+                attempt.failed()
+                _log.info(
+                    "login_failed", known_account=identity is not None, client_address=address
+                )
+                raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+
+            now = datetime.now(UTC)
+            if new_hash is not None:
+                await self.identities.replace_password_hash(
+                    identity.id, identity.password_hash, new_hash, now
+                )
+                _log.info("password_rehashed", user_id=identity.id)
+            await attempt.succeeded()
 
         expires_at = now + self.refresh_ttl
+        session_expires_at = now + self.session_lifetime
         family_id = await self.refresh_tokens.start_family(
-            identity.id, now=now, expires_at=expires_at
+            identity.id, now=now, expires_at=expires_at, session_expires_at=session_expires_at
         )
         bind_log_context(user_id=identity.id)
         _log.info("login_succeeded", user_id=identity.id, family_id=family_id)
-        return await self._issue(identity, family_id=family_id, now=now, expires_at=expires_at)
+        return await self._issue(
+            identity,
+            family_id=family_id,
+            now=now,
+            expires_at=expires_at,
+            session_expires_at=session_expires_at,
+        )
 
     async def refresh_grant(self, refresh_token: str) -> TokenResponse:
         if len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
@@ -123,7 +130,12 @@ class TokenIssuer:
             raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
 
         response = await self._issue(
-            identity, family_id=record.family_id, now=now, expires_at=now + self.refresh_ttl
+            identity,
+            family_id=record.family_id,
+            now=now,
+            expires_at=now + self.refresh_ttl,
+            # The login's absolute end stays where the password login set it.
+            session_expires_at=record.session_expires_at,
         )
         # Checked after storing the new token; see RefreshTokenRepository.revoke_family.
         if not await self.refresh_tokens.family_is_live(record.family_id):
@@ -143,7 +155,13 @@ class TokenIssuer:
             _log.info("login_revoked", user_id=record.user_id, family_id=record.family_id)
 
     async def _issue(
-        self, identity: Identity, *, family_id: str, now: datetime, expires_at: datetime
+        self,
+        identity: Identity,
+        *,
+        family_id: str,
+        now: datetime,
+        expires_at: datetime,
+        session_expires_at: datetime,
     ) -> TokenResponse:
         refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
         await self.refresh_tokens.store(
@@ -152,6 +170,7 @@ class TokenIssuer:
             user_id=identity.id,
             now=now,
             expires_at=expires_at,
+            session_expires_at=session_expires_at,
         )
         scope = scope_of(identity)
         return TokenResponse(
