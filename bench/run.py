@@ -253,6 +253,7 @@ def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
     users_env = {
         "USERS_DATABASE_URL": stores["database_url"],
         "USERS_REDIS_URL": stores["redis_url"],
+        "USERS_EVENTS_REDIS_URL": stores["redis_url"],
         "USERS_JWT_ISSUER": ISSUER,
         "USERS_JWT_AUDIENCE": AUDIENCE,
         "USERS_JWKS_URL": urls["auth"] + "/auth/.well-known/jwks.json",
@@ -273,6 +274,7 @@ def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
         "GATEWAY_JWT_AUDIENCE": AUDIENCE,
         "GATEWAY_JWKS_URL": urls["auth"] + "/auth/.well-known/jwks.json",
         "GATEWAY_METRICS_PORT": "0",
+        "GATEWAY_EVENTS_REDIS_URL": stores["redis_url"],
     }
     for transport in GATEWAY_TRANSPORTS:
         urls[f"gateway-{transport}"] = stack.service(

@@ -78,11 +78,18 @@ write_redis_accounts() {
   gateway_password=$(account_password "$secrets_dir/gateway.env" GATEWAY_EVENTS_REDIS_URL gateway)
   redis_acl_users "$auth_password" "$users_password" "$gateway_password" |
     replace_lines "$secrets_dir/redis.conf" "user "
+  # The event channel (docs/events.md) is database 0, with each service's own account.
   replace_lines "$secrets_dir/auth.env" AUTH_REDIS_URL= <<END
 AUTH_REDIS_URL=redis://auth:$auth_password@redis:6379/0
 END
+  replace_lines "$secrets_dir/auth.env" AUTH_EVENTS_REDIS_URL= <<END
+AUTH_EVENTS_REDIS_URL=redis://auth:$auth_password@redis:6379/0
+END
   replace_lines "$secrets_dir/users.env" USERS_REDIS_URL= <<END
 USERS_REDIS_URL=redis://users:$users_password@redis:6379/1
+END
+  replace_lines "$secrets_dir/users.env" USERS_EVENTS_REDIS_URL= <<END
+USERS_EVENTS_REDIS_URL=redis://users:$users_password@redis:6379/0
 END
   # The gateway's revocation feed reads the event streams, which live in database 0.
   touch "$secrets_dir/gateway.env"
@@ -112,7 +119,8 @@ case "$action" in
       write_passwords
       echo "dev-secrets: wrote passwords to $secrets_dir/"
     fi
-    if ! grep -q '^user gateway ' "$secrets_dir/redis.conf"; then
+    if ! grep -q '^user gateway ' "$secrets_dir/redis.conf" ||
+      ! grep -q '^USERS_EVENTS_REDIS_URL=' "$secrets_dir/users.env"; then
       write_redis_accounts
       echo "dev-secrets: wrote Redis accounts for auth, users and the gateway to $secrets_dir/"
     fi

@@ -41,11 +41,16 @@ class Gateway:
     client: httpx2.Client
     seen_secrets: set[str] = field(default_factory=set)
 
-    def register(self, email: str | None = None, password: str | None = None) -> Account:
+    def register(
+        self, email: str | None = None, password: str | None = None, **extra: str
+    ) -> Account:
+        """Register an account; ``extra`` adds body members (``display_name``)."""
         email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
         password = password or secrets.token_urlsafe(18)
         self.seen_secrets.add(password)
-        response = self.client.post("/auth/register", json={"email": email, "password": password})
+        response = self.client.post(
+            "/auth/register", json={"email": email, "password": password, **extra}
+        )
         assert response.status_code == 201, response.text
         body = response.json()
         return Account(email=body["email"], password=password, id=body["id"])

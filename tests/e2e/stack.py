@@ -9,6 +9,18 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+_USERS_STATUS_SCRIPT = """
+import sys, urllib.error, urllib.request
+token = sys.stdin.read().strip()
+request = urllib.request.Request(
+    "http://users:8002" + sys.argv[1], headers={"Authorization": "Bearer " + token}
+)
+try:
+    print(urllib.request.urlopen(request, timeout=10).status)
+except urllib.error.HTTPError as error:
+    print(error.code)
+"""
+
 
 @dataclass
 class Stack:
@@ -39,6 +51,30 @@ class Stack:
 
     def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
         return self.run("exec", "-T", service, *command, check=False)
+
+    def users_status(self, path: str, access_token: str) -> int:
+        """The status users itself answers to ``GET path`` with this token, asked from inside
+        the backend network (users has no public port). The token goes through stdin, so it
+        is on no command line."""
+        completed = subprocess.run(
+            [
+                *self.compose.compose_command_property,
+                "exec",
+                "-T",
+                "gateway",
+                "python",
+                "-c",
+                _USERS_STATUS_SCRIPT,
+                path,
+            ],
+            cwd=REPO_ROOT,
+            env=self.env,
+            input=access_token,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return int(completed.stdout.strip())
 
     def logs(self) -> str:
         return self.run("logs", "--no-color", "--timestamps").stdout

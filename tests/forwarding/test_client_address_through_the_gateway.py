@@ -63,6 +63,7 @@ async def gateway_to_auth(mongo_url: str, redis_url: str, tmp_path: Path) -> Asy
                 environment="test",
                 auth_url=auth.url,
                 users_url=auth.url,  # not used
+                events_redis_url=redis_url,
                 jwt_issuer=ISSUER,
                 jwt_audience=AUDIENCE,
                 jwks_url=f"{auth.url}/auth/.well-known/jwks.json",

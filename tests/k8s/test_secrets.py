@@ -167,7 +167,9 @@ def test_the_urls_carry_the_datastore_passwords(tmp_path: Path) -> None:
     # Each service has its own Redis account (scripts/lib/redis-acl.sh), the default one none.
     assert auth["redis-url"] == f"redis://auth:{redis['auth-password']}@redis:6379/0"
     assert users["redis-url"] == f"redis://users:{redis['users-password']}@redis:6379/1"
-    # The gateway's account reads the event streams (the revocation feed), in database 0.
+    # The event channel is database 0, each service with its own account: users publishes
+    # and consumes, the gateway's account only reads the streams (the revocation feed).
+    assert users["events-redis-url"] == f"redis://users:{redis['users-password']}@redis:6379/0"
     assert gateway["events-redis-url"] == (
         f"redis://gateway:{redis['gateway-password']}@redis:6379/0"
     )

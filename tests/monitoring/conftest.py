@@ -46,6 +46,7 @@ def exported_metrics(
         "users": {
             "USERS_DATABASE_URL": postgres_url,
             "USERS_REDIS_URL": redis_url,
+            "USERS_EVENTS_REDIS_URL": redis_url,
             **{f"USERS_{name}": value for name, value in token_settings.items()},
         },
         "gateway": {
@@ -53,6 +54,7 @@ def exported_metrics(
             "GATEWAY_USERS_URL": nowhere,
             "GATEWAY_METRICS_HOST": "127.0.0.1",
             "GATEWAY_METRICS_PORT": str(free_port()),
+            "GATEWAY_EVENTS_REDIS_URL": redis_url,
             **{f"GATEWAY_{name}": value for name, value in token_settings.items()},
         },
     }

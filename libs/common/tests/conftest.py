@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -56,24 +54,3 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 def stream() -> str:
     """A stream of its own for each test, on the session's Redis."""
     return stream_for(f"test-{uuid.uuid4().hex[:12]}")
-
-
-Condition = Callable[[], bool | Awaitable[bool]]
-Eventually = Callable[[Condition], Awaitable[None]]
-
-
-@pytest.fixture
-def eventually() -> Eventually:
-    """Poll a condition (plain or async) until it holds; fail after 10 s."""
-
-    async def wait(condition: Condition) -> None:
-        async with asyncio.timeout(10):
-            while True:
-                holds = condition()
-                if inspect.isawaitable(holds):
-                    holds = await holds
-                if holds:
-                    return
-                await asyncio.sleep(0.05)
-
-    return wait

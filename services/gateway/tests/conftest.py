@@ -46,14 +46,17 @@ def upstream_url(upstream: UpstreamStub) -> str:
 
 
 @pytest.fixture
-def gateway_app(issuer: TestIssuer, upstream_url: str) -> AppFactory:
-    """Build a gateway app; keyword arguments override settings.
+def gateway_app(issuer: TestIssuer, upstream_url: str, redis_url: str) -> AppFactory:
+    """Build a gateway app (its event channel on the session's Redis); keyword arguments
+    override settings.
 
     ``jwks_transport`` replaces the transport that serves the ``issuer`` fixture's JWKS.
     """
 
     def build(jwks_transport: httpx2.AsyncBaseTransport | None = None, **overrides: Any) -> FastAPI:
-        settings = gateway_settings(upstream_url, **overrides)
+        settings = gateway_settings(
+            upstream_url, overrides.pop("events_redis_url", redis_url), **overrides
+        )
         return create_app(settings, jwks_transport=jwks_transport or issuer.transport())
 
     return build

@@ -133,10 +133,11 @@ class UpstreamStub:
         return app
 
 
-def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
+def gateway_settings(upstream_url: str, events_redis_url: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "auth_url": upstream_url,
         "users_url": upstream_url,
+        "events_redis_url": events_redis_url,
         "jwt_issuer": ISSUER,
         "jwt_audience": AUDIENCE,
         "jwks_url": JWKS_URL,

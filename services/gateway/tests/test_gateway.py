@@ -290,7 +290,7 @@ async def test_health_and_ready(gateway: httpx2.AsyncClient) -> None:
     assert (await gateway.get("/health")).json() == {"status": "ok"}
     ready = await gateway.get("/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"jwks": "ok"}
+    assert ready.json()["checks"] == {"jwks": "ok", "events": "ok"}
 
 
 async def test_ready_is_503_until_the_jwks_is_loaded(
@@ -573,6 +573,7 @@ def test_a_wildcard_cors_origin_is_refused(upstream_url: str) -> None:
         GatewaySettings(
             auth_url=upstream_url,
             users_url=upstream_url,
+            events_redis_url="redis://redis:6379/0",
             jwt_issuer="i",
             jwt_audience="a",
             jwks_url=JWKS_URL,

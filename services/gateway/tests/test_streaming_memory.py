@@ -34,7 +34,9 @@ def _kib(pid: int, field: str) -> int:
 
 
 @pytest.fixture
-def gateway_process(upstream: UpstreamStub, stub_issuer: TestIssuer) -> Iterator[tuple[str, int]]:
+def gateway_process(
+    upstream: UpstreamStub, stub_issuer: TestIssuer, redis_url: str
+) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {
         **os.environ,
@@ -45,6 +47,7 @@ def gateway_process(upstream: UpstreamStub, stub_issuer: TestIssuer) -> Iterator
         "GATEWAY_JWT_ISSUER": stub_issuer.issuer,
         "GATEWAY_JWT_AUDIENCE": stub_issuer.audience,
         "GATEWAY_METRICS_PORT": "0",
+        "GATEWAY_EVENTS_REDIS_URL": redis_url,
     }
     process = subprocess.Popen(  # noqa: S603 - fixed argument list
         [

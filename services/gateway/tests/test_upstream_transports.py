@@ -105,6 +105,7 @@ def test_an_unknown_transport_is_refused(transport: str) -> None:
         "jwt_issuer": "i",
         "jwt_audience": "a",
         "jwks_url": "http://auth:8001/jwks",
+        "events_redis_url": "redis://redis:6379/0",
     }
     assert GatewaySettings(**values, upstream_transport=transport).upstream_transport == transport
     with pytest.raises(ValidationError):

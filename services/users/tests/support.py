@@ -67,6 +67,8 @@ def settings_for(database_url: str, redis_url: str, **overrides: Any) -> UsersSe
     values: dict[str, Any] = {
         "database_url": database_url,
         "redis_url": redis_url,
+        # The event channel on the cache's Redis: its keys are all under events:.
+        "events_redis_url": redis_url,
         "jwt_issuer": ISSUER,
         "jwt_audience": AUDIENCE,
         "jwks_url": JWKS_URL,

@@ -35,7 +35,7 @@ async def test_upgrade_downgrade_upgrade_on_an_empty_database(postgres_url: str)
 
     await alembic(database_url, "upgrade", "head")
     tables, differences = await schema_of(database_url)
-    assert tables == {"alembic_version", "profiles"}
+    assert tables == {"alembic_version", "profiles", "erased_accounts", "outbox"}
     assert differences == []  # the migration builds exactly what the models describe
 
     await alembic(database_url, "downgrade", "base")
@@ -43,10 +43,10 @@ async def test_upgrade_downgrade_upgrade_on_an_empty_database(postgres_url: str)
 
     await alembic(database_url, "upgrade", "head")
     tables, differences = await schema_of(database_url)
-    assert tables == {"alembic_version", "profiles"}
+    assert tables == {"alembic_version", "profiles", "erased_accounts", "outbox"}
     assert differences == []
     current = await alembic(database_url, "current")
-    assert "0001 (head)" in current.stdout
+    assert "0002 (head)" in current.stdout
 
 
 async def test_offline_mode_prints_the_sql(postgres_url: str) -> None:

@@ -10,6 +10,7 @@ from gatehouse_users.settings import MigrationSettings, UsersSettings
 REQUIRED = {
     "USERS_DATABASE_URL": "postgresql+asyncpg://users:secret-pw@postgres:5432/users",
     "USERS_REDIS_URL": "redis://redis:6379/0",
+    "USERS_EVENTS_REDIS_URL": "redis://redis:6379/2",
     "USERS_JWT_ISSUER": "https://auth.example",
     "USERS_JWT_AUDIENCE": "gatehouse",
     "USERS_JWKS_URL": "http://auth:8001/auth/.well-known/jwks.json",
@@ -48,6 +49,8 @@ def test_every_agreed_variable_is_read(environment: pytest.MonkeyPatch) -> None:
         "USERS_DB_POOL_PRE_PING": "false",
         "USERS_DB_STATEMENT_TIMEOUT_MS": "1500",
         "USERS_DB_POOL_CLASS": "null",
+        "USERS_EVENTS_BLOCK_SECONDS": "2",
+        "USERS_ACCESS_TOKEN_MAX_LIFETIME_SECONDS": "600",
     }
     for name, value in values.items():
         environment.setenv(name, value)
@@ -62,9 +65,15 @@ def test_every_agreed_variable_is_read(environment: pytest.MonkeyPatch) -> None:
     assert settings.db_pool_pre_ping is False
     assert settings.db_statement_timeout_ms == 1500
     assert settings.db_pool_class == "null"
+    assert settings.events_redis_url.get_secret_value() == REQUIRED["USERS_EVENTS_REDIS_URL"]
+    assert settings.events_block_seconds == 2
+    assert settings.access_token_max_lifetime_seconds == 600
 
 
-@pytest.mark.parametrize("missing", ["USERS_DATABASE_URL", "USERS_REDIS_URL", "USERS_JWKS_URL"])
+@pytest.mark.parametrize(
+    "missing",
+    ["USERS_DATABASE_URL", "USERS_REDIS_URL", "USERS_EVENTS_REDIS_URL", "USERS_JWKS_URL"],
+)
 def test_a_missing_required_variable_stops_with_its_name(
     environment: pytest.MonkeyPatch, missing: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

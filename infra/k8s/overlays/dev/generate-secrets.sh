@@ -102,6 +102,7 @@ END
 replace "$secrets_dir/users-datastores.env" <<END
 database-url=postgresql+asyncpg://$(value_of postgres-credentials.env username):$(value_of postgres-credentials.env password)@postgres:5432/$(value_of postgres-credentials.env database)
 redis-url=redis://users:$(value_of redis-credentials.env users-password)@redis:6379/1
+events-redis-url=redis://users:$(value_of redis-credentials.env users-password)@redis:6379/0
 END
 # The revocation feed's account; the streams live in database 0.
 replace "$secrets_dir/gateway-datastores.env" <<END

@@ -5,7 +5,9 @@ Containers are session-scoped and started only when a test asks for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from testcontainers.community.mongodb import MongoDbContainer
@@ -55,3 +57,24 @@ def mongo_url(mongo_container: MongoDbContainer) -> str:
 @pytest.fixture
 def issuer() -> TestIssuer:
     return TestIssuer()
+
+
+Condition = Callable[[], bool | Awaitable[bool]]
+Eventually = Callable[[Condition], Awaitable[None]]
+
+
+@pytest.fixture
+def eventually() -> Eventually:
+    """Poll a condition (plain or async) until it holds; fail after 10 s."""
+
+    async def wait(condition: Condition) -> None:
+        async with asyncio.timeout(10):
+            while True:
+                holds = condition()
+                if inspect.isawaitable(holds):
+                    holds = await holds
+                if holds:
+                    return
+                await asyncio.sleep(0.05)
+
+    return wait

@@ -13,7 +13,9 @@ from prometheus_client import start_http_server
 from gatehouse_common.app import CorsPolicy, ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.authentication import token_verifier
+from gatehouse_common.events import open_event_redis, run_in_background
 from gatehouse_common.logging import get_logger
+from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_common.settings import load_settings
 from gatehouse_gateway.docs_ui import docs_ui_router
 from gatehouse_gateway.endpoints import ProxyRoute, openapi_router
@@ -65,6 +67,20 @@ def create_app(
             verifier = await stack.enter_async_context(
                 token_verifier(settings, transport=jwks_transport)
             )
+            events_redis = open_event_redis(
+                settings.events_redis_url.get_secret_value(),
+                timeout_seconds=settings.events_redis_timeout_seconds,
+                block_seconds=settings.events_block_seconds,
+            )
+            stack.push_async_callback(events_redis.aclose)
+            revocations = RevocationSet(
+                retention_seconds=settings.access_token_max_lifetime_seconds
+                + settings.jwt_leeway_seconds
+            )
+            feed = RevocationFeed(
+                events_redis, revocations, block_seconds=settings.events_block_seconds
+            )
+            await stack.enter_async_context(run_in_background(feed))
             clients = await stack.enter_async_context(upstream_clients(table, settings))
             await stack.enter_async_context(metrics_server(settings))
             docs = ApiDocs(
@@ -74,16 +90,28 @@ def create_app(
             proxy = Proxy(
                 table,
                 verifier=verifier,
+                revocations=revocations,
                 exchange=UpstreamExchange(
                     table, settings, clients=clients, on_upstream_back=docs.refresh_soon
                 ),
                 max_body_bytes=settings.max_body_bytes,
                 body_timeout_seconds=settings.body_timeout_seconds,
             )
-            # Neither needs to succeed: readiness waits for the JWKS, docs refetch on demand.
-            jwks_ok, _docs_done = await asyncio.gather(verifier.jwks.refresh(), docs.refresh_all())
-            _log.info("gateway_started", jwks_loaded=jwks_ok)
-            yield GatewayResources(token_verifier=verifier, proxy=proxy, docs=docs)
+            # None needs to succeed: readiness waits for the JWKS, docs refetch on demand, and
+            # the replay gives up after its wait (revocation then starts from what arrives).
+            jwks_ok, _docs_done, replayed = await asyncio.gather(
+                verifier.jwks.refresh(),
+                docs.refresh_all(),
+                feed.wait_caught_up(settings.revocation_replay_wait_seconds),
+            )
+            _log.info("gateway_started", jwks_loaded=jwks_ok, revocations_replayed=replayed)
+            yield GatewayResources(
+                token_verifier=verifier,
+                revocations=revocations,
+                events_redis=events_redis,
+                proxy=proxy,
+                docs=docs,
+            )
 
     app = create_service_app(
         INFO,

@@ -13,8 +13,9 @@ import httpx2
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from gatehouse_common.authentication import InvalidAccessToken, NotAuthenticated
+from gatehouse_common.authentication import REVOKED_LOGIN, InvalidAccessToken, NotAuthenticated
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
+from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError
 from gatehouse_gateway.body import content_length, read_request_body
 from gatehouse_gateway.errors import UpstreamUnavailable
@@ -27,19 +28,21 @@ _log = get_logger(__name__)
 
 class Proxy:
     """Proxies one request: made once by the lifespan from the route table, the token
-    verifier and the upstream exchange."""
+    verifier, the revocation set and the upstream exchange."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only collaborators, built once by the lifespan
         self,
         table: RouteTable,
         *,
         verifier: AccessTokenVerifier,
+        revocations: RevocationSet,
         exchange: UpstreamExchange,
         max_body_bytes: int,
         body_timeout_seconds: float,
     ) -> None:
         self.table = table
         self._verifier = verifier
+        self._revocations = revocations
         self._exchange = exchange
         self._max_body = max_body_bytes
         self._body_timeout = body_timeout_seconds
@@ -106,5 +109,12 @@ class Proxy:
                 ) from None
             _log.info("token_rejected", reason=str(exc))
             raise InvalidAccessToken(str(exc)) from None
+        # After the signature, so only a genuine token's claims are looked up: two dictionary
+        # lookups on the hot path (docs/decisions/0010-revocation-at-the-edge.md).
+        if self._revocations.is_revoked(
+            principal.subject, principal.session_id, principal.issued_at
+        ):
+            _log.info("token_rejected", reason=REVOKED_LOGIN)
+            raise InvalidAccessToken(REVOKED_LOGIN)
         scope_state(scope)["user_id"] = principal.subject
         bind_log_context(user_id=principal.subject)

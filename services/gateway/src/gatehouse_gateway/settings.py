@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gatehouse_common.events import EventSettings
+from gatehouse_common.revocation import RevocationSettings
 from gatehouse_common.settings import ServiceSettings, TokenVerificationSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,7 +26,12 @@ def _list_from_env(value: Any) -> Any:
     return value
 
 
-class GatewaySettings(ServiceSettings, TokenVerificationSettings):
+class GatewaySettings(
+    ServiceSettings, TokenVerificationSettings, EventSettings, RevocationSettings
+):
+    """The gateway reads the event channel only to feed its revocation set: of the event
+    settings, it uses the Redis URL, its timeout and the blocking time."""
+
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
     auth_url: AnyHttpUrl = Field(description="Base URL of auth, e.g. http://auth:8001.")

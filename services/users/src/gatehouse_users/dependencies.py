@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gatehouse_common.events import OutboxRelay
 from gatehouse_common.metrics import route_template
 from gatehouse_users.database import RequestSession, request_session
 from gatehouse_users.profiles.cache import ProfileCache
@@ -22,7 +23,12 @@ async def _profile_cache(resources: Resources) -> ProfileCache:
     return resources.profile_cache
 
 
+async def _outbox_relay(resources: Resources) -> OutboxRelay:
+    return resources.outbox_relay
+
+
 # scope="function": the commit and the cache invalidation after it finish before the response
 # is sent, so a client that got its answer reads its own write.
 Session = Annotated[RequestSession, Depends(_session, scope="function")]
 Cache = Annotated[ProfileCache, Depends(_profile_cache)]
+Relay = Annotated[OutboxRelay, Depends(_outbox_relay)]

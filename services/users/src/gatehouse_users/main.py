@@ -1,20 +1,35 @@
-"""The users service: profiles on PostgreSQL with a Redis read cache."""
+"""The users service: profiles on PostgreSQL with a Redis read cache, and account events."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx2
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.authentication import token_verifier
+from gatehouse_common.events import (
+    AUTH_STREAM,
+    USERS_STREAM,
+    AccountRegistered,
+    EventConsumer,
+    EventPublisher,
+    OutboxRelay,
+    open_event_redis,
+    run_in_background,
+)
+from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_common.settings import load_settings
-from gatehouse_users.database import open_database
+from gatehouse_users.database import Database, open_database
+from gatehouse_users.outbox import PostgresOutbox
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.endpoints import router as profiles_router
+from gatehouse_users.profiles.events import create_registered_profile
 from gatehouse_users.resources import READINESS, UsersResources
 from gatehouse_users.settings import UsersSettings
 
@@ -24,6 +39,23 @@ INFO = ServiceInfo(
     version="0.1.0",
     description="User profiles. Every route needs a bearer access token issued by auth.",
 )
+
+
+def auth_events_consumer(
+    settings: UsersSettings, events_redis: Redis, database: Database
+) -> EventConsumer:
+    """users' consumer group on events:auth: a registration creates the profile."""
+    consumer = EventConsumer(
+        events_redis,
+        stream=AUTH_STREAM,
+        group=INFO.name,
+        block_seconds=settings.events_block_seconds,
+        claim_min_idle_seconds=settings.events_claim_min_idle_seconds,
+        max_deliveries=settings.events_max_deliveries,
+        dedupe_ttl_seconds=settings.events_dedupe_ttl_seconds,
+    )
+    consumer.on(AccountRegistered, functools.partial(create_registered_profile, database))
+    return consumer
 
 
 def create_app(
@@ -42,17 +74,46 @@ def create_app(
             retry_interval_seconds=settings.cache_retry_interval_seconds,
             enabled=settings.cache_enabled,
         )
-        async with (
-            token_verifier(settings, transport=jwks_transport) as verifier,
-            open_database(settings) as database,
-        ):
+        async with AsyncExitStack() as stack:
+            verifier = await stack.enter_async_context(
+                token_verifier(settings, transport=jwks_transport)
+            )
+            database = await stack.enter_async_context(open_database(settings))
             profile_cache.start(settings.redis_url.get_secret_value())
-            try:
-                yield UsersResources(
-                    token_verifier=verifier, database=database, profile_cache=profile_cache
-                )
-            finally:
-                await profile_cache.close()
+            stack.push_async_callback(profile_cache.close)
+            events_redis = open_event_redis(
+                settings.events_redis_url.get_secret_value(),
+                timeout_seconds=settings.events_redis_timeout_seconds,
+                block_seconds=settings.events_block_seconds,
+            )
+            stack.push_async_callback(events_redis.aclose)
+            outbox = PostgresOutbox(database.sessions)
+            stack.push_async_callback(outbox.close)
+            relay = OutboxRelay(
+                outbox,
+                EventPublisher(
+                    events_redis, stream=USERS_STREAM, max_length=settings.events_stream_max_length
+                ),
+                poll_interval_seconds=settings.events_outbox_poll_interval_seconds,
+            )
+            revocations = RevocationSet(
+                retention_seconds=settings.access_token_max_lifetime_seconds
+                + settings.jwt_leeway_seconds
+            )
+            feed = RevocationFeed(
+                events_redis, revocations, block_seconds=settings.events_block_seconds
+            )
+            consumer = auth_events_consumer(settings, events_redis, database)
+            await stack.enter_async_context(run_in_background(relay, feed, consumer))
+            await feed.wait_caught_up(settings.revocation_replay_wait_seconds)
+            yield UsersResources(
+                token_verifier=verifier,
+                revocations=revocations,
+                database=database,
+                profile_cache=profile_cache,
+                events_redis=events_redis,
+                outbox_relay=relay,
+            )
 
     return create_service_app(
         INFO, settings, lifespan=lifespan, readiness=READINESS, routers=[profiles_router]

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
+from redis.asyncio import Redis
 
+from gatehouse_common.events import OutboxRelay, event_channel_check
 from gatehouse_common.health import Readiness
 from gatehouse_common.resources import resources_dependency
+from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.tokens import AccessTokenVerifier
 from gatehouse_users.database import Database
 from gatehouse_users.profiles.cache import ProfileCache
@@ -17,8 +20,11 @@ from gatehouse_users.profiles.cache import ProfileCache
 @dataclass(frozen=True, slots=True)
 class UsersResources:
     token_verifier: AccessTokenVerifier
+    revocations: RevocationSet
     database: Database
     profile_cache: ProfileCache
+    events_redis: Redis
+    outbox_relay: OutboxRelay
 
 
 Resources = Annotated[UsersResources, Depends(resources_dependency(UsersResources))]
@@ -28,5 +34,9 @@ async def _postgres_answers(resources: UsersResources) -> None:
     await resources.database.ping()
 
 
-# Redis is not checked: the cache is optional and reads fall back to PostgreSQL.
-READINESS = Readiness[UsersResources]({"postgres": _postgres_answers})
+# The cache's Redis is not checked: it is optional and reads fall back to PostgreSQL. The
+# event channel is optional too: /ready shows it degraded while it is down (docs/events.md).
+READINESS = Readiness[UsersResources](
+    {"postgres": _postgres_answers},
+    optional=event_channel_check(lambda resources: resources.events_redis),
+)

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gatehouse_common.events import EventSettings
+from gatehouse_common.revocation import RevocationSettings
 from gatehouse_common.settings import ServiceSettings, TokenVerificationSettings
 
 _ENV_PREFIX = "USERS_"
@@ -33,7 +35,13 @@ class MigrationSettings(BaseSettings):
         return value
 
 
-class UsersSettings(ServiceSettings, TokenVerificationSettings, MigrationSettings):
+class UsersSettings(
+    ServiceSettings,
+    TokenVerificationSettings,
+    EventSettings,
+    RevocationSettings,
+    MigrationSettings,
+):
     model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, extra="ignore", frozen=True)
 
     redis_url: SecretStr = Field(description="Redis URL of the read cache: redis:// or rediss://")

@@ -37,6 +37,10 @@ class Principal:
     scopes: frozenset[str]
     token_id: str
     expires_at: int
+    issued_at: int
+    # The login (refresh-token family) the token was issued for; None for a token without
+    # ``sid`` (issued before the claim existed).
+    session_id: str | None
 
     def has_scopes(self, required: Collection[str]) -> bool:
         return self.scopes.issuperset(required)
@@ -214,14 +218,19 @@ class AccessTokenVerifier:
 def _principal(claims: dict[str, Any], expires_at: float) -> Principal:
     scope = claims.get("scope", "")
     email = claims.get("email")
+    session_id = claims.get("sid")
     if not isinstance(scope, str):
         raise InvalidTokenError("invalid scope claim")
     if email is not None and not isinstance(email, str):
         raise InvalidTokenError("invalid email claim")
+    if session_id is not None and (not isinstance(session_id, str) or not session_id):
+        raise InvalidTokenError("invalid sid claim")
     return Principal(
         subject=claims["sub"],
         email=email,
         scopes=frozenset(scope.split()),
         token_id=claims["jti"],
         expires_at=int(expires_at),
+        issued_at=int(claims["iat"]),
+        session_id=session_id,
     )

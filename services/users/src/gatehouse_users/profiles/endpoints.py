@@ -11,7 +11,7 @@ from gatehouse_common.authentication import require_scope
 from gatehouse_common.problems import problem_responses
 from gatehouse_common.scopes import AccessScope
 from gatehouse_common.tokens import Principal
-from gatehouse_users.dependencies import Cache, Session
+from gatehouse_users.dependencies import Cache, Relay, Session
 from gatehouse_users.profiles import service
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
 
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/users", tags=["users"])
     "/me",
     response_model=ProfileRead,
     summary="Your profile, created from your token on first use",
-    responses=problem_responses(401, 403, 409, 503),
+    responses=problem_responses(401, 403, 503),
 )
 async def read_own_profile(principal: Reader, session: Session, cache: Cache) -> ProfileRead:
     return await service.own_profile(session, cache, principal)
@@ -49,6 +49,21 @@ async def update_own_profile(
     changes: ProfileChanges, principal: Writer, session: Session, cache: Cache
 ) -> ProfileRead:
     return await service.update_own_profile(session, cache, principal, changes)
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Erase your account: profile, identity and every login",
+    responses=problem_responses(401, 403, 503),
+)
+async def erase_own_account(
+    principal: Writer, session: Session, cache: Cache, relay: Relay
+) -> None:
+    await service.erase_account(
+        session, cache, relay, service.owner_id(principal), profile_required=False
+    )
 
 
 @router.get(
@@ -84,10 +99,10 @@ async def read_public_profile(
     BY_ID,
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    summary="Delete a profile (administrators)",
+    summary="Erase someone's account (administrators)",
     responses=problem_responses(401, 403, 404, 503),
 )
-async def delete_profile(
-    profile_id: ProfileId, _: Administrator, session: Session, cache: Cache
+async def erase_account(
+    profile_id: ProfileId, _: Administrator, session: Session, cache: Cache, relay: Relay
 ) -> None:
-    await service.delete_profile(session, cache, profile_id)
+    await service.erase_account(session, cache, relay, profile_id, profile_required=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gatehouse_common.authentication import InvalidAccessToken
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
 
 
@@ -21,9 +22,8 @@ class InvalidCursor(ProblemError):
         super().__init__("The cursor is not one this service issued; start again without it.")
 
 
-class ProfileCreationConflict(ProblemError):
-    status = 409
-    problem_type = f"{PROBLEM_TYPE_BASE}conflict"
+class ErasedAccountToken(InvalidAccessToken):
+    """A token of an erased account (issued before the erasure reached every service)."""
 
     def __init__(self) -> None:
-        super().__init__("The profile was deleted while it was being created; try again.")
+        super().__init__("the account was erased")

@@ -4,26 +4,43 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gatehouse_users.models import Profile
+from gatehouse_users.models import ErasedAccount, Profile
 
 
 async def get(session: AsyncSession, profile_id: uuid.UUID) -> Profile | None:
     return await session.get(Profile, profile_id)
 
 
+async def lock_account(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise, until the transaction ends, everything that creates or erases this account.
+
+    Creating a profile checks that the account was not erased, then inserts; erasing records
+    that, then deletes. Without the lock, a creation whose check ran before an erasure
+    committed could insert after the erasure's delete. A transaction-level advisory lock on
+    the id: it needs no row (the profile may not exist yet) and is released at commit.
+    """
+    key = int.from_bytes(user_id.bytes[:8], "big", signed=True)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def is_erased(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return await session.get(ErasedAccount, user_id) is not None
+
+
 async def insert_if_absent(
     session: AsyncSession, profile_id: uuid.UUID, *, email: str | None, display_name: str | None
-) -> Profile | None:
-    """The profile with this id, inserted if there is none; None if it vanished meanwhile.
+) -> Profile:
+    """The profile with this id, inserted if there is none (call under ``lock_account``).
 
-    ``ON CONFLICT DO NOTHING`` makes concurrent first requests of one user safe: one insert
-    wins, the others wait for it on the primary key and then read the committed row (a second
-    statement: the first one's snapshot predates that commit).
+    ``ON CONFLICT DO NOTHING``: a profile made meanwhile (by the registration event or a
+    concurrent first request) wins, and is read by a second statement, whose snapshot
+    includes that commit.
     """
     inserted: Profile | None = await session.scalar(
         insert(Profile)
@@ -33,9 +50,27 @@ async def insert_if_absent(
     )
     if inserted is not None:
         return inserted
-    return await session.scalar(
-        select(Profile).where(Profile.id == profile_id).execution_options(populate_existing=True)
+    return (
+        await session.scalars(
+            select(Profile)
+            .where(Profile.id == profile_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+
+
+async def update_existing(
+    session: AsyncSession, profile_id: uuid.UUID, changes: dict[str, str]
+) -> Profile | None:
+    """Apply ``changes`` to an existing profile; None if there is none."""
+    updated: Profile | None = await session.scalar(
+        update(Profile)
+        .where(Profile.id == profile_id)
+        .values(**changes, updated_at=func.now())
+        .returning(Profile)
+        .execution_options(populate_existing=True)
     )
+    return updated
 
 
 async def upsert(
@@ -46,7 +81,8 @@ async def upsert(
     display_name: str | None,
     changes: dict[str, str],
 ) -> Profile:
-    """Apply ``changes`` to the profile, creating it from the given defaults if it is absent."""
+    """Apply ``changes`` to the profile, creating it from the given defaults if it is absent
+    (call under ``lock_account``)."""
     values = {"id": profile_id, "email": email, "display_name": display_name, **changes}
     statement = (
         insert(Profile)
@@ -70,8 +106,20 @@ async def page(
     return list(await session.scalars(query))
 
 
-async def delete_by_id(session: AsyncSession, profile_id: uuid.UUID) -> bool:
-    deleted = await session.scalar(
-        delete(Profile).where(Profile.id == profile_id).returning(Profile.id)
+class Erasure(NamedTuple):
+    erased_before: bool
+    profile_deleted: bool
+
+
+async def erase(session: AsyncSession, user_id: uuid.UUID) -> Erasure:
+    """Record the account as erased and delete its profile (call under ``lock_account``)."""
+    newly_erased = await session.scalar(
+        insert(ErasedAccount)
+        .values(user_id=user_id)
+        .on_conflict_do_nothing(index_elements=[ErasedAccount.user_id])
+        .returning(ErasedAccount.user_id)
     )
-    return deleted is not None
+    deleted = await session.scalar(
+        delete(Profile).where(Profile.id == user_id).returning(Profile.id)
+    )
+    return Erasure(erased_before=newly_erased is None, profile_deleted=deleted is not None)

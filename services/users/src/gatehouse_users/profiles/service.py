@@ -10,17 +10,16 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from gatehouse_common.authentication import InvalidAccessToken
+from gatehouse_common.events import AccountErased, OutboxRelay
 from gatehouse_common.text import DISPLAY_NAME_MAX_LENGTH
 from gatehouse_common.tokens import Principal
-from gatehouse_users.database import RequestSession
+from gatehouse_users import outbox
+from gatehouse_users.database import AfterCommit, RequestSession
 from gatehouse_users.models import Profile
 from gatehouse_users.profiles import repository
 from gatehouse_users.profiles.cache import ProfileCache
-from gatehouse_users.profiles.errors import InvalidCursor, ProfileCreationConflict, ProfileNotFound
+from gatehouse_users.profiles.errors import ErasedAccountToken, InvalidCursor, ProfileNotFound
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
-
-# Each retry needs a concurrent DELETE of the very profile being created; three is plenty.
-_CREATE_ATTEMPTS = 3
 
 
 def owner_id(principal: Principal) -> uuid.UUID:
@@ -51,29 +50,35 @@ async def own_profile(db: RequestSession, cache: ProfileCache, principal: Princi
 
 
 async def _create(db: RequestSession, principal: Principal) -> Profile:
-    for _ in range(_CREATE_ATTEMPTS):
-        row = await repository.insert_if_absent(
-            db.session,
-            owner_id(principal),
-            email=principal.email,
-            display_name=default_display_name(principal.email),
-        )
-        if row is not None:
-            return row
-    raise ProfileCreationConflict
+    profile_id = owner_id(principal)
+    await repository.lock_account(db.session, profile_id)
+    if await repository.is_erased(db.session, profile_id):
+        raise ErasedAccountToken
+    return await repository.insert_if_absent(
+        db.session,
+        profile_id,
+        email=principal.email,
+        display_name=default_display_name(principal.email),
+    )
 
 
 async def update_own_profile(
     db: RequestSession, cache: ProfileCache, principal: Principal, changes: ProfileChanges
 ) -> ProfileRead:
     profile_id = owner_id(principal)
-    row = await repository.upsert(
-        db.session,
-        profile_id,
-        email=principal.email,
-        display_name=default_display_name(principal.email),
-        changes=changes.values(),
-    )
+    # Usually the profile exists: one UPDATE. Else create it, as a first read would.
+    row = await repository.update_existing(db.session, profile_id, changes.values())
+    if row is None:
+        await repository.lock_account(db.session, profile_id)
+        if await repository.is_erased(db.session, profile_id):
+            raise ErasedAccountToken
+        row = await repository.upsert(
+            db.session,
+            profile_id,
+            email=principal.email,
+            display_name=default_display_name(principal.email),
+            changes=changes.values(),
+        )
     db.after_commit(functools.partial(cache.invalidate, profile_id))
     return ProfileRead.model_validate(row)
 
@@ -92,10 +97,36 @@ async def public_profile(
     return PublicProfile.model_validate(profile)
 
 
-async def delete_profile(db: RequestSession, cache: ProfileCache, profile_id: uuid.UUID) -> None:
-    if not await repository.delete_by_id(db.session, profile_id):
+async def erase_account(
+    db: RequestSession,
+    cache: ProfileCache,
+    relay: OutboxRelay,
+    user_id: uuid.UUID,
+    *,
+    profile_required: bool,
+) -> None:
+    """Erase the account: delete its profile and record ``account.erased`` in one transaction.
+
+    auth removes the identity and its logins when the event reaches it, and every revocation
+    set refuses the user's tokens. ``profile_required``: 404 when there is no profile (the
+    administrator's erasure of someone); a user erasing themselves may have none yet.
+    Erasing an account that was already erased changes nothing and records nothing.
+    """
+    await repository.lock_account(db.session, user_id)
+    erasure = await repository.erase(db.session, user_id)
+    if profile_required and not erasure.profile_deleted:
         raise ProfileNotFound
-    db.after_commit(functools.partial(cache.invalidate, profile_id))
+    if not erasure.erased_before:
+        outbox.record(db.session, AccountErased(user_id=user_id))
+        db.after_commit(_notify(relay))
+    db.after_commit(functools.partial(cache.invalidate, user_id))
+
+
+def _notify(relay: OutboxRelay) -> AfterCommit:
+    async def notify() -> None:
+        relay.notify()
+
+    return notify
 
 
 async def list_profiles(db: RequestSession, *, limit: int, cursor: str | None) -> ProfilePage:
