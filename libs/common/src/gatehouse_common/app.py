@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
-from gatehouse_common.metrics import MetricsMiddleware, metrics_router
+from gatehouse_common.metrics import metrics_router
 from gatehouse_common.problems import install_problem_handlers
 from gatehouse_common.request_context import RequestContextMiddleware
 from gatehouse_common.request_id import REQUEST_ID_HEADER
@@ -84,10 +84,11 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     read with ``gatehouse_common.resources.resources_dependency``; ``readiness`` checks take it.
     ``unavailable`` maps datastore connection errors to the datastore's name (503 problems).
 
-    Middleware, outermost first: request context (request id, access log, last-resort 500),
-    CORS when ``cors`` is given (inside the request context, so preflight answers carry a
-    request id and are logged), ``middleware`` in the given order, OpenTelemetry when an OTLP
-    endpoint is set, metrics. All pure ASGI, so streamed bodies stay streamed.
+    Middleware, outermost first: request context (request id, security headers, metrics,
+    access log, last-resort 500: one layer, one ``send`` wrapper), CORS when ``cors`` is given
+    (inside the request context, so preflight answers carry a request id, are counted and
+    logged), ``middleware`` in the given order, OpenTelemetry only when an OTLP endpoint is
+    set. All pure ASGI, so streamed bodies stay streamed.
     """
     configure_logging(info.name, settings.log_level)
     provider = tracer_provider(
@@ -111,7 +112,6 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         *([cors.middleware()] if cors is not None else []),
         *middleware,
         *([Middleware(traced, provider=provider)] if provider is not None else []),
-        Middleware(MetricsMiddleware),
     ]
     app = FastAPI(
         title=info.title,
