@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
-from gatehouse_common.resources import VerifiesTokens, lifespan_resources
+from gatehouse_common.resources import lifespan_resources
 from gatehouse_common.scopes import AccessScope, scope_descriptions
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient, Principal
@@ -106,22 +106,22 @@ async def token_verifier(
             await jwks.aclose()
 
 
-async def _token_verifier(request: Request) -> AccessTokenVerifier:
-    resources = lifespan_resources(request.scope)
-    if not isinstance(resources, VerifiesTokens):
+def _verifier_of(request: Request) -> AccessTokenVerifier:
+    # A plain attribute read and a class check: a runtime Protocol check would inspect the
+    # protocol's members on every request.
+    verifier = getattr(lifespan_resources(request.scope), "token_verifier", None)
+    if not isinstance(verifier, AccessTokenVerifier):
         raise TypeError("the lifespan's resources have no token_verifier")
-    return resources.token_verifier
+    return verifier
 
 
 async def authenticated_principal(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    verifier: Annotated[AccessTokenVerifier, Depends(_token_verifier)],
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     if not token:
         raise NotAuthenticated
     try:
-        principal = await verifier.verify(token)
+        principal = await _verifier_of(request).verify(token)
     except InvalidTokenError as exc:
         _log.info("token_rejected", reason=str(exc))
         raise InvalidAccessToken(str(exc)) from None

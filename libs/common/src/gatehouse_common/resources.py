@@ -11,12 +11,10 @@ resource and a request sees exactly the resources of the lifespan that serves it
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 from starlette.requests import HTTPConnection, Request
 from starlette.types import Scope
-
-from gatehouse_common.tokens import AccessTokenVerifier
 
 RESOURCES_KEY = "resources"
 
@@ -50,11 +48,3 @@ def resources_dependency(kind: type[R]) -> Callable[[Request], Awaitable[R]]:
         return resources_of(request, kind)
 
     return resources
-
-
-@runtime_checkable
-class VerifiesTokens(Protocol):
-    """Resources of a service that verifies access tokens (read by ``authentication``)."""
-
-    @property
-    def token_verifier(self) -> AccessTokenVerifier: ...
