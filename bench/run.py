@@ -282,7 +282,7 @@ def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
             "gatehouse_gateway",
             {**gateway_env, "GATEWAY_UPSTREAM_TRANSPORT": transport},
         )
-    urls["floor"] = stack.uvicorn("floor", "floor", {"PYTHONPATH": str(BENCH_DIR)})
+    urls[FLOOR] = stack.service(FLOOR, "floor", {"PYTHONPATH": str(BENCH_DIR)})
     urls["nginx"] = start_nginx(stack, stack.ports["users"])
     for name, url in urls.items():
         if name not in ("nginx", FLOOR):

@@ -230,6 +230,24 @@ async def test_metrics_count_by_route_template(app: FastAPI, client_for: AppClie
     assert "http_request_duration_seconds_bucket" in text
 
 
+async def test_metrics_count_failures_and_answers_of_outer_middleware(
+    make_app: Callable[..., FastAPI], client_for: AppClient
+) -> None:
+    client = await client_for(make_app(_router(), cors=CorsPolicy(["https://app.example.com"])))
+    await client.get("/boom")
+    await client.options(
+        "/items",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+    )
+
+    text = (await client.get("/metrics")).text
+
+    # The unhandled error: answered 500 outside routing, counted under the matched route.
+    assert 'http_requests_total{method="GET",route="/boom",status="500"}' in text
+    # The preflight, answered by CORS before routing: counted, under the unmatched label.
+    assert 'http_requests_total{method="OPTIONS",route="<unmatched>",status="200"}' in text
+
+
 async def test_metrics_can_be_hidden(
     make_app: Callable[..., FastAPI], client_for: AppClient
 ) -> None:

@@ -18,7 +18,7 @@ from gatehouse_common.event_loop_lag import event_loop_lag_sampled
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
 from gatehouse_common.methods import HeadAsGet
-from gatehouse_common.metrics import MetricsMiddleware, metrics_router
+from gatehouse_common.metrics import metrics_router
 from gatehouse_common.problems import (
     PROBLEM_TYPE_BASE,
     document_problems_only,
@@ -127,11 +127,12 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     read with ``gatehouse_common.resources.resources_dependency``; ``readiness`` checks take it.
     ``unavailable`` maps datastore connection errors to the datastore's name (503 problems).
 
-    Middleware, outermost first: request context (request id, access log, last-resort 500),
-    CORS when ``cors`` is given (inside the request context, so preflight answers carry a
-    request id and are logged), ``middleware`` in the given order, OpenTelemetry when an OTLP
-    endpoint is set, metrics, HEAD answered as GET (innermost, so everything outside
-    sees HEAD). All pure ASGI, so streamed bodies stay streamed.
+    Middleware, outermost first: request context (request id, security headers, metrics,
+    access log, last-resort 500: one layer, one ``send`` wrapper), CORS when ``cors`` is given
+    (inside the request context, so preflight answers carry a request id, are counted and
+    logged), ``middleware`` in the given order, OpenTelemetry only when an OTLP endpoint is
+    set, HEAD answered as GET (innermost, so everything outside sees HEAD). All pure ASGI, so
+    streamed bodies stay streamed.
 
     While the app runs, a task samples the event loop's lag (``event_loop_lag_seconds``; a
     warning above ``settings.event_loop_lag_warning_seconds``).
@@ -161,7 +162,6 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
         *([cors.middleware()] if cors is not None else []),
         *middleware,
         *([Middleware(traced, provider=provider)] if provider is not None else []),
-        Middleware(MetricsMiddleware),
         Middleware(HeadAsGet),
     ]
     app = FastAPI(

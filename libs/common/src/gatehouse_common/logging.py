@@ -7,6 +7,7 @@ line on stdout with ``time``, ``level``, ``service`` and the bound ``request_id`
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import sys
@@ -153,7 +154,21 @@ _ENRICH: list[Processor] = [
         structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     ),
 ]
-_RENDER: list[Processor] = [redact_secrets, _rename_event, structlog.processors.JSONRenderer()]
+# One encoder for every line: ``json.dumps`` with any option set builds a new encoder per call.
+# ``repr`` is what structlog's own fallback gives the values we log (UUIDs, enums, paths).
+_ENCODER = json.JSONEncoder(default=repr)
+
+
+def _to_json(event_dict: EventDict, **_: Any) -> str:
+    # JSONRenderer passes its own ``default``; ours is bound in the encoder.
+    return _ENCODER.encode(event_dict)
+
+
+_RENDER: list[Processor] = [
+    redact_secrets,
+    _rename_event,
+    structlog.processors.JSONRenderer(serializer=_to_json),
+]
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -1,13 +1,15 @@
-"""Prometheus metrics: request count and latency per route template, as pure ASGI middleware."""
+"""Prometheus metrics of every request (count and latency per route template) and /metrics.
+
+``RequestContextMiddleware`` records each request with ``record_request`` once the response
+is complete, with the ``route_template`` that routing has put in the scope by then.
+"""
 
 from __future__ import annotations
-
-import time
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -24,6 +26,10 @@ HTTP_LATENCY = Histogram(
 # Unmatched paths share one label so that scanners cannot explode the series count.
 UNMATCHED_ROUTE = "<unmatched>"
 
+# The two series of each (method, route, status), looked up once: ``labels()`` converts and
+# checks its arguments and takes a lock on every call. As bounded as the series themselves.
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
 
 def route_template(scope: Scope) -> str:
     """The matched route's path template, without convertors (``/users/{profile_id}``)."""
@@ -35,30 +41,18 @@ def route_template(scope: Scope) -> str:
     return UNMATCHED_ROUTE
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            route = route_template(scope)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+def record_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count a finished request and observe its duration."""
+    key = (method, route, status)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_LATENCY.labels(method, route),
+        )
+    requests, latency = series
+    requests.inc()
+    latency.observe(seconds)
 
 
 def metrics_router() -> APIRouter:

@@ -1,4 +1,4 @@
-"""Outermost middleware: request id, security headers, access log, the last-resort 500 answer."""
+"""The outermost middleware: request id, security headers, metrics, access log, last-resort 500."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse_common.logging import get_logger, scope_state
+from gatehouse_common.metrics import record_request, route_template
 from gatehouse_common.request_id import (
     REQUEST_ID_HEADER,
     accept_or_generate,
@@ -18,22 +19,25 @@ from gatehouse_common.request_id import (
 from gatehouse_common.security_headers import with_security_headers
 
 _log = get_logger("gatehouse.access")
-_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode()
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == _REQUEST_ID_NAME:
             return str(value.decode("latin-1"))
     return None
 
 
 class RequestContextMiddleware:
-    """Pure ASGI middleware (no ``BaseHTTPMiddleware``: it would buffer and break streaming).
+    """Pure ASGI middleware (no ``BaseHTTPMiddleware``: it would buffer and break streaming),
+    and the only one of every request: one ``send`` wrapper does all of this.
 
     - accepts a well-formed ``X-Request-ID`` or generates one, echoes it on the response and
       binds it to every log line of the request;
     - applies the security headers of ``gatehouse_common.security_headers`` to every response;
+    - counts the request and observes its duration by route template (``metrics``): the
+      route is read from the scope after the app returns, when routing has matched it;
     - writes one access-log line per request with status, duration and the user id that the
       authentication dependency stored in the request state;
     - answers an unhandled exception with a problem document that reveals nothing internal.
@@ -47,42 +51,43 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = accept_or_generate(_header(scope, REQUEST_ID_HEADER.encode()))
-        request_id_header = (_REQUEST_ID_NAME, request_id.encode())
+        started = time.perf_counter()
+        # Read now: an inner layer may rewrite the scope (HEAD answered as GET, say).
+        method, path = scope["method"], scope["path"]
+        request_id = accept_or_generate(_incoming_request_id(scope))
+        request_id_value = request_id.encode()
         bind_request_id(request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         state = scope_state(scope)
         state["request_id"] = request_id
-        started = time.perf_counter()
         status = 500
         response_started = False
 
-        async def send_with_headers(message: Message) -> None:
+        async def send_in_context(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = with_security_headers(
-                    header for header in message["headers"] if header[0] != _REQUEST_ID_NAME
-                )
-                headers.append(request_id_header)
-                message["headers"] = headers
+                message["headers"] = with_security_headers(message["headers"], request_id_value)
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive, send_in_context)
         except Exception:  # noqa: BLE001 - the last line of defence answers every error
             _log.exception("unhandled_exception")
             if not response_started:
                 await _send_internal_error(send, request_id)
             status = 500
         finally:
+            seconds = time.perf_counter() - started
+            # The route is known only now, after routing matched it.
+            record_request(method, route_template(scope), status, seconds)
             fields: dict[str, Any] = {
-                "method": scope["method"],
-                "path": scope["path"],
+                "method": method,
+                "path": path,
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "duration_ms": round(seconds * 1000, 3),
             }
             if (user_id := state.get("user_id")) is not None:
                 fields["user_id"] = user_id
@@ -107,8 +112,8 @@ async def _send_internal_error(send: Send, request_id: str) -> None:
                 [
                     (b"content-type", b"application/problem+json"),
                     (b"content-length", str(len(body)).encode()),
-                    (_REQUEST_ID_NAME, request_id.encode()),
-                ]
+                ],
+                request_id.encode(),
             ),
         }
     )

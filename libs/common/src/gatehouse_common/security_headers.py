@@ -1,7 +1,7 @@
 """Security headers of every response, and the Content-Security-Policy of HTML pages.
 
 The request-context middleware passes every response's headers through
-``with_security_headers``:
+``with_security_headers``, which also sets the request's ``X-Request-ID``:
 
 - ``X-Content-Type-Options: nosniff`` always;
 - no ``Server`` header, whoever set it (an upstream's included);
@@ -17,28 +17,42 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from gatehouse_common.request_id import REQUEST_ID_HEADER
+
 Headers = list[tuple[bytes, bytes]]
 
 API_RESPONSE_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 _CACHE_CONTROL = b"cache-control"
 _CSP = b"content-security-policy"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
-_DROPPED = frozenset({b"server", b"x-content-type-options"})
-_DEFAULTS = ((_CACHE_CONTROL, b"no-store"), (_CSP, API_RESPONSE_POLICY.encode()))
+_NO_STORE = (_CACHE_CONTROL, b"no-store")
+_DENY_ALL = (_CSP, API_RESPONSE_POLICY.encode())
+_DROPPED = frozenset({b"server", b"x-content-type-options", _REQUEST_ID})
 
 
-def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-    """``headers`` (lower-case names, as ASGI has them) with the headers above applied."""
+def with_security_headers(headers: Iterable[tuple[bytes, bytes]], request_id: bytes) -> Headers:
+    """``headers`` (lower-case names, as ASGI has them) with the headers above applied and
+    ``X-Request-ID: request_id`` instead of any the app set. One pass, one new list: this
+    runs for every response."""
     kept: Headers = []
-    present: set[bytes] = set()
-    for name, value in headers:
+    has_cache_control = has_policy = False
+    for header in headers:
+        name = header[0]
         if name in _DROPPED:
             continue
-        present.add(name)
-        kept.append((name, value))
+        if name == _CACHE_CONTROL:
+            has_cache_control = True
+        elif name == _CSP:
+            has_policy = True
+        kept.append(header)
     kept.append(_NOSNIFF)
-    kept.extend(default for default in _DEFAULTS if default[0] not in present)
+    if not has_cache_control:
+        kept.append(_NO_STORE)
+    if not has_policy:
+        kept.append(_DENY_ALL)
+    kept.append((_REQUEST_ID, request_id))
     return kept
 
 
