@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gatehouse_auth.account_email.repository import EmailTokenRepository
 from gatehouse_auth.client_address import client_address
 from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.identities.repository import IdentityRepository
@@ -24,6 +25,9 @@ class AuthComponents:
     passwords: PasswordHasher
     throttle: LoginThrottle
     signer: AccessTokenSigner
+    # Forgot-password and resend-verification requests, per email and per client address.
+    reset_requests: LoginThrottle
+    verification_requests: LoginThrottle
 
 
 def _components(request: Request) -> AuthComponents:
@@ -46,6 +50,11 @@ async def _refresh_tokens(components: Components) -> RefreshTokenRepository:
     return RefreshTokenRepository(components.database)
 
 
+async def _email_tokens(components: Components) -> EmailTokenRepository:
+    await components.database.ensure_indexes()
+    return EmailTokenRepository(components.database)
+
+
 def _passwords(components: Components) -> PasswordHasher:
     return components.passwords
 
@@ -64,6 +73,7 @@ def _client_address(request: Request, components: Components) -> str:
 
 Identities = Annotated[IdentityRepository, Depends(_identities)]
 RefreshTokens = Annotated[RefreshTokenRepository, Depends(_refresh_tokens)]
+EmailTokens = Annotated[EmailTokenRepository, Depends(_email_tokens)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 Throttle = Annotated[LoginThrottle, Depends(_throttle)]
 Signer = Annotated[AccessTokenSigner, Depends(_signer)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,10 +11,12 @@ from fastapi.openapi.utils import get_openapi
 from pymongo.errors import ConnectionFailure
 from redis.asyncio import Redis
 
+from gatehouse_auth.account_email.endpoints import router as account_email_router
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.dependencies import AuthComponents
 from gatehouse_auth.errors import install_unavailable_handlers
 from gatehouse_auth.identities.endpoints import router as identities_router
+from gatehouse_auth.own_tokens import own_token_verifier
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import AccessTokenSigner, SigningKeySet
@@ -55,6 +57,17 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             _log.warning("mongo_unavailable_at_startup", error=type(exc).__name__)
         readiness.register("mongodb", database.ping)
         readiness.register("redis", redis.ping)
+
+        def email_requests_throttle(counter: str) -> LoginThrottle:
+            return LoginThrottle(
+                redis,
+                prefix=settings.redis_key_prefix,
+                counter=counter,
+                max_failures_per_email=settings.email_requests_max_per_email,
+                max_failures_per_address=settings.email_requests_max_per_address,
+                window_seconds=settings.email_requests_window_seconds,
+            )
+
         app.state.auth = AuthComponents(
             settings=settings,
             database=database,
@@ -72,13 +85,17 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                 audience=settings.audience,
                 lifetime_seconds=settings.access_token_ttl_seconds,
             ),
+            reset_requests=email_requests_throttle("password-reset-requests"),
+            verification_requests=email_requests_throttle("verification-requests"),
         )
         _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
-        try:
+        async with AsyncExitStack() as cleanup:
+            cleanup.push_async_callback(client.close)
+            cleanup.push_async_callback(redis.aclose)
+            app.state.token_verifier = await cleanup.enter_async_context(
+                own_token_verifier(settings, key_set)
+            )
             yield
-        finally:
-            await redis.aclose()
-            await client.close()
 
     app = create_service_app(
         service=SERVICE,
@@ -87,7 +104,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         version=VERSION,
         description="Accounts, OAuth 2.0 password and refresh-token grants, and the JWKS.",
         readiness=readiness,
-        routers=[identities_router, tokens_router],
+        routers=[identities_router, tokens_router, account_email_router],
         lifespan=lifespan,
     )
     install_oauth_error_handler(app)
