@@ -37,6 +37,10 @@ PUBLIC_ROUTES = frozenset(
         ("POST", "/auth/register"),
         ("POST", "/auth/token"),
         ("POST", "/auth/revoke"),
+        # Emailed tokens are the credential here; /auth/verify/resend needs an access token.
+        ("POST", "/auth/verify"),
+        ("POST", "/auth/password/forgot"),
+        ("POST", "/auth/password/reset"),
         ("GET", "/auth/.well-known/jwks.json"),
         ("HEAD", "/auth/.well-known/jwks.json"),
     }
@@ -44,6 +48,7 @@ PUBLIC_ROUTES = frozenset(
 
 _USER_ID = r"/users/(?!me$)[^/]+"
 SCOPE_RULES = (
+    ScopeRule("POST", re.compile(r"/auth/verify/resend"), "users:read"),
     ScopeRule("GET", re.compile(r"/users/me"), "users:read"),
     ScopeRule("HEAD", re.compile(r"/users/me"), "users:read"),
     ScopeRule("PATCH", re.compile(r"/users/me"), "users:write"),
