@@ -24,7 +24,7 @@ from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.health import Readiness
 from gatehouse_common.settings import load_settings
 
-SERVICE = "auth-mailer"
+SERVICE = "auth-email-worker"
 VERSION = "0.1.0"
 
 
