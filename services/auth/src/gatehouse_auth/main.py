@@ -1,9 +1,10 @@
-"""The auth service: identities, the OAuth 2.0 token endpoint, refresh sessions and the JWKS."""
+"""The auth service: identities, the OAuth 2.0 token endpoint, refresh sessions, account emails
+and the JWKS."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -89,20 +90,22 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             verification_requests=email_requests_throttle("verification-requests"),
         )
         _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
-        async with AsyncExitStack() as cleanup:
-            cleanup.push_async_callback(client.close)
-            cleanup.push_async_callback(redis.aclose)
-            app.state.token_verifier = await cleanup.enter_async_context(
-                own_token_verifier(settings, key_set)
-            )
-            yield
+        try:
+            # For auth's own bearer-protected endpoints (gatehouse_common.authentication).
+            async with own_token_verifier(settings, key_set) as verifier:
+                app.state.token_verifier = verifier
+                yield
+        finally:
+            await redis.aclose()
+            await client.close()
 
     app = create_service_app(
         service=SERVICE,
         settings=settings,
         title="Gatehouse auth",
         version=VERSION,
-        description="Accounts, OAuth 2.0 password and refresh-token grants, and the JWKS.",
+        description="Accounts, OAuth 2.0 password and refresh-token grants, email verification "
+        "and password reset, and the JWKS.",
         readiness=readiness,
         routers=[identities_router, tokens_router, account_email_router],
         lifespan=lifespan,
