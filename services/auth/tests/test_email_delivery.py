@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,6 +15,9 @@ from fastapi import FastAPI
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.mailer.main import build_worker
 from gatehouse_auth.mailer.outbox import EmailOutbox
+from gatehouse_auth.mailer.rendering import EmailRenderer
+from gatehouse_auth.mailer.smtp import PermanentDeliveryError, TransientDeliveryError
+from gatehouse_auth.mailer.worker import EmailWorker
 from gatehouse_auth.main import create_app
 from gatehouse_testing.mail import MailCatcher, token_in
 
@@ -164,3 +168,68 @@ async def test_no_email_token_or_link_reaches_the_logs(
         assert token[:16] not in output
         assert "#token=" not in output
         assert email["subject"] not in output
+
+
+class _RefusingServer:
+    """A mail server outside the system that answers every message with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def send(self, message: EmailMessage) -> None:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "final"),
+    [
+        pytest.param(PermanentDeliveryError("SMTPRecipientsRefused 550"), True, id="5xx"),
+        pytest.param(TransientDeliveryError("SMTPRecipientsRefused 451"), False, id="4xx"),
+    ],
+)
+async def test_a_refused_email_is_dropped_for_5xx_and_retried_for_4xx(
+    api: AuthApi, app: FastAPI, error: Exception, *, final: bool
+) -> None:
+    user = await api.register()
+    collection = app.state.auth.database.email_tokens
+    server = _RefusingServer(error)
+    worker = EmailWorker(
+        EmailOutbox(collection),
+        EmailRenderer(public_base_url="https://gatehouse.example.com", sender="a@example.com"),
+        server,
+        poll_interval_seconds=0.1,
+        lease_seconds=60,
+        retry_base_seconds=30,
+        retry_max_seconds=60,
+    )
+
+    assert await worker.deliver_next() is True
+
+    document = await collection.find_one({"email": user["email"]})
+    assert document is not None
+    assert document["sent_at"] is None
+    assert document["lease_owner"] is None
+    if final:
+        assert document["failed_at"] is not None
+        assert "pending_token" not in document
+    else:
+        assert document["failed_at"] is None
+        assert document["pending_token"]
+        # Compared by the server: the MongoDB stand-in returns dates set by $set as strings.
+        in_ten_seconds = datetime.now(UTC) + timedelta(seconds=10)
+        later = {"_id": document["_id"], "send_after": {"$gt": in_ten_seconds}}
+        assert await collection.find_one(later) is not None
+    # Either way nothing is due now: dropped, or waiting for its retry.
+    assert await worker.deliver_next() is False
+    assert server.calls == 1
+
+
+async def test_an_email_whose_token_expired_is_not_sent(api: AuthApi, app: FastAPI) -> None:
+    user = await api.register()
+    outbox = EmailOutbox(app.state.auth.database.email_tokens)
+    document = await app.state.auth.database.email_tokens.find_one({"email": user["email"]})
+    assert document is not None
+    after_expiry = document["expires_at"] + timedelta(seconds=1)
+    assert await outbox.claim(owner="late", now=after_expiry, lease_until=after_expiry) is None
