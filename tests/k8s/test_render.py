@@ -10,6 +10,8 @@ import yaml
 from k8s_checks import REPO_ROOT, Manifest, schema_violations
 
 SERVICES = ("gateway", "auth", "users")
+# Deployments besides the services: auth's email worker (same image as auth).
+WORKERS = ("auth-email-worker",)
 
 
 def names(objects: list[Manifest], kind: str) -> set[str]:
@@ -106,5 +108,41 @@ def test_make_k8s_render_prints_the_prod_manifests() -> None:
         timeout=120,
     )
     objects = [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
-    assert names(objects, "Deployment") == set(SERVICES)
-    assert names(objects, "HorizontalPodAutoscaler") == set(SERVICES)
+    assert names(objects, "Deployment") == {*SERVICES, *WORKERS}
+    assert names(objects, "HorizontalPodAutoscaler") == {*SERVICES, *WORKERS}
+
+
+def test_dev_sends_email_to_its_own_maildev(rendered: dict[str, list[Manifest]]) -> None:
+    objects = rendered["dev"]
+    (maildev,) = find(objects, "Deployment", "mailer")["spec"]["template"]["spec"]["containers"]
+    assert maildev["image"].startswith("maildev/maildev:")
+    (config,) = (
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("auth-email-worker-config")
+    )
+    assert (config["data"]["AUTH_SMTP_HOST"], config["data"]["AUTH_SMTP_PORT"]) == (
+        "mailer",
+        "1025",
+    )
+    assert "mailer" in names(objects, "Service")
+
+
+def test_prod_sends_email_through_an_external_smtp_server_from_a_secret(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    objects = rendered["prod"]
+    assert "mailer" not in names(objects, "Deployment")
+    (worker,) = find(objects, "Deployment", "auth-email-worker")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    from_secrets = {
+        entry["name"]: entry["valueFrom"]["secretKeyRef"]["name"]
+        for entry in worker["env"]
+        if "valueFrom" in entry
+    }
+    for name in ("AUTH_SMTP_HOST", "AUTH_SMTP_USERNAME", "AUTH_SMTP_PASSWORD"):
+        assert from_secrets[name] == "auth-smtp"
+    (rule,) = find(objects, "NetworkPolicy", "allow-egress-to-smtp")["spec"]["egress"]
+    assert all("ipBlock" in peer for peer in rule["to"])
+    assert [port["port"] for port in rule["ports"]] == [587]

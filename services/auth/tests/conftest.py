@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -13,18 +14,26 @@ import pytest
 from fastapi import FastAPI
 
 from gatehouse_auth.database import AuthDatabase, mongo_client
+from gatehouse_auth.mailer.main import build_worker
+from gatehouse_auth.mailer.worker import EmailWorker
 from gatehouse_auth.main import create_app
-from gatehouse_auth.settings import AuthSettings
+from gatehouse_auth.settings import AuthSettings, EmailWorkerSettings
 from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_testing.app import StartedApp, started
+from gatehouse_testing.mail import MailCatcher
 
 ISSUER = "https://auth.gatehouse.test"
 AUDIENCE = "gatehouse"
 BASE_URL = "http://auth.test"
 PASSWORD = "correct horse battery"
 
+PUBLIC_BASE_URL = "https://gatehouse.example.com"
+SENDER = "gatehouse@example.com"
+
 SettingsFactory = Callable[..., AuthSettings]
+WorkerSettingsFactory = Callable[..., EmailWorkerSettings]
 Runner = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
+WorkerRunner = Callable[..., AbstractAsyncContextManager[EmailWorker]]
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +114,62 @@ async def client(started_app: StartedApp) -> AsyncIterator[httpx2.AsyncClient]:
         yield client
 
 
+@pytest.fixture
+def make_worker_settings(
+    make_settings: SettingsFactory, maildev: MailCatcher
+) -> WorkerSettingsFactory:
+    """Settings of an email worker on the test's database, sending to the session's MailDev."""
+    auth = make_settings()
+
+    def make(**overrides: Any) -> EmailWorkerSettings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "mongo_url": auth.mongo_url.get_secret_value(),
+            "mongo_database": auth.mongo_database,
+            "smtp_host": maildev.smtp_host,
+            "smtp_port": maildev.smtp_port,
+            "smtp_tls": "none",
+            "smtp_timeout_seconds": 2.0,
+            "smtp_sender": SENDER,
+            "public_base_url": PUBLIC_BASE_URL,
+            # Quick polls and short retries keep the outage tests short.
+            "email_poll_interval_seconds": 0.1,
+            "email_retry_base_seconds": 0.2,
+            "email_retry_max_seconds": 1.0,
+            **overrides,
+        }
+        return EmailWorkerSettings(**values)
+
+    return make
+
+
+@asynccontextmanager
+async def running_worker(settings: EmailWorkerSettings) -> AsyncIterator[EmailWorker]:
+    """An email worker delivering in the background until the block ends (a clean stop)."""
+    client = mongo_client(settings)
+    worker = build_worker(settings, AuthDatabase(client, settings.mongo_database))
+    stop = asyncio.Event()
+    delivery = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await delivery
+        await client.close()
+
+
+@pytest.fixture
+def run_worker() -> WorkerRunner:
+    """``async with run_worker(settings) as worker``: a worker the test can stop and restart."""
+    return running_worker
+
+
+@pytest.fixture
+async def email_worker(make_worker_settings: WorkerSettingsFactory) -> AsyncIterator[EmailWorker]:
+    async with running_worker(make_worker_settings()) as worker:
+        yield worker
+
+
 class AuthApi:
     """The auth endpoints as a test drives them."""
 
@@ -142,6 +207,22 @@ class AuthApi:
 
     async def revoke(self, token: str) -> httpx2.Response:
         return await self.client.post("/auth/revoke", data={"token": token})
+
+    async def verify(self, token: str) -> httpx2.Response:
+        return await self.client.post("/auth/verify", json={"token": token})
+
+    async def resend(self, access_token: str) -> httpx2.Response:
+        return await self.client.post(
+            "/auth/verify/resend", headers={"Authorization": f"Bearer {access_token}"}
+        )
+
+    async def forgot(self, email: str) -> httpx2.Response:
+        return await self.client.post("/auth/password/forgot", json={"email": email})
+
+    async def reset(self, token: str, new_password: str) -> httpx2.Response:
+        return await self.client.post(
+            "/auth/password/reset", json={"token": token, "new_password": new_password}
+        )
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ class AuthDatabase:
         self.identities: AsyncCollection[Document] = database["identities"]
         self.login_families: AsyncCollection[Document] = database["login_families"]
         self.refresh_tokens: AsyncCollection[Document] = database["refresh_tokens"]
+        # One document per emailed one-time token: the token's hash and its delivery (outbox).
+        self.email_tokens: AsyncCollection[Document] = database["email_tokens"]
         self._indexed = False
         self._lock = asyncio.Lock()
 
@@ -60,6 +62,19 @@ class AuthDatabase:
             )
             await self.login_families.create_index([("user_id", ASCENDING)], name="user")
             await self.login_families.create_index(
+                [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry_ttl"
+            )
+            await self.email_tokens.create_index(
+                [("token_hash", ASCENDING)], unique=True, name="token_hash_unique"
+            )
+            await self.email_tokens.create_index(
+                [("user_id", ASCENDING), ("purpose", ASCENDING)], name="user_purpose"
+            )
+            # The outbox query: unsent emails whose next attempt is due.
+            await self.email_tokens.create_index(
+                [("sent_at", ASCENDING), ("send_after", ASCENDING)], name="outbox"
+            )
+            await self.email_tokens.create_index(
                 [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry_ttl"
             )
             self._indexed = True

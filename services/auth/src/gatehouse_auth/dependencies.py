@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gatehouse_auth.account_email.repository import EmailTokenRepository
 from gatehouse_auth.client_address import client_address
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import Resources
 from gatehouse_auth.signing_keys import SigningKeySet
+from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.service import TokenIssuer
 
 
@@ -24,6 +26,16 @@ async def _identities(resources: Resources) -> IdentityRepository:
 async def _token_issuer(resources: Resources) -> TokenIssuer:
     await resources.database.ensure_indexes()
     return resources.tokens
+
+
+async def _refresh_tokens(resources: Resources) -> RefreshTokenRepository:
+    await resources.database.ensure_indexes()
+    return resources.tokens.refresh_tokens
+
+
+async def _email_tokens(resources: Resources) -> EmailTokenRepository:
+    await resources.database.ensure_indexes()
+    return resources.email_tokens
 
 
 async def _passwords(resources: Resources) -> PasswordHasher:
@@ -40,6 +52,8 @@ async def _client_address(request: Request, resources: Resources) -> str:
 
 Identities = Annotated[IdentityRepository, Depends(_identities)]
 Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
+RefreshTokens = Annotated[RefreshTokenRepository, Depends(_refresh_tokens)]
+EmailTokens = Annotated[EmailTokenRepository, Depends(_email_tokens)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 SigningKeys = Annotated[SigningKeySet, Depends(_signing_keys)]
 ClientAddress = Annotated[str, Depends(_client_address)]

@@ -37,6 +37,30 @@ class LoginThrottled(ProblemError):
         )
 
 
+class EmailRequestsThrottled(ProblemError):
+    status = 429
+    title = "Too Many Requests"
+    problem_type = f"{PROBLEM_TYPE_BASE}email-requests-throttled"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many email requests for this address; try again later.",
+            headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"},
+        )
+
+
+class InvalidEmailToken(ProblemError):
+    status = 400
+    title = "Bad Request"
+    problem_type = f"{PROBLEM_TYPE_BASE}invalid-email-token"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The token is unknown, expired or already used.",
+            headers={"Cache-Control": "no-store"},
+        )
+
+
 def _unavailable(dependency: str) -> JSONResponse:
     return problem_response(
         503,

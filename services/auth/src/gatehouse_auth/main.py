@@ -1,4 +1,5 @@
-"""The auth service: identities, the OAuth 2.0 token endpoint, refresh sessions and the JWKS."""
+"""The auth service: identities, the OAuth 2.0 token endpoint, refresh sessions, account emails
+and the JWKS."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from fastapi.openapi.utils import get_openapi
 from pymongo.errors import ConnectionFailure
 from redis.asyncio import Redis
 
+from gatehouse_auth.account_email.endpoints import router as account_email_router
+from gatehouse_auth.account_email.repository import EmailTokenRepository
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.errors import install_unavailable_handlers
 from gatehouse_auth.identities.endpoints import router as identities_router
 from gatehouse_auth.identities.repository import IdentityRepository
+from gatehouse_auth.own_tokens import own_token_verifier
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import AuthResources, readiness
 from gatehouse_auth.settings import AuthSettings
@@ -35,7 +39,8 @@ INFO = ServiceInfo(
     name="auth",
     title="Gatehouse auth",
     version="0.1.0",
-    description="Accounts, OAuth 2.0 password and refresh-token grants, and the JWKS.",
+    description="Accounts, OAuth 2.0 password and refresh-token grants, email verification "
+    "and password reset, and the JWKS.",
 )
 
 _log = get_logger(__name__)
@@ -63,35 +68,50 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             _log.warning("mongo_unavailable_at_startup", error=type(exc).__name__)
         identities = IdentityRepository(database.identities)
         passwords = PasswordHasher(settings)
-        resources = AuthResources(
-            settings=settings,
-            database=database,
-            redis=redis,
-            identities=identities,
-            passwords=passwords,
-            tokens=TokenIssuer(
-                identities=identities,
-                refresh_tokens=RefreshTokenRepository(database),
-                passwords=passwords,
-                throttle=LoginThrottle(
-                    redis,
-                    prefix=settings.redis_key_prefix,
-                    max_failures_per_email=settings.login_max_failures_per_email,
-                    max_failures_per_address=settings.login_max_failures_per_address,
-                    window_seconds=settings.login_failure_window_seconds,
-                ),
-                signer=AccessTokenSigner(
-                    key_set,
-                    issuer=settings.issuer,
-                    audience=settings.audience,
-                    lifetime_seconds=settings.access_token_ttl_seconds,
-                ),
-                refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
-            ),
-        )
-        _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
+
+        def email_requests_throttle(counter: str) -> LoginThrottle:
+            return LoginThrottle(
+                redis,
+                prefix=settings.redis_key_prefix,
+                counter=counter,
+                max_failures_per_email=settings.email_requests_max_per_email,
+                max_failures_per_address=settings.email_requests_max_per_address,
+                window_seconds=settings.email_requests_window_seconds,
+            )
+
         try:
-            yield resources
+            async with own_token_verifier(settings, key_set) as verifier:
+                _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
+                yield AuthResources(
+                    settings=settings,
+                    database=database,
+                    redis=redis,
+                    identities=identities,
+                    passwords=passwords,
+                    tokens=TokenIssuer(
+                        identities=identities,
+                        refresh_tokens=RefreshTokenRepository(database),
+                        passwords=passwords,
+                        throttle=LoginThrottle(
+                            redis,
+                            prefix=settings.redis_key_prefix,
+                            max_failures_per_email=settings.login_max_failures_per_email,
+                            max_failures_per_address=settings.login_max_failures_per_address,
+                            window_seconds=settings.login_failure_window_seconds,
+                        ),
+                        signer=AccessTokenSigner(
+                            key_set,
+                            issuer=settings.issuer,
+                            audience=settings.audience,
+                            lifetime_seconds=settings.access_token_ttl_seconds,
+                        ),
+                        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+                    ),
+                    token_verifier=verifier,
+                    email_tokens=EmailTokenRepository(database),
+                    reset_requests=email_requests_throttle("password-reset-requests"),
+                    verification_requests=email_requests_throttle("verification-requests"),
+                )
         finally:
             await redis.aclose()
             await client.close()
@@ -101,7 +121,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         settings,
         lifespan=lifespan,
         readiness=readiness(settings),
-        routers=[identities_router, tokens_router],
+        routers=[identities_router, tokens_router, account_email_router],
     )
     install_oauth_error_handler(app)
     install_unavailable_handlers(app)

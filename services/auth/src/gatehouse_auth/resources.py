@@ -8,13 +8,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from gatehouse_auth.account_email.repository import EmailTokenRepository
 from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
+from gatehouse_auth.throttling import LoginThrottle
 from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.health import Readiness
 from gatehouse_common.resources import resources_of
+from gatehouse_common.tokens import AccessTokenVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,12 @@ class AuthResources:
     identities: IdentityRepository
     passwords: PasswordHasher
     tokens: TokenIssuer
+    # Auth's own bearer endpoints (gatehouse_common.authentication): see own_tokens.py.
+    token_verifier: AccessTokenVerifier
+    email_tokens: EmailTokenRepository
+    # Forgot-password and resend-verification requests, per email and per client address.
+    reset_requests: LoginThrottle
+    verification_requests: LoginThrottle
 
 
 async def _resources(request: Request) -> AuthResources:

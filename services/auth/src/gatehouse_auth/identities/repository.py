@@ -23,6 +23,11 @@ class Identity:
     password_hash: str
     roles: frozenset[str]
     created_at: datetime
+    email_verified_at: datetime | None = None
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     @classmethod
     def from_document(cls, document: Document) -> Identity:
@@ -32,6 +37,7 @@ class Identity:
             password_hash=str(document["password_hash"]),
             roles=frozenset(str(role) for role in document.get("roles", [])),
             created_at=document["created_at"],
+            email_verified_at=document.get("email_verified_at"),
         )
 
 
@@ -57,6 +63,8 @@ class IdentityRepository:
             "password_hash": password_hash,
             "display_name": display_name,
             "roles": roles,
+            # A timestamp, not a boolean: it says when, and compares the same on every server.
+            "email_verified_at": None,
             "created_at": now,
             "updated_at": now,
         }
@@ -82,6 +90,22 @@ class IdentityRepository:
             {"_id": str(identity_id), "password_hash": old_hash},
             {"$set": {"password_hash": new_hash, "updated_at": now}},
         )
+
+    async def mark_email_verified(self, identity_id: str, email: str, now: datetime) -> bool:
+        """Verify ``email`` for the identity; False if the identity (with that email) is gone."""
+        result = await self._collection.update_one(
+            {"_id": str(identity_id), "email": str(email)},
+            {"$set": {"email_verified_at": now, "updated_at": now}},
+        )
+        return result.matched_count > 0
+
+    async def set_password_hash(self, identity_id: str, password_hash: str, now: datetime) -> bool:
+        """Set a new password whatever the old one was (a reset); False if there is no identity."""
+        result = await self._collection.update_one(
+            {"_id": str(identity_id)},
+            {"$set": {"password_hash": password_hash, "updated_at": now}},
+        )
+        return result.matched_count > 0
 
     async def grant_role(self, email: str, role: str, now: datetime) -> Identity | None:
         document = await self._collection.find_one_and_update(

@@ -120,3 +120,12 @@ class RefreshTokenRepository:
         await self._tokens.update_many(
             {"family_id": str(family_id), "revoked_at": None}, {"$set": {"revoked_at": now}}
         )
+
+    async def revoke_user(self, user_id: str, *, now: datetime) -> None:
+        """Revoke every login of the user, families first (as in ``revoke_family``)."""
+        await self._families.update_many(
+            {"user_id": str(user_id), "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )
+        await self._tokens.update_many(
+            {"user_id": str(user_id), "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +11,7 @@ from gatehouse_auth.errors import LoginThrottled
 from gatehouse_auth.identities.repository import Identity, IdentityRepository
 from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH, normalise_email
 from gatehouse_auth.identities.service import scope_of
+from gatehouse_auth.opaque_tokens import hash_opaque_token, new_opaque_token
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.signing_keys import AccessTokenSigner
 from gatehouse_auth.throttling import LoginThrottle
@@ -23,16 +22,10 @@ from gatehouse_common.logging import bind_log_context, get_logger
 
 _log = get_logger(__name__)
 
-REFRESH_TOKEN_BYTES = 32  # 256 bits, as the contract requires
 MAX_REFRESH_TOKEN_LENGTH = 256
 
 BAD_CREDENTIALS = "The email or password is wrong."
 BAD_REFRESH_TOKEN = "The refresh token is unknown, expired, revoked or already used."  # noqa: S105
-
-
-def hash_refresh_token(token: str) -> str:
-    """SHA-256 suffices: the token is 256 random bits, so there is nothing to brute-force."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _login_email(username: str) -> str | None:
@@ -99,7 +92,7 @@ class TokenIssuer:
     async def refresh_grant(self, refresh_token: str) -> TokenResponse:
         if len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
             raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
-        token_hash = hash_refresh_token(refresh_token)
+        token_hash = hash_opaque_token(refresh_token)
         now = datetime.now(UTC)
         record = await self.refresh_tokens.spend(token_hash, now=now)
         if record is None:
@@ -137,7 +130,7 @@ class TokenIssuer:
         """Revoke the whole login of a refresh token; unknown tokens are ignored (RFC 7009 §2.2)."""
         if len(token) > MAX_REFRESH_TOKEN_LENGTH:
             return
-        record = await self.refresh_tokens.find(hash_refresh_token(token))
+        record = await self.refresh_tokens.find(hash_opaque_token(token))
         if record is not None:
             await self.refresh_tokens.revoke_family(record.family_id, now=datetime.now(UTC))
             _log.info("login_revoked", user_id=record.user_id, family_id=record.family_id)
@@ -145,9 +138,9 @@ class TokenIssuer:
     async def _issue(
         self, identity: Identity, *, family_id: str, now: datetime, expires_at: datetime
     ) -> TokenResponse:
-        refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+        refresh_token = new_opaque_token()
         await self.refresh_tokens.store(
-            hash_refresh_token(refresh_token),
+            hash_opaque_token(refresh_token),
             family_id=family_id,
             user_id=identity.id,
             now=now,
@@ -155,7 +148,12 @@ class TokenIssuer:
         )
         scope = scope_of(identity)
         return TokenResponse(
-            access_token=self.signer.sign(subject=identity.id, email=identity.email, scope=scope),
+            access_token=self.signer.sign(
+                subject=identity.id,
+                email=identity.email,
+                email_verified=identity.email_verified,
+                scope=scope,
+            ),
             expires_in=self.signer.lifetime_seconds,
             refresh_token=refresh_token,
             scope=scope,
