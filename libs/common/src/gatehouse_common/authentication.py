@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
-from gatehouse_common.resources import VerifiesTokens, lifespan_resources
+from gatehouse_common.resources import RefusesRevokedTokens, VerifiesTokens, lifespan_resources
 from gatehouse_common.scopes import AccessScope, scope_descriptions
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient, Principal
@@ -23,6 +23,8 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 _log = get_logger(__name__)
+
+REVOKED_LOGIN = "the token's login has been revoked"
 
 
 def www_authenticate(
@@ -109,25 +111,31 @@ async def token_verifier(
             await jwks.aclose()
 
 
-async def _token_verifier(request: Request) -> AccessTokenVerifier:
+async def _token_checks(request: Request) -> VerifiesTokens:
     resources = lifespan_resources(request.scope)
     if not isinstance(resources, VerifiesTokens):
         raise TypeError("the lifespan's resources have no token_verifier")
-    return resources.token_verifier
+    return resources
 
 
 async def authenticated_principal(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-    verifier: Annotated[AccessTokenVerifier, Depends(_token_verifier)],
+    checks: Annotated[VerifiesTokens, Depends(_token_checks)],
 ) -> Principal:
     if not token:
         raise NotAuthenticated
     try:
-        principal = await verifier.verify(token)
+        principal = await checks.token_verifier.verify(token)
     except InvalidTokenError as exc:
         _log.info("token_rejected", reason=str(exc))
         raise InvalidAccessToken(str(exc)) from None
+    # After the signature: only a genuine token's claims are looked up (two dict lookups).
+    if isinstance(checks, RefusesRevokedTokens) and checks.revocations.is_revoked(
+        principal.subject, principal.session_id, principal.issued_at
+    ):
+        _log.info("token_rejected", reason=REVOKED_LOGIN)
+        raise InvalidAccessToken(REVOKED_LOGIN)
     scope_state(request.scope)["user_id"] = principal.subject
     bind_log_context(user_id=principal.subject)
     return principal

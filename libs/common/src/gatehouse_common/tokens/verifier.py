@@ -36,6 +36,10 @@ class Principal:
     scopes: frozenset[str]
     token_id: str
     expires_at: int
+    issued_at: int
+    # The login (refresh-token family) the token was issued for; None for a token without
+    # ``sid`` (issued before the claim existed).
+    session_id: str | None
 
     def has_scopes(self, required: Collection[str]) -> bool:
         return self.scopes.issuperset(required)
@@ -192,8 +196,15 @@ class AccessTokenVerifier:
 def _principal(claims: dict[str, Any]) -> Principal:
     scope = claims.get("scope", "")
     email = claims.get("email")
+    session_id = claims.get("sid")
     exp = claims["exp"]
-    if not isinstance(scope, str) or not isinstance(exp, int | float):
+    iat = claims["iat"]
+    if (
+        not isinstance(scope, str)
+        or not isinstance(exp, int | float)
+        or not isinstance(iat, int | float)
+        or not (session_id is None or (isinstance(session_id, str) and session_id))
+    ):
         raise InvalidTokenError("malformed claims")
     return Principal(
         subject=str(claims["sub"]),
@@ -201,4 +212,6 @@ def _principal(claims: dict[str, Any]) -> Principal:
         scopes=frozenset(scope.split()),
         token_id=str(claims["jti"]),
         expires_at=int(exp),
+        issued_at=int(iat),
+        session_id=session_id,
     )
