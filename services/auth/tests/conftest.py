@@ -56,6 +56,10 @@ def make_settings(mongo_url: str, redis_url: str, shared_key_file: Path) -> Sett
             "mongo_database": database,
             "redis_url": redis_url,
             "redis_key_prefix": prefix,
+            "events_redis_url": redis_url,
+            # Short blocking reads and polls: events travel, and apps stop, quickly.
+            "events_block_seconds": 0.5,
+            "events_outbox_poll_interval_seconds": 0.2,
             "signing_keys_file": shared_key_file,
             "issuer": ISSUER,
             "audience": AUDIENCE,

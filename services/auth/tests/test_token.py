@@ -82,12 +82,14 @@ async def test_access_token_header_and_claims_follow_rfc_9068(api: AuthApi) -> N
         "sub",
         "email",
         "email_verified",
+        "sid",
         "exp",
         "iat",
         "jti",
         "scope",
     }
     assert claims["email_verified"] is False
+    assert claims["sid"]  # the login: the same across refreshes, see test_sessions.py
     assert claims["iss"] == ISSUER
     assert claims["aud"] == AUDIENCE
     assert claims["exp"] - claims["iat"] == 900

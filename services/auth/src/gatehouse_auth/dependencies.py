@@ -11,8 +11,8 @@ from gatehouse_auth.client_address import client_address
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import Resources
+from gatehouse_auth.sessions.repository import SessionRepository
 from gatehouse_auth.signing_keys import SigningKeySet
-from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.service import TokenIssuer
 
 
@@ -28,9 +28,9 @@ async def _token_issuer(resources: Resources) -> TokenIssuer:
     return resources.tokens
 
 
-async def _refresh_tokens(resources: Resources) -> RefreshTokenRepository:
+async def _sessions(resources: Resources) -> SessionRepository:
     await resources.database.ensure_indexes()
-    return resources.tokens.refresh_tokens
+    return resources.tokens.sessions
 
 
 async def _email_tokens(resources: Resources) -> EmailTokenRepository:
@@ -52,7 +52,7 @@ async def _client_address(request: Request, resources: Resources) -> str:
 
 Identities = Annotated[IdentityRepository, Depends(_identities)]
 Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
-RefreshTokens = Annotated[RefreshTokenRepository, Depends(_refresh_tokens)]
+Sessions = Annotated[SessionRepository, Depends(_sessions)]
 EmailTokens = Annotated[EmailTokenRepository, Depends(_email_tokens)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 SigningKeys = Annotated[SigningKeySet, Depends(_signing_keys)]

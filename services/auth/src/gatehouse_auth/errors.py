@@ -61,6 +61,24 @@ class InvalidEmailToken(ProblemError):
         )
 
 
+class WrongPassword(ProblemError):
+    status = 400
+    title = "Bad Request"
+    problem_type = f"{PROBLEM_TYPE_BASE}wrong-password"
+
+    def __init__(self) -> None:
+        super().__init__("The current password is wrong.", headers={"Cache-Control": "no-store"})
+
+
+class SessionNotFound(ProblemError):
+    status = 404
+    title = "Not Found"
+    problem_type = f"{PROBLEM_TYPE_BASE}session-not-found"
+
+    def __init__(self) -> None:
+        super().__init__("You have no active login with this id.")
+
+
 def _unavailable(dependency: str) -> JSONResponse:
     return problem_response(
         503,

@@ -19,6 +19,8 @@ from gatehouse_common.tokens import AccessTokenVerifier
 
 # Never resolved: requests to it are answered by the in-memory transport below.
 _IN_MEMORY_JWKS_URL = "http://auth.in-memory/auth/.well-known/jwks.json"
+# How late an expired token is still accepted; revocations are kept that much longer.
+LEEWAY_SECONDS = 30
 
 
 @asynccontextmanager
@@ -32,6 +34,7 @@ async def own_token_verifier(
         jwt_issuer=settings.issuer,
         jwt_audience=settings.audience,
         jwks_url=_IN_MEMORY_JWKS_URL,
+        jwt_leeway_seconds=LEEWAY_SECONDS,
     )
     async with token_verifier(verification, transport=httpx2.MockTransport(serve_jwks)) as verifier:
         yield verifier

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AnyHttpUrl, EmailStr, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gatehouse_common.events import EventSettings
+from gatehouse_common.revocation import RevocationSettings
 from gatehouse_common.settings import ServiceSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,7 +42,11 @@ class IdentityStoreSettings(BaseSettings):
     )
 
 
-class AuthSettings(ServiceSettings, IdentityStoreSettings):
+class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, RevocationSettings):
+    """``AUTH_EVENTS_REDIS_URL`` (required, secret) and the other ``AUTH_EVENTS_*`` and
+    revocation settings come from ``EventSettings`` and ``RevocationSettings``
+    (docs/events.md)."""
+
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", frozen=True)
 
     redis_url: SecretStr = Field(description="Redis URL for login throttling.")

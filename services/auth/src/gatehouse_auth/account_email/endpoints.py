@@ -18,7 +18,7 @@ from gatehouse_auth.dependencies import (
     EmailTokens,
     Identities,
     Passwords,
-    RefreshTokens,
+    Sessions,
 )
 from gatehouse_auth.resources import Resources
 from gatehouse_common.authentication import require_scope
@@ -118,13 +118,13 @@ async def reset_password(
     body: ResetPasswordRequest,
     email_tokens: EmailTokens,
     identities: Identities,
-    refresh_tokens: RefreshTokens,
+    sessions: Sessions,
     passwords: Passwords,
 ) -> Response:
     await service.reset_password(
         email_tokens,
         identities,
-        refresh_tokens,
+        sessions,
         passwords,
         token=body.token,
         new_password=body.new_password,

@@ -98,3 +98,7 @@ class EmailTokenRepository:
             {"user_id": str(user_id), "purpose": purpose, "used_at": None},
             {"$set": {"used_at": now}, "$unset": {"pending_token": ""}},
         )
+
+    async def delete_all(self, user_id: str) -> None:
+        """Forget every token (and unsent email) of an erased user."""
+        await self._tokens.delete_many({"user_id": str(user_id)})

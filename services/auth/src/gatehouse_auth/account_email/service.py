@@ -10,8 +10,9 @@ from gatehouse_auth.identities.repository import Identity, IdentityRepository
 from gatehouse_auth.mailer.outbox import EmailPurpose
 from gatehouse_auth.opaque_tokens import hash_opaque_token, new_opaque_token
 from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.sessions.repository import SessionRepository
+from gatehouse_auth.sessions.service import end_every_login
 from gatehouse_auth.throttling import LoginThrottle
-from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_common.logging import get_logger
 
 _log = get_logger(__name__)
@@ -108,13 +109,14 @@ async def request_password_reset(  # noqa: PLR0913 - collaborators, then the req
 async def reset_password(  # noqa: PLR0913 - collaborators, then the request by keyword
     email_tokens: EmailTokenRepository,
     identities: IdentityRepository,
-    refresh_tokens: RefreshTokenRepository,
+    sessions: SessionRepository,
     passwords: PasswordHasher,
     *,
     token: str,
     new_password: str,
 ) -> None:
-    """Set the password and revoke every login of the user.
+    """Set the password and revoke every login of the user (one identity write, which also
+    records the ``logins.revoked`` event).
 
     The token is looked up before hashing (a wrong token costs no Argon2 run) and spent only
     after, so a hashing failure does not cost the user the token.
@@ -126,10 +128,18 @@ async def reset_password(  # noqa: PLR0913 - collaborators, then the request by 
     password_hash = await passwords.hash(new_password)
     now = datetime.now(UTC)
     record = await email_tokens.use("reset_password", token_hash, now=now)
-    if record is None or not await identities.set_password_hash(record.user_id, password_hash, now):
+    if record is None or (
+        await end_every_login(
+            identities,
+            sessions,
+            user_id=record.user_id,
+            reason="password_reset",
+            password_hash=password_hash,
+        )
+        is None
+    ):
         _log.info("email_token_rejected", purpose="reset_password")
         raise InvalidEmailToken
-    await refresh_tokens.revoke_user(record.user_id, now=now)
     # Any other reset link of this user dies with the password it was meant to replace.
     await email_tokens.use_all("reset_password", record.user_id, now=now)
     _log.info("password_reset", user_id=record.user_id)

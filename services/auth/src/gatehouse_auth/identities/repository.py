@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from gatehouse_auth.database import Document
+from gatehouse_auth.outbox import Notify, outbox_document, record
+from gatehouse_common.events import Event
 
 ADMIN_ROLE = "admin"
 
@@ -24,6 +27,9 @@ class Identity:
     roles: frozenset[str]
     created_at: datetime
     email_verified_at: datetime | None = None
+    # Bumped by every "end all my logins" (sign-out everywhere, password change or reset): a
+    # login started under an older generation is revoked, whatever its own document says.
+    login_generation: int = 0
 
     @property
     def email_verified(self) -> bool:
@@ -38,14 +44,18 @@ class Identity:
             roles=frozenset(str(role) for role in document.get("roles", [])),
             created_at=document["created_at"],
             email_verified_at=document.get("email_verified_at"),
+            login_generation=int(document.get("login_generation", 0)),
         )
 
 
 class IdentityRepository:
     """Every query takes plain Python strings built by this class, never client documents."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(
+        self, collection: AsyncCollection[Document], *, notify: Notify | None = None
+    ) -> None:
         self._collection = collection
+        self._notify = notify
 
     async def insert(  # noqa: PLR0913 - one keyword per stored field
         self,
@@ -56,7 +66,9 @@ class IdentityRepository:
         display_name: str | None,
         roles: list[str],
         now: datetime,
+        event: Event[Any],
     ) -> Identity:
+        """Insert the identity and its ``account.registered`` event, in one write."""
         document: Document = {
             "_id": identity_id,
             "email": email,
@@ -67,11 +79,14 @@ class IdentityRepository:
             "email_verified_at": None,
             "created_at": now,
             "updated_at": now,
+            "login_generation": 0,
+            **outbox_document(event),
         }
         try:
             await self._collection.insert_one(document)
         except DuplicateKeyError:
             raise EmailAlreadyRegistered(email) from None
+        self._recorded()
         return Identity.from_document(document)
 
     async def by_email(self, email: str) -> Identity | None:
@@ -99,13 +114,33 @@ class IdentityRepository:
         )
         return result.matched_count > 0
 
-    async def set_password_hash(self, identity_id: str, password_hash: str, now: datetime) -> bool:
-        """Set a new password whatever the old one was (a reset); False if there is no identity."""
-        result = await self._collection.update_one(
-            {"_id": str(identity_id)},
-            {"$set": {"password_hash": password_hash, "updated_at": now}},
+    async def end_logins(
+        self,
+        identity_id: str,
+        event: Event[Any] | None,
+        *,
+        now: datetime,
+        password_hash: str | None = None,
+    ) -> Identity | None:
+        """Revoke every login so far by bumping the login generation, optionally set a new
+        password, and record ``event`` (None: there was no login to announce), in one write.
+        None if there is no such identity."""
+        changes: Document = {"updated_at": now}
+        if password_hash is not None:
+            changes["password_hash"] = password_hash
+        update = record(event, changes) if event is not None else {"$set": changes, "$inc": {}}
+        update["$inc"]["login_generation"] = 1
+        document = await self._collection.find_one_and_update(
+            {"_id": str(identity_id)}, update, return_document=ReturnDocument.AFTER
         )
-        return result.matched_count > 0
+        if document is None:
+            return None
+        if event is not None:
+            self._recorded()
+        return Identity.from_document(document)
+
+    async def delete(self, identity_id: str) -> None:
+        await self._collection.delete_one({"_id": str(identity_id)})
 
     async def grant_role(self, email: str, role: str, now: datetime) -> Identity | None:
         document = await self._collection.find_one_and_update(
@@ -114,3 +149,7 @@ class IdentityRepository:
             return_document=ReturnDocument.AFTER,
         )
         return Identity.from_document(document) if document else None
+
+    def _recorded(self) -> None:
+        if self._notify is not None:
+            self._notify()
