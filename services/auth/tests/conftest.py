@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.mailer.main import build_worker
@@ -19,6 +20,7 @@ from gatehouse_auth.mailer.worker import EmailWorker
 from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings, EmailWorkerSettings
 from gatehouse_auth.signing_keys import SigningKeySet
+from gatehouse_common.events import AUTH_STREAM, Event, decode, event_type_of
 from gatehouse_testing.app import StartedApp, started
 from gatehouse_testing.mail import MailCatcher
 
@@ -180,14 +182,20 @@ class AuthApi:
     def __init__(self, client: httpx2.AsyncClient) -> None:
         self.client = client
 
-    async def register(self, email: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
+    async def register(
+        self,
+        email: str | None = None,
+        password: str = PASSWORD,
+        display_name: str | None = None,
+    ) -> dict[str, Any]:
         email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
-        response = await self.client.post(
-            "/auth/register", json={"email": email, "password": password}
-        )
+        body: dict[str, Any] = {"email": email, "password": password}
+        if display_name is not None:
+            body["display_name"] = display_name
+        response = await self.client.post("/auth/register", json=body)
         assert response.status_code == 201, response.text
-        body: dict[str, Any] = response.json()
-        return body
+        registered: dict[str, Any] = response.json()
+        return registered
 
     async def login(
         self, email: str, password: str = PASSWORD, headers: dict[str, str] | None = None
@@ -212,6 +220,26 @@ class AuthApi:
     async def revoke(self, token: str) -> httpx2.Response:
         return await self.client.post("/auth/revoke", data={"token": token})
 
+    async def sessions(self, access_token: str) -> httpx2.Response:
+        return await self.client.get("/auth/sessions", headers=bearer(access_token))
+
+    async def end_session(self, access_token: str, session_id: str) -> httpx2.Response:
+        return await self.client.delete(
+            f"/auth/sessions/{session_id}", headers=bearer(access_token)
+        )
+
+    async def end_every_session(self, access_token: str) -> httpx2.Response:
+        return await self.client.delete("/auth/sessions", headers=bearer(access_token))
+
+    async def change_password(
+        self, access_token: str, current_password: str, new_password: str
+    ) -> httpx2.Response:
+        return await self.client.post(
+            "/auth/password",
+            json={"current_password": current_password, "new_password": new_password},
+            headers=bearer(access_token),
+        )
+
     async def verify(self, token: str) -> httpx2.Response:
         return await self.client.post("/auth/verify", json={"token": token})
 
@@ -229,6 +257,10 @@ class AuthApi:
         )
 
 
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
 @pytest.fixture
 def api(client: httpx2.AsyncClient) -> AuthApi:
     return AuthApi(client)
@@ -238,3 +270,32 @@ def api(client: httpx2.AsyncClient) -> AuthApi:
 def api_for() -> type[AuthApi]:
     """``api_for(client)``: the helper for a client of an app the test built itself."""
     return AuthApi
+
+
+@pytest.fixture
+async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
+    """The event channel as a test reads and writes it (the session's Redis)."""
+    redis = Redis.from_url(redis_url)
+    yield redis
+    await redis.aclose()
+
+
+async def auth_events(redis: Redis, user_id: str, event_type: str) -> list[Event[Any]]:
+    """The events of ``event_type`` about ``user_id`` on ``events:auth`` (tests share it)."""
+    found = []
+    for _, fields in await redis.xrange(AUTH_STREAM, "-", "+"):
+        if event_type_of(fields) != event_type:
+            continue
+        event = decode(fields)
+        if str(event.payload.user_id) == user_id:
+            found.append(event)
+    return found
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 5.0) -> None:
+    """Wait until ``check`` holds, at most ``seconds`` (the contract's bound for events)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {seconds:g}s: {what}")
+        await asyncio.sleep(0.1)
