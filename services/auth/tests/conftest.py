@@ -21,6 +21,7 @@ from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings, EmailWorkerSettings
 from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_common.events import AUTH_STREAM, Event, decode, event_type_of
+from gatehouse_common.events.entries import range_entries
 from gatehouse_testing.app import StartedApp, started
 from gatehouse_testing.mail import MailCatcher
 
@@ -283,7 +284,7 @@ async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
 async def auth_events(redis: Redis, user_id: str, event_type: str) -> list[Event[Any]]:
     """The events of ``event_type`` about ``user_id`` on ``events:auth`` (tests share it)."""
     found = []
-    for _, fields in await redis.xrange(AUTH_STREAM, "-", "+"):
+    for _, fields in range_entries(await redis.xrange(AUTH_STREAM, "-", "+")):
         if event_type_of(fields) != event_type:
             continue
         event = decode(fields)
