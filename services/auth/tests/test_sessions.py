@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -13,7 +13,9 @@ from joserfc import jws
 from redis.asyncio import Redis
 from services.auth.tests.conftest import PASSWORD, auth_events, eventually
 
+from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.main import create_app
+from gatehouse_auth.sessions.repository import SessionRepository
 from gatehouse_common.events import LoginsRevoked
 
 if TYPE_CHECKING:
@@ -220,3 +222,33 @@ async def test_revoke_and_refresh_reuse_announce_the_login(
     await eventually(announced, "both revocations are on events:auth")
     await _refused_within_5s(api, revoked["access_token"])
     await _refused_within_5s(api, reused["access_token"])
+
+
+async def test_a_login_not_named_by_the_generation_bump_gets_its_own_event(
+    api: AuthApi, database: AuthDatabase, events_redis: Redis
+) -> None:
+    user = await api.register()
+    named = await api.tokens(user["email"])
+    unnamed = await api.tokens(user["email"])
+    # As if ``unnamed`` started while the bump was being written: its event names only one.
+    await database.identities.update_one({"_id": user["id"]}, {"$inc": {"login_generation": 1}})
+
+    await SessionRepository(database).revoke_older(
+        user["id"],
+        below_generation=1,
+        reason="password_change",
+        now=datetime.now(UTC),
+        announced=frozenset({_sid(named["access_token"])}),
+    )
+
+    async def announced() -> bool:
+        revoked = await _revocations(events_redis, user["id"])
+        return [(event.session_ids, event.reason) for event in revoked] == [
+            ((_sid(unnamed["access_token"]),), "password_change")
+        ]
+
+    await eventually(announced, "the unnamed login's own event is relayed")
+    families = database.login_families.find({"user_id": user["id"]})
+    assert [family["revoked_at"] async for family in families].count(None) == 0
+    for login in (named, unnamed):
+        assert (await api.refresh(login["refresh_token"])).json()["error"] == "invalid_grant"

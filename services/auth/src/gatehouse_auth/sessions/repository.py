@@ -119,16 +119,16 @@ class SessionRepository:
         below_generation: int,
         reason: RevocationReason,
         now: datetime,
-        announced: frozenset[str] | None,
+        announced: frozenset[str],
     ) -> None:
         """Mark revoked the logins a generation bump has ended, so that every reader sees them
         revoked without looking at the identity.
 
-        The bump recorded their event: it named ``announced``, or covered them all (None).
-        A login started while the bump was being made is not named in it: it gets its own.
+        The bump recorded the event naming ``announced``. A login started while the bump was
+        being made (or beyond the event's limit of names) is not in it: it gets its own.
         """
         stale = await self.unrevoked_ids(user_id, below_generation=below_generation)
-        unannounced = [] if announced is None else [i for i in stale if i not in announced]
+        unannounced = [family_id for family_id in stale if family_id not in announced]
         for family_id in unannounced:
             await self.revoke(family_id, user_id=user_id, reason=reason, now=now)
         done = [family_id for family_id in stale if family_id not in unannounced]
