@@ -3,9 +3,14 @@ from users erases the identity (also when auth was stopped while it was publishe
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from typing import TYPE_CHECKING
 
+import httpx2
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from services.auth.tests.conftest import PASSWORD, auth_events, bearer, eventually
 
@@ -15,8 +20,10 @@ from gatehouse_auth.erasure import AccountEraser
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.main import create_app
 from gatehouse_auth.sessions.repository import SessionRepository
+from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.events import USERS_STREAM, AccountErased, Event, EventPublisher
 from gatehouse_testing.mail import MailCatcher, token_in
+from gatehouse_testing.network import free_port
 
 if TYPE_CHECKING:
     from services.auth.tests.conftest import AuthApi, Runner, SettingsFactory
@@ -82,6 +89,83 @@ async def test_an_event_recorded_while_the_channel_is_down_is_published_after_a_
     assert stored is not None
     assert stored["outbox_pending"] == 0
     assert stored["outbox"] == {}
+
+
+async def test_a_process_killed_between_the_write_and_the_publish_loses_no_event(
+    make_settings: SettingsFactory, run_app: Runner, database: AuthDatabase, events_redis: Redis
+) -> None:
+    settings = make_settings()
+    port = free_port()
+    # A real auth process whose event channel is down, so its relay cannot publish: the
+    # registration is written, then the process is killed (SIGKILL, no shutdown at all).
+    environment = {
+        **os.environ,
+        **{f"AUTH_{name.upper()}": str(value) for name, value in _environment(settings).items()},
+        "AUTH_EVENTS_REDIS_URL": UNREACHABLE_REDIS,
+        "AUTH_REVOCATION_REPLAY_WAIT_SECONDS": "0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "gatehouse_auth.main:create_app",
+        "--port",
+        str(port),
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def serving() -> bool:
+                try:
+                    return (await client.get("/health")).status_code == 200
+                except httpx2.TransportError:
+                    return False
+
+            await eventually(serving, "the auth process serves", seconds=30)
+            response = await client.post(
+                "/auth/register",
+                json={"email": f"killed-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD},
+            )
+            assert response.status_code == 201, response.text
+            user_id = response.json()["id"]
+    finally:
+        process.kill()
+        await process.wait()
+    assert await auth_events(events_redis, user_id, "account.registered") == []
+
+    async with run_app(create_app(settings)):
+
+        async def published() -> bool:
+            return len(await auth_events(events_redis, user_id, "account.registered")) == 1
+
+        await eventually(published, "the next process's relay publishes the event")
+
+
+def _environment(settings: AuthSettings) -> dict[str, object]:
+    """The settings as the process reads them: secrets revealed, everything a string."""
+    values = settings.model_dump(
+        include={
+            "environment",
+            "mongo_url",
+            "mongo_database",
+            "redis_url",
+            "redis_key_prefix",
+            "signing_keys_file",
+            "issuer",
+            "audience",
+            "argon2_time_cost",
+            "argon2_memory_cost_kib",
+            "argon2_parallelism",
+        }
+    )
+    return {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in values.items()
+    }
 
 
 async def test_account_erased_removes_the_identity_and_every_login(
