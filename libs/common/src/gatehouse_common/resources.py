@@ -53,10 +53,10 @@ class VerifiesTokens(Protocol):
     def token_verifier(self) -> AccessTokenVerifier: ...
 
 
-@runtime_checkable
 class RefusesRevokedTokens(Protocol):
     """Resources of a service that also refuses tokens of revoked logins and users: the
-    authentication dependency answers 401 ``invalid_token`` for them (see docs/events.md)."""
+    authentication dependency answers 401 ``invalid_token`` for them (see docs/events.md).
+    Read by attribute, like ``VerifiesTokens`` (see ``authentication._token_checks``)."""
 
     @property
     def revocations(self) -> RevocationSet: ...
