@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from k8s_checks import REPO_ROOT, Manifest, schema_violations
+from k8s_checks import REPO_ROOT, Manifest, container_environment, schema_violations
 
 SERVICES = ("gateway", "auth", "users")
 # Deployments besides the services: auth's email worker (same image as auth).
@@ -146,3 +146,18 @@ def test_prod_sends_email_through_an_external_smtp_server_from_a_secret(
     (rule,) = find(objects, "NetworkPolicy", "allow-egress-to-smtp")["spec"]["egress"]
     assert all("ipBlock" in peer for peer in rule["to"])
     assert [port["port"] for port in rule["ports"]] == [587]
+
+
+def test_auth_reads_the_event_channel_from_a_secret(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    for overlay in ("dev", "prod"):
+        objects = rendered[overlay]
+        (auth,) = find(objects, "Deployment", "auth")["spec"]["template"]["spec"]["containers"]
+        _, from_secrets, problems = container_environment(auth, objects)
+        assert problems == []
+        assert "AUTH_EVENTS_REDIS_URL" in from_secrets
+    # dev: the namespace's Redis, the database where every service's streams live.
+    dev_auth = find(rendered["dev"], "Deployment", "auth")["spec"]["template"]["spec"]
+    environment, _, _ = container_environment(dev_auth["containers"][0], rendered["dev"])
+    assert environment["AUTH_EVENTS_REDIS_URL"].endswith("@redis:6379/0")
