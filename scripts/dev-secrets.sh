@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Development secrets for the Compose stack, made once into a git-ignored folder:
 #   postgres.env, mongo.env (datastore credentials), redis.conf (requirepass),
-#   auth.env, users.env (the services' connection URLs), signing-keys.json (auth's private JWKS).
+#   auth.env, users.env (the services' connection URLs, the event channel's included),
+#   signing-keys.json (auth's private JWKS).
 # Needs only Docker and standard tools: passwords come from /dev/urandom, and the signing keys
 # from auth's own key CLI, run inside the auth image.
 #
@@ -44,11 +45,24 @@ END
 AUTH_MONGO_URL=mongodb://gatehouse:$mongo_password@mongo:27017/?authSource=admin
 AUTH_REDIS_URL=redis://default:$redis_password@redis:6379/0
 END
+  add_event_channel_urls
   cat >"$secrets_dir/users.env" <<END
 USERS_DATABASE_URL=postgresql+asyncpg://gatehouse:$postgres_password@postgres:5432/gatehouse_users
 USERS_REDIS_URL=redis://default:$redis_password@redis:6379/1
 END
   chmod 0644 "$secrets_dir"/{postgres.env,mongo.env,redis.conf,auth.env,users.env}
+}
+
+add_event_channel_urls() {
+  # The event channel (docs/events.md): every service's *_EVENTS_REDIS_URL names the same
+  # Redis database (0), where the streams live. FOR NOW the default user, as AUTH_REDIS_URL;
+  # per-service ACL users replace it (scripts/lib/redis-acl.sh, when merged). Appended to a
+  # secrets folder made before the channel existed, from the password it already holds.
+  local redis_password
+  if ! grep -q '^AUTH_EVENTS_REDIS_URL=' "$secrets_dir/auth.env"; then
+    redis_password=$(sed -n 's/^requirepass //p' "$secrets_dir/redis.conf")
+    echo "AUTH_EVENTS_REDIS_URL=redis://default:$redis_password@redis:6379/0" >>"$secrets_dir/auth.env"
+  fi
 }
 
 run_key_cli() {
@@ -71,6 +85,7 @@ case "$action" in
       write_passwords
       echo "dev-secrets: wrote passwords to $secrets_dir/"
     fi
+    add_event_channel_urls
     if [ ! -f "$secrets_dir/signing-keys.json" ]; then
       run_key_cli generate --file /secrets/signing-keys.json
       echo "dev-secrets: wrote a signing key set to $secrets_dir/signing-keys.json"

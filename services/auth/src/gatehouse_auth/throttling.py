@@ -3,6 +3,9 @@
 Each key is a sorted set of failure times (a sliding window). While a key holds ``limit``
 failures younger than the window, the password grant is refused — also for the right
 password — and ``Retry-After`` says when the oldest of them leaves the window.
+
+The same counter limits other abusable requests per email and address (forgot-password,
+resend-verification): each gets its own instance with its own ``counter`` name.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ class LoginThrottle:
         max_failures_per_email: int,
         max_failures_per_address: int,
         window_seconds: int,
+        counter: str = "login-failures",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._prefix = f"{prefix}{counter}:"
         self._email_limit = max_failures_per_email
         self._address_limit = max_failures_per_address
         self._window = window_seconds
@@ -38,8 +42,8 @@ class LoginThrottle:
         # The email is hashed so Redis holds no address book of who tried to log in.
         email_digest = hashlib.sha256(email.encode()).hexdigest()
         return [
-            (f"{self._prefix}login-failures:email:{email_digest}", self._email_limit),
-            (f"{self._prefix}login-failures:address:{address}", self._address_limit),
+            (f"{self._prefix}email:{email_digest}", self._email_limit),
+            (f"{self._prefix}address:{address}", self._address_limit),
         ]
 
     async def retry_after(self, email: str, address: str) -> int | None:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, status
 
-from gatehouse_auth.dependencies import Identities, Passwords
+from gatehouse_auth.account_email.service import send_verification
+from gatehouse_auth.dependencies import EmailTokens, Identities, Passwords
 from gatehouse_auth.identities import service
 from gatehouse_auth.identities.schemas import RegisteredIdentity, RegistrationRequest
+from gatehouse_auth.resources import Resources
 from gatehouse_common.problems import problem_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -15,10 +19,15 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     status_code=status.HTTP_201_CREATED,
     response_model=RegisteredIdentity,
     summary="Create an account",
+    description="Sends a verification email to the address.",
     responses=problem_responses(409, 422, 503),
 )
 async def register(
-    body: RegistrationRequest, identities: Identities, passwords: Passwords
+    body: RegistrationRequest,
+    resources: Resources,
+    identities: Identities,
+    email_tokens: EmailTokens,
+    passwords: Passwords,
 ) -> RegisteredIdentity:
     identity = await service.register(
         identities,
@@ -26,5 +35,10 @@ async def register(
         email=body.email,
         password=body.password,
         display_name=body.display_name,
+    )
+    await send_verification(
+        email_tokens,
+        identity,
+        ttl=timedelta(seconds=resources.settings.verify_email_token_ttl_seconds),
     )
     return RegisteredIdentity(id=identity.id, email=identity.email, created_at=identity.created_at)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +11,9 @@ from email_validator import EmailNotValidError, validate_email
 from gatehouse_auth.identities.repository import Identity, IdentityRepository
 from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH, normalise_email
 from gatehouse_auth.identities.service import scope_of
+from gatehouse_auth.opaque_tokens import hash_opaque_token, new_opaque_token
 from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.sessions.repository import SessionRepository
 from gatehouse_auth.signing_keys import AccessTokenSigner
 from gatehouse_auth.throttling import LoginThrottle
 from gatehouse_auth.tokens.errors import LoginThrottled
@@ -23,16 +24,10 @@ from gatehouse_common.logging import bind_log_context, get_logger
 
 _log = get_logger(__name__)
 
-REFRESH_TOKEN_BYTES = 32  # 256 bits, as the contract requires
 MAX_REFRESH_TOKEN_LENGTH = 256
 
 BAD_CREDENTIALS = "The email or password is wrong."
 BAD_REFRESH_TOKEN = "The refresh token is unknown, expired, revoked or already used."  # noqa: S105
-
-
-def hash_refresh_token(token: str) -> str:
-    """SHA-256 suffices: the token is 256 random bits, so there is nothing to brute-force."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _login_email(username: str) -> str | None:
@@ -47,7 +42,8 @@ def _login_email(username: str) -> str | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TokenIssuer:
-    """The token endpoint's work: password and refresh grants, revocation.
+    """The token endpoint's work: password and refresh grants, revocation; and the two things
+    a password change shares with the password grant (a throttled password check, a login).
 
     Made once in the lifespan with everything a grant touches, so the endpoint depends on
     this one object rather than on each collaborator.
@@ -55,6 +51,7 @@ class TokenIssuer:
 
     identities: IdentityRepository
     refresh_tokens: RefreshTokenRepository
+    sessions: SessionRepository
     passwords: PasswordHasher
     throttle: LoginThrottle
     signer: AccessTokenSigner
@@ -63,12 +60,31 @@ class TokenIssuer:
     async def password_grant(self, username: str, password: str, address: str) -> TokenResponse:
         email = _login_email(username)
         throttle_key = email if email is not None else username
+
+        async def identity() -> Identity | None:
+            return await self.identities.by_email(email) if email is not None else None
+
+        checked = await self.check_password(identity, password, throttle_key, address)
+        if checked is None:
+            raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+        return await self.start_login(checked)
+
+    async def check_password(
+        self,
+        identity_of: Callable[[], Awaitable[Identity | None]],
+        password: str,
+        throttle_key: str,
+        address: str,
+    ) -> Identity | None:
+        """The identity if ``password`` is its password, else None (a failed login for the
+        throttle). Raises ``LoginThrottled`` while the email or address is throttled; the
+        identity is looked up only after that check."""
         retry_after = await self.throttle.retry_after(throttle_key, address)
         if retry_after is not None:
             _log.info("login_throttled", retry_after=retry_after, client_address=address)
             raise LoginThrottled(retry_after)
 
-        identity = await self.identities.by_email(email) if email is not None else None
+        identity = await identity_of()
         # No stored password is longer than the maximum, so an over-long one cannot match; it
         # is still checked against the decoy hash so that every failure takes the same time.
         checkable = identity is not None and len(password) <= MAX_PASSWORD_LENGTH
@@ -78,19 +94,22 @@ class TokenIssuer:
         if identity is None or not matches:
             await self.throttle.record_failure(throttle_key, address)
             _log.info("login_failed", known_account=identity is not None, client_address=address)
-            raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+            return None
 
-        now = datetime.now(UTC)
         if new_hash is not None:
             await self.identities.replace_password_hash(
-                identity.id, identity.password_hash, new_hash, now
+                identity.id, identity.password_hash, new_hash, datetime.now(UTC)
             )
             _log.info("password_rehashed", user_id=identity.id)
         await self.throttle.clear_email(throttle_key)
+        return identity
 
+    async def start_login(self, identity: Identity) -> TokenResponse:
+        """A new login (refresh-token family) of ``identity``, and its first tokens."""
+        now = datetime.now(UTC)
         expires_at = now + self.refresh_ttl
         family_id = await self.refresh_tokens.start_family(
-            identity.id, now=now, expires_at=expires_at
+            identity.id, generation=identity.login_generation, now=now, expires_at=expires_at
         )
         bind_log_context(user_id=identity.id)
         _log.info("login_succeeded", user_id=identity.id, family_id=family_id)
@@ -99,7 +118,7 @@ class TokenIssuer:
     async def refresh_grant(self, refresh_token: str) -> TokenResponse:
         if len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
             raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
-        token_hash = hash_refresh_token(refresh_token)
+        token_hash = hash_opaque_token(refresh_token)
         now = datetime.now(UTC)
         record = await self.refresh_tokens.spend(token_hash, now=now)
         if record is None:
@@ -107,7 +126,9 @@ class TokenIssuer:
             if known is not None and known.used_at is not None:
                 # RFC 9700 §4.14: a spent token presented again means it leaked (or the client
                 # raced itself); either way nobody holding this login can be trusted any more.
-                await self.refresh_tokens.revoke_family(known.family_id, now=now)
+                await self.sessions.revoke(
+                    known.family_id, user_id=known.user_id, reason="refresh_reuse", now=now
+                )
                 _log.warning(
                     "refresh_token_reuse_detected",
                     user_id=known.user_id,
@@ -119,15 +140,21 @@ class TokenIssuer:
 
         identity = await self.identities.by_id(record.user_id)
         if identity is None:
-            await self.refresh_tokens.revoke_family(record.family_id, now=now)
+            await self.sessions.revoke(
+                record.family_id, user_id=record.user_id, reason="erasure", now=now
+            )
             raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
 
         response = await self._issue(
             identity, family_id=record.family_id, now=now, expires_at=now + self.refresh_ttl
         )
-        # Checked after storing the new token; see RefreshTokenRepository.revoke_family.
-        if not await self.refresh_tokens.family_is_live(record.family_id):
-            await self.refresh_tokens.revoke_family(record.family_id, now=now)
+        # Checked after storing the new token; see SessionRepository.revoke.
+        if not await self.refresh_tokens.family_is_live(
+            record.family_id, generation=identity.login_generation
+        ):
+            await self.sessions.revoke(
+                record.family_id, user_id=record.user_id, reason="revoked", now=now
+            )
             raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
         bind_log_context(user_id=identity.id)
         _log.info("refresh_succeeded", user_id=identity.id, family_id=record.family_id)
@@ -137,17 +164,18 @@ class TokenIssuer:
         """Revoke the whole login of a refresh token; unknown tokens are ignored (RFC 7009 §2.2)."""
         if len(token) > MAX_REFRESH_TOKEN_LENGTH:
             return
-        record = await self.refresh_tokens.find(hash_refresh_token(token))
-        if record is not None:
-            await self.refresh_tokens.revoke_family(record.family_id, now=datetime.now(UTC))
+        record = await self.refresh_tokens.find(hash_opaque_token(token))
+        if record is not None and await self.sessions.revoke(
+            record.family_id, user_id=record.user_id, reason="revoked", now=datetime.now(UTC)
+        ):
             _log.info("login_revoked", user_id=record.user_id, family_id=record.family_id)
 
     async def _issue(
         self, identity: Identity, *, family_id: str, now: datetime, expires_at: datetime
     ) -> TokenResponse:
-        refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+        refresh_token = new_opaque_token()
         await self.refresh_tokens.store(
-            hash_refresh_token(refresh_token),
+            hash_opaque_token(refresh_token),
             family_id=family_id,
             user_id=identity.id,
             now=now,
@@ -155,7 +183,13 @@ class TokenIssuer:
         )
         scope = scope_of(identity)
         return TokenResponse(
-            access_token=self.signer.sign(subject=identity.id, email=identity.email, scope=scope),
+            access_token=self.signer.sign(
+                subject=identity.id,
+                email=identity.email,
+                email_verified=identity.email_verified,
+                session_id=family_id,
+                scope=scope,
+            ),
             expires_in=self.signer.lifetime_seconds,
             refresh_token=refresh_token,
             scope=scope,
