@@ -14,6 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class Stack:
     compose: Any  # testcontainers' DockerCompose (untyped)
     base_url: str
+    # MailDev's web and REST API, published like the gateway.
+    mailer_url: str
     secrets_dir: Path
     env: dict[str, str]
 

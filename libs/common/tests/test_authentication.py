@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from gatehouse_common.authentication import (
     token_verifier,
     www_authenticate,
 )
+from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.scopes import AccessScope
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import AccessTokenVerifier, Principal
@@ -31,8 +33,12 @@ def _router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/me")
-    async def me(principal: CurrentPrincipal) -> dict[str, str]:
-        return {"sub": principal.subject}
+    async def me(principal: CurrentPrincipal) -> dict[str, str | int | None]:
+        return {
+            "sub": principal.subject,
+            "sid": principal.session_id,
+            "iat": principal.issued_at,
+        }
 
     @router.get("/admin")
     async def admin(principal: Administrator) -> dict[str, str]:
@@ -46,22 +52,54 @@ class VerifyingResources:
     token_verifier: AccessTokenVerifier
 
 
-@pytest.fixture
+@dataclass(frozen=True, slots=True)
+class RevocationCheckingResources:
+    token_verifier: AccessTokenVerifier
+    revocations: RevocationSet
+
+
+REVOCATIONS = RevocationSet(retention_seconds=900)
+
+
+@pytest.fixture(params=[VerifyingResources, RevocationCheckingResources])
 async def client(
-    issuer: TestIssuer, make_app: Callable[..., FastAPI]
+    issuer: TestIssuer, make_app: Callable[..., FastAPI], request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx2.AsyncClient]:
+    """Every test runs against resources with and without a revocation set."""
     settings = TokenVerificationSettings(
         jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwks_url=JWKS_URL
     )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[VerifyingResources]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[object]:
         async with token_verifier(settings, transport=issuer.transport()) as verifier:
-            yield VerifyingResources(token_verifier=verifier)
+            if request.param is VerifyingResources:
+                yield VerifyingResources(token_verifier=verifier)
+            else:
+                yield RevocationCheckingResources(token_verifier=verifier, revocations=REVOCATIONS)
 
     app = make_app(_router(), lifespan=lifespan)
     async with started(app) as running, running.client() as http:
         yield http
+
+
+@pytest.fixture
+async def revoking_client(
+    issuer: TestIssuer, make_app: Callable[..., FastAPI]
+) -> AsyncIterator[tuple[httpx2.AsyncClient, RevocationSet]]:
+    settings = TokenVerificationSettings(
+        jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwks_url=JWKS_URL
+    )
+    revocations = RevocationSet(retention_seconds=900)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[RevocationCheckingResources]:
+        async with token_verifier(settings, transport=issuer.transport()) as verifier:
+            yield RevocationCheckingResources(token_verifier=verifier, revocations=revocations)
+
+    app = make_app(_router(), lifespan=lifespan)
+    async with started(app) as running, running.client() as http:
+        yield http, revocations
 
 
 async def test_no_token_is_401_with_bare_challenge(client: httpx2.AsyncClient) -> None:
@@ -86,7 +124,10 @@ async def test_valid_token_reaches_the_endpoint_and_the_log(
 
     response = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
 
-    assert response.json() == {"sub": "user-1"}
+    body = response.json()
+    assert body["sub"] == "user-1"
+    assert body["sid"]
+    assert abs(body["iat"] - time.time()) < 60
     out = capsys.readouterr().out
     access = [json.loads(line) for line in out.splitlines() if '"message": "request"' in line]
     assert access[-1]["user_id"] == "user-1"
@@ -119,3 +160,50 @@ def test_challenge_format() -> None:
     assert www_authenticate("invalid_token", "expired") == (
         'Bearer error="invalid_token", error_description="expired"'
     )
+
+
+async def test_a_token_of_a_revoked_login_is_401_invalid_token(
+    revoking_client: tuple[httpx2.AsyncClient, RevocationSet], issuer: TestIssuer
+) -> None:
+    client, revocations = revoking_client
+    revoked = issuer.mint("user-1", claims={"sid": "login-1"})
+    other_login = issuer.mint("user-1", claims={"sid": "login-2"})
+    assert (await client.get("/me", headers=_bearer(revoked))).status_code == 200
+
+    revocations.revoke_session("login-1", revoked_at=time.time())
+
+    response = await client.get("/me", headers=_bearer(revoked))
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/me", headers=_bearer(other_login))).status_code == 200
+
+
+async def test_tokens_of_a_revoked_user_issued_until_then_are_401(
+    revoking_client: tuple[httpx2.AsyncClient, RevocationSet], issuer: TestIssuer
+) -> None:
+    client, revocations = revoking_client
+    now = int(time.time())
+    earlier = issuer.mint("user-2", claims={"iat": now - 10})
+    later = issuer.mint("user-2", claims={"iat": now + 5})
+
+    revocations.revoke_subject("user-2", issued_at_or_before=now - 1, revoked_at=now)
+
+    assert (await client.get("/me", headers=_bearer(earlier))).status_code == 401
+    assert (await client.get("/me", headers=_bearer(later))).status_code == 200
+
+
+async def test_a_token_without_sid_is_still_accepted(
+    revoking_client: tuple[httpx2.AsyncClient, RevocationSet], issuer: TestIssuer
+) -> None:
+    client, _ = revoking_client
+    token = issuer.mint("user-3", claims={"sid": None})
+
+    response = await client.get("/me", headers=_bearer(token))
+
+    assert response.status_code == 200
+    assert response.json()["sid"] is None
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -38,11 +38,18 @@ async def verifier(issuer: TestIssuer) -> AsyncIterator[AccessTokenVerifier]:
 async def test_valid_token_yields_principal(
     issuer: TestIssuer, verifier: AccessTokenVerifier
 ) -> None:
-    token = issuer.mint("0b7e9c6c-3f0a-4c55-9a64-2f1d4b8f2e11", scopes="users:read admin")
+    issued_at = int(time.time()) - 60
+    token = issuer.mint(
+        "0b7e9c6c-3f0a-4c55-9a64-2f1d4b8f2e11",
+        scopes="users:read admin",
+        claims={"sid": "login-1", "iat": issued_at},
+    )
 
     principal = await verifier.verify(token)
 
     assert principal.subject == "0b7e9c6c-3f0a-4c55-9a64-2f1d4b8f2e11"
+    assert principal.session_id == "login-1"
+    assert principal.issued_at == issued_at
     assert principal.scopes == frozenset({"users:read", "admin"})
     assert principal.has_scopes({"admin"})
     assert not principal.has_scopes({"users:write"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 import httpx2
@@ -12,7 +13,8 @@ from fastapi.security import OAuth2PasswordBearer
 
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
-from gatehouse_common.resources import VerifiesTokens, lifespan_resources
+from gatehouse_common.resources import lifespan_resources
+from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.scopes import AccessScope, scope_descriptions
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient, Principal
@@ -23,6 +25,8 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 _log = get_logger(__name__)
+
+REVOKED_LOGIN = "the token's login has been revoked"
 
 
 def www_authenticate(
@@ -106,25 +110,44 @@ async def token_verifier(
             await jwks.aclose()
 
 
-async def _token_verifier(request: Request) -> AccessTokenVerifier:
+@dataclass(frozen=True, slots=True)
+class _TokenChecks:
+    verifier: AccessTokenVerifier
+    revocations: RevocationSet | None
+
+
+async def _token_checks(request: Request) -> _TokenChecks:
+    """What the resources offer (``VerifiesTokens``, optionally ``RefusesRevokedTokens``).
+
+    Read by attribute and checked against the concrete classes: ``isinstance`` with a runtime
+    Protocol costs about 25 µs, more than verifying a cached token, on every request.
+    """
     resources = lifespan_resources(request.scope)
-    if not isinstance(resources, VerifiesTokens):
-        raise TypeError("the lifespan's resources have no token_verifier")
-    return resources.token_verifier
+    verifier = getattr(resources, "token_verifier", None)
+    if not isinstance(verifier, AccessTokenVerifier):
+        raise TypeError("the lifespan's resources have no token_verifier (VerifiesTokens)")
+    revocations = getattr(resources, "revocations", None)
+    return _TokenChecks(verifier, revocations if isinstance(revocations, RevocationSet) else None)
 
 
 async def authenticated_principal(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-    verifier: Annotated[AccessTokenVerifier, Depends(_token_verifier)],
+    checks: Annotated[_TokenChecks, Depends(_token_checks)],
 ) -> Principal:
     if not token:
         raise NotAuthenticated
     try:
-        principal = await verifier.verify(token)
+        principal = await checks.verifier.verify(token)
     except InvalidTokenError as exc:
         _log.info("token_rejected", reason=str(exc))
         raise InvalidAccessToken(str(exc)) from None
+    # After the signature: only a genuine token's claims are looked up (two dict lookups).
+    if checks.revocations is not None and checks.revocations.is_revoked(
+        principal.subject, principal.session_id, principal.issued_at
+    ):
+        _log.info("token_rejected", reason=REVOKED_LOGIN)
+        raise InvalidAccessToken(REVOKED_LOGIN)
     scope_state(request.scope)["user_id"] = principal.subject
     bind_log_context(user_id=principal.subject)
     return principal

@@ -11,12 +11,16 @@ resource and a request sees exactly the resources of the lifespan that serves it
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from starlette.requests import HTTPConnection, Request
 from starlette.types import Scope
 
 from gatehouse_common.tokens import AccessTokenVerifier
+
+if TYPE_CHECKING:
+    # Not at run time: the revocation package imports the events kit, which imports this module.
+    from gatehouse_common.revocation import RevocationSet
 
 RESOURCES_KEY = "resources"
 
@@ -58,3 +62,12 @@ class VerifiesTokens(Protocol):
 
     @property
     def token_verifier(self) -> AccessTokenVerifier: ...
+
+
+class RefusesRevokedTokens(Protocol):
+    """Resources of a service that also refuses tokens of revoked logins and users: the
+    authentication dependency answers 401 ``invalid_token`` for them (see docs/events.md).
+    Read by attribute, like ``VerifiesTokens`` (see ``authentication._token_checks``)."""
+
+    @property
+    def revocations(self) -> RevocationSet: ...

@@ -67,6 +67,7 @@ class TestIssuer:
             "iat": now,
             "exp": now + lifetime,
             "jti": uuid.uuid4().hex,
+            "sid": str(uuid.uuid4()),
             "scope": scopes,
             **(claims or {}),
         }
