@@ -185,8 +185,8 @@ class LoginAttempt:
 class LoginThrottle:
     """Failed password logins per email and per client address.
 
-    Every endpoint that checks a password (the password grant; later a password change's
-    ``current_password``) runs the check inside ``attempt()``.
+    Every endpoint that checks a password (the password grant, and a password change's
+    ``current_password``: ``TokenIssuer.check_password``) runs the check inside ``attempt()``.
     """
 
     def __init__(
