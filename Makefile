@@ -12,10 +12,11 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: up
-up: ## Build the images and start the whole stack; prints the gateway URL
+up: ## Build the images and start the whole stack; prints the gateway's and the mail catcher's URLs
 	@scripts/dev-secrets.sh
 	docker compose up -d --build --wait
 	@echo "Gatehouse is up. Gateway: http://127.0.0.1:$${GATEWAY_PORT:-8000}  API docs: http://127.0.0.1:$${GATEWAY_PORT:-8000}/docs"
+	@echo "Emails the stack sends (MailDev): http://127.0.0.1:$${MAILER_PORT:-1080}"
 
 .PHONY: down
 down: ## Stop the stack and remove its volumes

@@ -236,6 +236,8 @@ def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
         {
             "AUTH_MONGO_URL": stores["mongo_url"],
             "AUTH_REDIS_URL": stores["redis_url"],
+            # The event channel (outbox relay, erasure consumer, revocation feed): same Redis.
+            "AUTH_EVENTS_REDIS_URL": stores["redis_url"],
             "AUTH_SIGNING_KEYS_FILE": str(keys),
             "AUTH_ISSUER": ISSUER,
             "AUTH_AUDIENCE": AUDIENCE,

@@ -2,7 +2,8 @@
 # Development secrets for the Compose stack, made once into a git-ignored folder:
 #   postgres.env, mongo.env (datastore credentials), redis.conf (requirepass for operators, and
 #   one account per service: scripts/lib/redis-acl.sh), auth.env, users.env, gateway.env (the
-#   services' connection URLs), signing-keys.json (auth's private JWKS).
+#   services' connection URLs, the event channel's included), signing-keys.json (auth's
+#   private JWKS).
 # Needs only Docker and standard tools: passwords come from /dev/urandom, and the signing keys
 # from auth's own key CLI, run inside the auth image.
 #
@@ -78,7 +79,8 @@ write_redis_accounts() {
   gateway_password=$(account_password "$secrets_dir/gateway.env" GATEWAY_EVENTS_REDIS_URL gateway)
   redis_acl_users "$auth_password" "$users_password" "$gateway_password" |
     replace_lines "$secrets_dir/redis.conf" "user "
-  # The event channel (docs/events.md) is database 0, with each service's own account.
+  # The event channel (docs/events.md) is database 0, where the streams live, with each
+  # service's own account: its ACL grants the stream commands of each of the service's roles.
   replace_lines "$secrets_dir/auth.env" AUTH_REDIS_URL= <<END
 AUTH_REDIS_URL=redis://auth:$auth_password@redis:6379/0
 END
@@ -119,8 +121,10 @@ case "$action" in
       write_passwords
       echo "dev-secrets: wrote passwords to $secrets_dir/"
     fi
+    # Also for secrets made before the accounts, or before the event channel, existed.
     if ! grep -q '^user gateway ' "$secrets_dir/redis.conf" ||
-      ! grep -q '^USERS_EVENTS_REDIS_URL=' "$secrets_dir/users.env"; then
+      ! grep -q '^USERS_EVENTS_REDIS_URL=' "$secrets_dir/users.env" ||
+      ! grep -q '^AUTH_EVENTS_REDIS_URL=redis://auth:' "$secrets_dir/auth.env"; then
       write_redis_accounts
       echo "dev-secrets: wrote Redis accounts for auth, users and the gateway to $secrets_dir/"
     fi

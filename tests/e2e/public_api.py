@@ -82,6 +82,19 @@ class Gateway:
         self.seen_secrets.add(token)
         return self.client.post("/auth/revoke", data={"token": token})
 
+    def verify_email(self, token: str) -> httpx2.Response:
+        self.seen_secrets.add(token)
+        return self.client.post("/auth/verify", json={"token": token})
+
+    def forgot_password(self, email: str) -> httpx2.Response:
+        return self.client.post("/auth/password/forgot", json={"email": email})
+
+    def reset_password(self, token: str, new_password: str) -> httpx2.Response:
+        self.seen_secrets.update((token, new_password))
+        return self.client.post(
+            "/auth/password/reset", json={"token": token, "new_password": new_password}
+        )
+
     @staticmethod
     def wait_until(
         probe: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.5

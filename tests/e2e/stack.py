@@ -26,6 +26,8 @@ except urllib.error.HTTPError as error:
 class Stack:
     compose: Any  # testcontainers' DockerCompose (untyped)
     base_url: str
+    # MailDev's web and REST API, published like the gateway.
+    mailer_url: str
     secrets_dir: Path
     env: dict[str, str]
 

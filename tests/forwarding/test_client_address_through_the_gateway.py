@@ -45,6 +45,7 @@ async def gateway_to_auth(mongo_url: str, redis_url: str, tmp_path: Path) -> Asy
         mongo_database=f"forwarding_{uuid.uuid4().hex[:12]}",
         redis_url=redis_url,
         redis_key_prefix=f"test:{uuid.uuid4().hex[:12]}:",
+        events_redis_url=redis_url,
         signing_keys_file=keys,
         issuer=ISSUER,
         audience=AUDIENCE,

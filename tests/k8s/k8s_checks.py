@@ -277,9 +277,16 @@ def _single_process_violations(where: str, container: Manifest) -> list[str]:
     command = [
         str(part) for part in (container.get("command") or []) + (container.get("args") or [])
     ]
-    # The services' own entry point (gatehouse_common.server), which applies the HTTP limits.
-    if command[:3] != ["python", "-m", f"gatehouse_{gatehouse_service(container)}"]:
-        return [f"{where}: must run its server explicitly (python -m gatehouse_<service>)"]
+    # The services' own entry point (gatehouse_common.server), which applies the HTTP limits:
+    # the service's package, or a process of it (auth's email worker, gatehouse_auth.mailer).
+    package = f"gatehouse_{gatehouse_service(container)}"
+    module = command[2] if len(command) > 2 else ""
+    if command[:2] != ["python", "-m"] or not (
+        module == package or module.startswith(f"{package}.")
+    ):
+        return [
+            f"{where}: must run its server explicitly (python -m gatehouse_<service>[.<process>])"
+        ]
     workers = command[command.index("--workers") + 1] if "--workers" in command else None
     if workers != "1":
         return [f"{where}: the server must run with --workers 1 (scale with replicas instead)"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
-from gatehouse_auth.settings import AuthSettings
+from gatehouse_auth.settings import AuthSettings, EmailWorkerSettings
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_users.settings import MigrationSettings, UsersSettings
 from tests.k8s.k8s_checks import (
@@ -24,6 +24,7 @@ from tests.k8s.k8s_checks import (
 SETTINGS_OF: dict[tuple[str, str], type[BaseSettings]] = {
     ("gateway", "gateway"): GatewaySettings,
     ("auth", "auth"): AuthSettings,
+    ("auth-email-worker", "auth-email-worker"): EmailWorkerSettings,
     ("users", "users"): UsersSettings,
     ("users-migrate", "migrate"): MigrationSettings,
 }
@@ -50,9 +51,10 @@ def test_the_contract_covers_every_gatehouse_container(
 
 
 def find(objects: list[Manifest], kind: str, prefix: str) -> Manifest:
-    (found,) = (
-        o for o in objects if o["kind"] == kind and o["metadata"]["name"].startswith(prefix)
-    )
+    """The object named ``prefix``, or else the one whose (hashed) name starts with it."""
+    of_kind = [o for o in objects if o["kind"] == kind]
+    exact = [o for o in of_kind if o["metadata"]["name"] == prefix]
+    (found,) = exact or [o for o in of_kind if o["metadata"]["name"].startswith(prefix)]
     return found
 
 

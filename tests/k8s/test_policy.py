@@ -141,6 +141,16 @@ MUTATIONS: dict[str, tuple[Mutation, str]] = {
         ),
         "--workers 1",
     ),
+    "server run by uvicorn directly": (
+        lambda o: container(o, "auth-email-worker").update(
+            command=["uvicorn", "--factory", "gatehouse_auth.mailer.main:create_app"]
+        ),
+        "must run its server explicitly",
+    ),
+    "another service's package": (
+        lambda o: container(o, "auth-email-worker")["command"].__setitem__(2, "gatehouse_authx"),
+        "must run its server explicitly",
+    ),
     "latest tag": (
         lambda o: container(o, "auth").update(image="registry.example.com/gatehouse/auth:latest"),
         "uses the latest tag",

@@ -9,9 +9,17 @@ import subprocess
 import pytest
 import yaml
 
-from tests.k8s.k8s_checks import K8S_ROOT, REPO_ROOT, Manifest, schema_violations
+from tests.k8s.k8s_checks import (
+    K8S_ROOT,
+    REPO_ROOT,
+    Manifest,
+    container_environment,
+    schema_violations,
+)
 
 SERVICES = ("gateway", "auth", "users")
+# Deployments besides the services: auth's email worker (same image as auth).
+WORKERS = ("auth-email-worker",)
 
 
 def names(objects: list[Manifest], kind: str) -> set[str]:
@@ -108,8 +116,8 @@ def test_make_k8s_render_prints_the_prod_manifests() -> None:
         timeout=120,
     )
     objects = [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
-    assert names(objects, "Deployment") == set(SERVICES)
-    assert names(objects, "HorizontalPodAutoscaler") == set(SERVICES)
+    assert names(objects, "Deployment") == {*SERVICES, *WORKERS}
+    assert names(objects, "HorizontalPodAutoscaler") == {*SERVICES, *WORKERS}
 
 
 def test_prod_is_monitored(rendered: dict[str, list[Manifest]]) -> None:
@@ -159,3 +167,54 @@ def test_operator_validation_rejects_a_wrong_type(rendered: dict[str, list[Manif
     violations = schema_violations([rule])
     assert violations
     assert all("PrometheusRule/gatehouse" in violation for violation in violations)
+
+
+def test_dev_sends_email_to_its_own_maildev(rendered: dict[str, list[Manifest]]) -> None:
+    objects = rendered["dev"]
+    (maildev,) = find(objects, "Deployment", "mailer")["spec"]["template"]["spec"]["containers"]
+    assert maildev["image"].startswith("maildev/maildev:")
+    (config,) = (
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("auth-email-worker-config")
+    )
+    assert (config["data"]["AUTH_SMTP_HOST"], config["data"]["AUTH_SMTP_PORT"]) == (
+        "mailer",
+        "1025",
+    )
+    assert "mailer" in names(objects, "Service")
+
+
+def test_prod_sends_email_through_an_external_smtp_server_from_a_secret(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    objects = rendered["prod"]
+    assert "mailer" not in names(objects, "Deployment")
+    (worker,) = find(objects, "Deployment", "auth-email-worker")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    from_secrets = {
+        entry["name"]: entry["valueFrom"]["secretKeyRef"]["name"]
+        for entry in worker["env"]
+        if "valueFrom" in entry
+    }
+    for name in ("AUTH_SMTP_HOST", "AUTH_SMTP_USERNAME", "AUTH_SMTP_PASSWORD"):
+        assert from_secrets[name] == "auth-smtp"
+    (rule,) = find(objects, "NetworkPolicy", "allow-egress-to-smtp")["spec"]["egress"]
+    assert all("ipBlock" in peer for peer in rule["to"])
+    assert [port["port"] for port in rule["ports"]] == [587]
+
+
+def test_auth_reads_the_event_channel_from_a_secret(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    for overlay in ("dev", "prod"):
+        objects = rendered[overlay]
+        (auth,) = find(objects, "Deployment", "auth")["spec"]["template"]["spec"]["containers"]
+        _, from_secrets, problems = container_environment(auth, objects)
+        assert problems == []
+        assert "AUTH_EVENTS_REDIS_URL" in from_secrets
+    # dev: the namespace's Redis, the database where every service's streams live.
+    dev_auth = find(rendered["dev"], "Deployment", "auth")["spec"]["template"]["spec"]
+    environment, _, _ = container_environment(dev_auth["containers"][0], rendered["dev"])
+    assert environment["AUTH_EVENTS_REDIS_URL"].endswith("@redis:6379/0")

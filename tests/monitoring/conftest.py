@@ -39,6 +39,7 @@ def exported_metrics(
         "auth": {
             "AUTH_MONGO_URL": mongo_url,
             "AUTH_REDIS_URL": redis_url,
+            "AUTH_EVENTS_REDIS_URL": redis_url,
             "AUTH_SIGNING_KEYS_FILE": str(key_file),
             "AUTH_ISSUER": ISSUER,
             "AUTH_AUDIENCE": AUDIENCE,

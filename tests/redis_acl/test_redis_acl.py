@@ -35,8 +35,11 @@ from gatehouse_common.events import (
     Event,
     EventPublisher,
     LoginsRevoked,
+    decode,
+    event_type_of,
     run_in_background,
 )
+from gatehouse_common.events.entries import range_entries
 from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_testing.app import started
 from gatehouse_testing.containers import REDIS_IMAGE
@@ -55,6 +58,7 @@ class Accounts:
 
     admin: str
     auth: str
+    auth_events: str
     users: str
     gateway: str
 
@@ -105,6 +109,7 @@ def accounts(stack_secrets: Path) -> Iterator[Accounts]:
         yield Accounts(
             admin=f"redis://default:{admin_password}@{address}/0",
             auth=local(_env_value(stack_secrets / "auth.env", "AUTH_REDIS_URL")),
+            auth_events=local(_env_value(stack_secrets / "auth.env", "AUTH_EVENTS_REDIS_URL")),
             users=local(_env_value(stack_secrets / "users.env", "USERS_REDIS_URL")),
             gateway=local(_env_value(stack_secrets / "gateway.env", "GATEWAY_EVENTS_REDIS_URL")),
         )
@@ -148,6 +153,7 @@ async def test_the_auth_service_works_under_its_account(
         mongo_url=mongo_url,
         mongo_database=f"acl_{uuid.uuid4().hex[:12]}",
         redis_url=accounts.auth,
+        events_redis_url=accounts.auth_events,
         signing_keys_file=keys_file,
         issuer="https://auth.gatehouse.test",
         audience="gatehouse",
@@ -177,11 +183,25 @@ async def test_the_auth_service_works_under_its_account(
         assert await login("wrong password!") == 400
         assert await login(PASSWORD) == 200  # clears the email's failure, frees its place
         assert [await login("wrong password!") for _ in range(3)] == [400, 400, 429]
-        assert (await client.get("/ready")).status_code == 200
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["events"] == "ok"
+        # The outbox relay publishes under AUTH_EVENTS_REDIS_URL, auth's own account too.
+        user_id = registered.json()["id"]
+        deadline = asyncio.get_running_loop().time() + 5
+        while not any(
+            event_type_of(fields) == "account.registered"
+            and str(decode(fields).payload.user_id) == user_id
+            for _, fields in range_entries(await admin.xrange(AUTH_STREAM, "-", "+"))
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "account.registered not published"
+            await asyncio.sleep(0.1)
 
     # The registration throttle fails open, so its counter is checked in Redis itself.
     registrations = f"{AUTH_PREFIX}registrations:address:203.0.113.9"
     assert await admin.zcard(registrations) == 1
+    # The streams (and auth's consumer group) go, so the role tests start from none.
+    await admin.delete(AUTH_STREAM, USERS_STREAM)
 
 
 async def test_the_users_cache_works_under_its_account(accounts: Accounts) -> None:

@@ -10,18 +10,25 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from gatehouse_auth.database import AuthDatabase, mongo_client
+from gatehouse_auth.mailer.worker import EmailWorker
 from gatehouse_auth.main import create_app
-from gatehouse_auth.settings import AuthSettings
+from gatehouse_auth.settings import AuthSettings, EmailWorkerSettings
 from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_testing.app import StartedApp, started
+from gatehouse_testing.mail import MailCatcher
 from services.auth.tests.support import (
     AUDIENCE,
     BASE_URL,
     ISSUER,
+    PUBLIC_BASE_URL,
+    SENDER,
     AuthApi,
     SettingsFactory,
+    WorkerSettingsFactory,
+    running_worker,
 )
 
 
@@ -44,6 +51,10 @@ def make_settings(mongo_url: str, redis_url: str, shared_key_file: Path) -> Sett
             "mongo_database": database,
             "redis_url": redis_url,
             "redis_key_prefix": prefix,
+            "events_redis_url": redis_url,
+            # Short blocking reads and polls: events travel, and apps stop, quickly.
+            "events_block_seconds": 0.5,
+            "events_outbox_poll_interval_seconds": 0.2,
             "signing_keys_file": shared_key_file,
             "issuer": ISSUER,
             "audience": AUDIENCE,
@@ -87,3 +98,45 @@ async def client(started_app: StartedApp) -> AsyncIterator[httpx2.AsyncClient]:
 @pytest.fixture
 def api(client: httpx2.AsyncClient) -> AuthApi:
     return AuthApi(client)
+
+
+@pytest.fixture
+def make_worker_settings(
+    make_settings: SettingsFactory, maildev: MailCatcher
+) -> WorkerSettingsFactory:
+    """Settings of an email worker on the test's database, sending to the session's MailDev."""
+    auth = make_settings()
+
+    def make(**overrides: Any) -> EmailWorkerSettings:
+        values: dict[str, Any] = {
+            "mongo_url": auth.mongo_url.get_secret_value(),
+            "mongo_database": auth.mongo_database,
+            "smtp_host": maildev.smtp_host,
+            "smtp_port": maildev.smtp_port,
+            "smtp_tls": "none",
+            "smtp_timeout_seconds": 2.0,
+            "smtp_sender": SENDER,
+            "public_base_url": PUBLIC_BASE_URL,
+            # Quick polls and short retries keep the outage tests short.
+            "email_poll_interval_seconds": 0.1,
+            "email_retry_base_seconds": 0.2,
+            "email_retry_max_seconds": 1.0,
+            **overrides,
+        }
+        return EmailWorkerSettings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def email_worker(make_worker_settings: WorkerSettingsFactory) -> AsyncIterator[EmailWorker]:
+    async with running_worker(make_worker_settings()) as worker:
+        yield worker
+
+
+@pytest.fixture
+async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
+    """The event channel as a test reads and writes it (the session's Redis)."""
+    redis = Redis.from_url(redis_url)
+    yield redis
+    await redis.aclose()

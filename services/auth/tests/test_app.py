@@ -59,7 +59,13 @@ async def test_health_metrics_and_request_id(client: httpx2.AsyncClient) -> None
 def test_missing_secrets_stop_the_service_with_a_clear_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("AUTH_MONGO_URL", "AUTH_REDIS_URL", "AUTH_SIGNING_KEYS_FILE"):
+    required = (
+        "AUTH_MONGO_URL",
+        "AUTH_REDIS_URL",
+        "AUTH_EVENTS_REDIS_URL",
+        "AUTH_SIGNING_KEYS_FILE",
+    )
+    for name in required:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AUTH_ISSUER", "https://auth.example")
     monkeypatch.setenv("AUTH_AUDIENCE", "gatehouse")
@@ -68,7 +74,7 @@ def test_missing_secrets_stop_the_service_with_a_clear_message(
         load_settings(AuthSettings)
 
     message = capsys.readouterr().err
-    for name in ("AUTH_MONGO_URL", "AUTH_REDIS_URL", "AUTH_SIGNING_KEYS_FILE"):
+    for name in required:
         assert name in message
 
 
@@ -78,6 +84,7 @@ def test_missing_secrets_stop_the_service_with_a_clear_message(
 def test_trusted_proxies_from_environment(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("AUTH_MONGO_URL", "mongodb://db")
     monkeypatch.setenv("AUTH_REDIS_URL", "redis://cache")
+    monkeypatch.setenv("AUTH_EVENTS_REDIS_URL", "redis://events")
     monkeypatch.setenv("AUTH_SIGNING_KEYS_FILE", "/keys.json")
     monkeypatch.setenv("AUTH_ISSUER", "https://auth.example")
     monkeypatch.setenv("AUTH_AUDIENCE", "gatehouse")

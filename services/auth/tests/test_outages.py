@@ -98,7 +98,10 @@ async def test_ready_when_both_answer(client: httpx2.AsyncClient) -> None:
     response = await client.get("/ready")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"mongodb": "ok", "redis": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"mongodb": "ok", "redis": "ok", "events": "ok"},
+    }
 
 
 class SwitchableProxy:

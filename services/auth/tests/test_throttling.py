@@ -97,6 +97,31 @@ async def test_concurrent_wrong_passwords_for_one_email_get_five_checks(
     assert (await api.login(other["email"])).status_code == 200
 
 
+async def test_concurrent_wrong_current_passwords_get_five_checks_and_throttle_the_login(
+    api: AuthApi, password_checks: list[str]
+) -> None:
+    """POST /auth/password checks ``current_password`` inside the login throttle, as the
+    password grant does: the same reservation, the same counter."""
+    user = await api.register()
+    tokens = await api.tokens(user["email"])
+    password_checks.clear()
+
+    responses = await asyncio.gather(
+        *(
+            api.change_password(tokens["access_token"], f"wrong password {n}", "x" * 12)
+            for n in range(30)
+        )
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert len(password_checks) == 5
+    assert statuses == [400] * 5 + [429] * 25
+    for response in responses:
+        if response.status_code == 429:
+            _assert_throttled(response)
+    _assert_throttled(await api.login(user["email"]))
+
+
 async def test_concurrent_wrong_passwords_from_one_address_get_twenty_checks(
     api: AuthApi, password_checks: list[str]
 ) -> None:

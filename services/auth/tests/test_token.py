@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from joserfc import jws
 
-from gatehouse_auth.tokens.service import hash_refresh_token
+from gatehouse_auth.opaque_tokens import hash_opaque_token
 from gatehouse_common.authentication import token_verifier
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import InvalidTokenError
@@ -75,7 +75,20 @@ async def test_access_token_header_and_claims_follow_rfc_9068(api: AuthApi) -> N
     assert header["typ"] == "at+jwt"
     assert isinstance(header["kid"], str)
     claims = json.loads(jws.extract_compact(tokens["access_token"].encode()).payload)
-    assert set(claims) == {"iss", "aud", "sub", "email", "exp", "iat", "jti", "scope"}
+    assert set(claims) == {
+        "iss",
+        "aud",
+        "sub",
+        "email",
+        "email_verified",
+        "sid",
+        "exp",
+        "iat",
+        "jti",
+        "scope",
+    }
+    assert claims["email_verified"] is False
+    assert claims["sid"]  # the login: the same across refreshes, see test_sessions.py
     assert claims["iss"] == ISSUER
     assert claims["aud"] == AUDIENCE
     assert claims["exp"] - claims["iat"] == 900
@@ -273,7 +286,7 @@ async def test_expired_refresh_token_is_invalid_grant(api: AuthApi, database: Au
     tokens = await api.tokens(user["email"])
     # Expired a moment ago, but not yet removed by any TTL clean-up.
     await database.refresh_tokens.update_one(
-        {"token_hash": hash_refresh_token(tokens["refresh_token"])},
+        {"token_hash": hash_opaque_token(tokens["refresh_token"])},
         {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}},
     )
 
@@ -317,7 +330,7 @@ async def test_refresh_tokens_are_stored_only_as_hashes(
 
     stored: list[dict[str, Any]] = await database.refresh_tokens.find({}).to_list()
 
-    assert [doc["token_hash"] for doc in stored] == [hash_refresh_token(tokens["refresh_token"])]
+    assert [doc["token_hash"] for doc in stored] == [hash_opaque_token(tokens["refresh_token"])]
     assert tokens["refresh_token"] not in str(stored)
 
 

@@ -225,6 +225,9 @@ async def test_a_token_with_the_route_scope_is_proxied(
         ("POST", "/auth/register"),
         ("POST", "/auth/token"),
         ("POST", "/auth/revoke"),
+        ("POST", "/auth/verify"),
+        ("POST", "/auth/password/forgot"),
+        ("POST", "/auth/password/reset"),
         ("GET", "/auth/.well-known/jwks.json"),
     ],
 )
@@ -239,6 +242,8 @@ async def test_public_routes_need_no_token(
 async def test_other_auth_routes_need_a_token(gateway: httpx2.AsyncClient) -> None:
     assert_problem(await gateway.get("/auth/sessions"), 401)
     assert_problem(await gateway.get("/auth/token"), 401)  # only POST is public
+    assert_problem(await gateway.post("/auth/verify/resend"), 401)
+    assert_problem(await gateway.get("/auth/password/reset"), 401)
 
 
 async def test_tokens_stay_valid_while_auth_is_unreachable(

@@ -98,6 +98,7 @@ END
 replace "$secrets_dir/auth-datastores.env" <<END
 mongo-url=mongodb://$(value_of mongo-credentials.env username):$(value_of mongo-credentials.env password)@mongo:27017/?authSource=admin
 redis-url=redis://auth:$(value_of redis-credentials.env auth-password)@redis:6379/0
+events-redis-url=redis://auth:$(value_of redis-credentials.env auth-password)@redis:6379/0
 END
 replace "$secrets_dir/users-datastores.env" <<END
 database-url=postgresql+asyncpg://$(value_of postgres-credentials.env username):$(value_of postgres-credentials.env password)@postgres:5432/$(value_of postgres-credentials.env database)

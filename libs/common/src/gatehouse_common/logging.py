@@ -197,8 +197,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # Our middleware writes the access line; uvicorn's own would duplicate it unredacted.
     logging.getLogger("uvicorn.access").handlers.clear()
     logging.getLogger("uvicorn.access").propagate = False
-    # Client libraries log every request URL at INFO; a URL may carry a credential.
-    for name in ("httpx2", "httpx", "httpcore", "httpcore2"):
+    # Client libraries log every request URL at INFO; a URL may carry a credential. PyMongo
+    # logs whole commands at DEBUG: documents with password hashes and emailed tokens.
+    for name in ("httpx2", "httpx", "httpcore", "httpcore2", "pymongo"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()

@@ -61,7 +61,8 @@ def serve(
 ) -> None:
     """Run ``factory`` ("module:create_app") until SIGTERM; exit 3 if it does not start."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m {factory.partition('.')[0]}",
+        # "gatehouse_auth.main:create_app" is run as `python -m gatehouse_auth`.
+        prog=f"python -m {factory.partition(':')[0].removesuffix('.main')}",
         description="Serve the service over HTTP/1.1 with the limits from its settings.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")

@@ -9,10 +9,17 @@ from contextlib import contextmanager
 from testcontainers.community.mongodb import MongoDbContainer
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.wait_strategies import HttpWaitStrategy
+
+from gatehouse_testing.network import free_port
 
 POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:16-alpine")
 REDIS_IMAGE = os.environ.get("REDIS_IMAGE", "redis:7-alpine")
 MONGO_IMAGE = os.environ.get("MONGO_IMAGE", "mongo:7")
+MAILDEV_IMAGE = os.environ.get("MAILDEV_IMAGE", "maildev/maildev:2.2.1")
+MAILDEV_SMTP_PORT = 1025
+MAILDEV_WEB_PORT = 1080
 
 
 @contextmanager
@@ -30,6 +37,23 @@ def redis() -> Iterator[RedisContainer]:
 @contextmanager
 def mongo() -> Iterator[MongoDbContainer]:
     with MongoDbContainer(image=MONGO_IMAGE) as container:
+        yield container
+
+
+@contextmanager
+def maildev() -> Iterator[DockerContainer]:
+    """MailDev, the mail catcher of the Compose stack: SMTP on 1025, its REST API on 1080.
+
+    Both ports are bound to fixed free host ports, so a test can stop and start the container
+    (a mail server outage) and find it at the same address again.
+    """
+    container = (
+        DockerContainer(MAILDEV_IMAGE)
+        .with_bind_ports(MAILDEV_SMTP_PORT, free_port())
+        .with_bind_ports(MAILDEV_WEB_PORT, free_port())
+        .waiting_for(HttpWaitStrategy(MAILDEV_WEB_PORT, "/healthz").for_status_code(200))
+    )
+    with container:
         yield container
 
 

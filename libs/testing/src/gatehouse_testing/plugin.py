@@ -16,6 +16,7 @@ from testcontainers.community.redis import RedisContainer
 
 from gatehouse_testing import containers
 from gatehouse_testing.issuer import TestIssuer
+from gatehouse_testing.mail import MailCatcher
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +53,13 @@ def mongo_container() -> Iterator[MongoDbContainer]:
 def mongo_url(mongo_container: MongoDbContainer) -> str:
     url: str = mongo_container.get_connection_url()
     return url
+
+
+@pytest.fixture(scope="session")
+def maildev() -> Iterator[MailCatcher]:
+    """MailDev for the session; tests tell their emails apart by recipient."""
+    with containers.maildev() as container:
+        yield MailCatcher(container)
 
 
 @pytest.fixture

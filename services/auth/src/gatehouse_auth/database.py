@@ -15,6 +15,9 @@ Document = dict[str, Any]
 
 _log = get_logger(__name__)
 
+# An erasure record only carries its event to the stream; a week outlasts any relay outage.
+ERASURE_RECORD_SECONDS = 7 * 24 * 3600
+
 
 def mongo_client(settings: IdentityStoreSettings) -> AsyncMongoClient[Document]:
     timeout = settings.mongo_timeout_ms
@@ -38,6 +41,10 @@ class AuthDatabase:
         self.identities: AsyncCollection[Document] = database["identities"]
         self.login_families: AsyncCollection[Document] = database["login_families"]
         self.refresh_tokens: AsyncCollection[Document] = database["refresh_tokens"]
+        # One document per emailed one-time token: the token's hash and its delivery (outbox).
+        self.email_tokens: AsyncCollection[Document] = database["email_tokens"]
+        # One document per erased account until the erasure's event is published (outbox.py).
+        self.erasures: AsyncCollection[Document] = database["erasures"]
         self._indexed = False
         self._lock = asyncio.Lock()
 
@@ -61,6 +68,25 @@ class AuthDatabase:
             await self.login_families.create_index([("user_id", ASCENDING)], name="user")
             await self.login_families.create_index(
                 [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry_ttl"
+            )
+            await self.email_tokens.create_index(
+                [("token_hash", ASCENDING)], unique=True, name="token_hash_unique"
+            )
+            await self.email_tokens.create_index(
+                [("user_id", ASCENDING), ("purpose", ASCENDING)], name="user_purpose"
+            )
+            # The outbox query: unsent emails whose next attempt is due.
+            await self.email_tokens.create_index(
+                [("sent_at", ASCENDING), ("send_after", ASCENDING)], name="outbox"
+            )
+            await self.email_tokens.create_index(
+                [("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry_ttl"
+            )
+            # The relay's query (outbox.py): documents holding unpublished events.
+            for collection in (self.identities, self.login_families, self.erasures):
+                await collection.create_index([("outbox_pending", ASCENDING)], name="outbox")
+            await self.erasures.create_index(
+                [("erased_at", ASCENDING)], expireAfterSeconds=ERASURE_RECORD_SECONDS, name="ttl"
             )
             self._indexed = True
             _log.info("mongo_indexes_ready")

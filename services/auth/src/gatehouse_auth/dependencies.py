@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gatehouse_auth.account_email.repository import EmailTokenRepository
 from gatehouse_auth.client_address import client_address
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import Resources
+from gatehouse_auth.sessions.repository import SessionRepository
 from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_auth.throttling import RegistrationThrottle
 from gatehouse_auth.tokens.service import TokenIssuer
@@ -25,6 +27,16 @@ async def _identities(resources: Resources) -> IdentityRepository:
 async def _token_issuer(resources: Resources) -> TokenIssuer:
     await resources.database.ensure_indexes()
     return resources.tokens
+
+
+async def _sessions(resources: Resources) -> SessionRepository:
+    await resources.database.ensure_indexes()
+    return resources.tokens.sessions
+
+
+async def _email_tokens(resources: Resources) -> EmailTokenRepository:
+    await resources.database.ensure_indexes()
+    return resources.email_tokens
 
 
 async def _passwords(resources: Resources) -> PasswordHasher:
@@ -45,6 +57,8 @@ async def _client_address(request: Request, resources: Resources) -> str:
 
 Identities = Annotated[IdentityRepository, Depends(_identities)]
 Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
+Sessions = Annotated[SessionRepository, Depends(_sessions)]
+EmailTokens = Annotated[EmailTokenRepository, Depends(_email_tokens)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 SigningKeys = Annotated[SigningKeySet, Depends(_signing_keys)]
 RegistrationLimit = Annotated[RegistrationThrottle, Depends(_registration_throttle)]

@@ -1,4 +1,5 @@
-"""The auth service: identities, the OAuth 2.0 token endpoint, refresh sessions and the JWKS."""
+"""The auth service: identities, the OAuth 2.0 token endpoint, refresh sessions, account emails
+and the JWKS."""
 
 from __future__ import annotations
 
@@ -13,23 +14,47 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gatehouse_auth.account_email.endpoints import router as account_email_router
+from gatehouse_auth.account_email.repository import EmailTokenRepository
 from gatehouse_auth.database import AuthDatabase, mongo_client
+from gatehouse_auth.erasure import AccountEraser
 from gatehouse_auth.identities.endpoints import router as identities_router
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.identities.stored_emails import StoredEmailCollision, normalize_stored_emails
+from gatehouse_auth.outbox import MongoOutbox
+from gatehouse_auth.own_tokens import LEEWAY_SECONDS as OWN_TOKEN_LEEWAY_SECONDS
+from gatehouse_auth.own_tokens import own_token_verifier
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import AuthResources, readiness
+from gatehouse_auth.sessions.endpoints import router as sessions_router
+from gatehouse_auth.sessions.repository import SessionRepository
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.signing_keys import AccessTokenSigner, SigningKeySet
-from gatehouse_auth.throttling import LoginThrottle, RegistrationThrottle, SlidingWindows
+from gatehouse_auth.throttling import (
+    EmailRequestThrottle,
+    LoginThrottle,
+    RegistrationThrottle,
+    SlidingWindows,
+)
 from gatehouse_auth.tokens.endpoints import router as tokens_router
 from gatehouse_auth.tokens.oauth import install_oauth_error_handler
 from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
+from gatehouse_common.events import (
+    AUTH_STREAM,
+    USERS_STREAM,
+    AccountErased,
+    EventConsumer,
+    EventPublisher,
+    OutboxRelay,
+    open_event_redis,
+    run_in_background,
+)
 from gatehouse_common.logging import get_logger
 from gatehouse_common.redis_retry import retry_once_on_broken_connection
+from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_common.scopes import scope_descriptions
 from gatehouse_common.settings import load_settings
 
@@ -37,7 +62,8 @@ INFO = ServiceInfo(
     name="auth",
     title="Gatehouse auth",
     version="0.1.0",
-    description="Accounts, OAuth 2.0 password and refresh-token grants, and the JWKS.",
+    description="Accounts, OAuth 2.0 password and refresh-token grants, email verification "
+    "and password reset, and the JWKS.",
 )
 
 _log = get_logger(__name__)
@@ -52,7 +78,19 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[AuthResources]:
         client = mongo_client(settings)
         database = AuthDatabase(client, settings.mongo_database)
-        identities = IdentityRepository(database.identities)
+        events_redis = open_event_redis(
+            settings.events_redis_url.get_secret_value(),
+            timeout_seconds=settings.events_redis_timeout_seconds,
+            block_seconds=settings.events_block_seconds,
+        )
+        relay = OutboxRelay(
+            MongoOutbox(database),
+            EventPublisher(
+                events_redis, stream=AUTH_STREAM, max_length=settings.events_stream_max_length
+            ),
+            poll_interval_seconds=settings.events_outbox_poll_interval_seconds,
+        )
+        identities = IdentityRepository(database.identities, notify=relay.notify)
         try:
             await database.ensure_indexes()
             # Stored emails in today's one spelling; two identities of one address stop the
@@ -64,6 +102,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             # normalize-emails`.
             _log.warning("mongo_unavailable_at_startup", error=type(exc).__name__)
         except StoredEmailCollision:
+            await events_redis.aclose()
             await client.close()
             raise
         redis = Redis.from_url(
@@ -73,42 +112,95 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             health_check_interval=30,
             retry=retry_once_on_broken_connection(),
         )
+        sessions = SessionRepository(database, notify=relay.notify)
+        email_tokens = EmailTokenRepository(database)
         passwords = PasswordHasher(settings)
-        resources = AuthResources(
-            settings=settings,
-            database=database,
-            redis=redis,
-            identities=identities,
-            passwords=passwords,
-            registration_throttle=RegistrationThrottle(
-                SlidingWindows(redis, window_seconds=settings.registration_window_seconds),
-                prefix=settings.redis_key_prefix,
-                max_per_address=settings.registration_max_per_address,
-            ),
-            tokens=TokenIssuer(
-                identities=identities,
-                refresh_tokens=RefreshTokenRepository(database),
-                passwords=passwords,
-                throttle=LoginThrottle(
-                    SlidingWindows(redis, window_seconds=settings.login_failure_window_seconds),
-                    prefix=settings.redis_key_prefix,
-                    max_failures_per_email=settings.login_max_failures_per_email,
-                    max_failures_per_address=settings.login_max_failures_per_address,
-                ),
-                signer=AccessTokenSigner(
-                    key_set,
-                    issuer=settings.issuer,
-                    audience=settings.audience,
-                    lifetime_seconds=settings.access_token_ttl_seconds,
-                ),
-                refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
-                session_lifetime=timedelta(seconds=settings.session_absolute_lifetime_seconds),
-            ),
+        erasures = EventConsumer(
+            events_redis,
+            stream=USERS_STREAM,
+            group=INFO.name,
+            block_seconds=settings.events_block_seconds,
+            claim_min_idle_seconds=settings.events_claim_min_idle_seconds,
+            max_deliveries=settings.events_max_deliveries,
+            dedupe_ttl_seconds=settings.events_dedupe_ttl_seconds,
         )
-        _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
+        erasures.on(
+            AccountErased,
+            AccountEraser(database, identities, sessions, email_tokens, notify=relay.notify).handle,
+        )
+        revocations = RevocationSet(
+            retention_seconds=max(
+                settings.access_token_ttl_seconds, settings.access_token_max_lifetime_seconds
+            )
+            + OWN_TOKEN_LEEWAY_SECONDS
+        )
+        feed = RevocationFeed(
+            events_redis, revocations, block_seconds=settings.events_block_seconds
+        )
+        email_request_windows = SlidingWindows(
+            redis, window_seconds=settings.email_requests_window_seconds
+        )
+
+        def email_request_throttle(counter: str) -> EmailRequestThrottle:
+            return EmailRequestThrottle(
+                email_request_windows,
+                prefix=settings.redis_key_prefix,
+                counter=counter,
+                max_per_email=settings.email_requests_max_per_email,
+                max_per_address=settings.email_requests_max_per_address,
+            )
+
         try:
-            yield resources
+            async with (
+                own_token_verifier(settings, key_set) as verifier,
+                run_in_background(erasures, relay, feed),
+            ):
+                await feed.wait_caught_up(settings.revocation_replay_wait_seconds)
+                _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
+                yield AuthResources(
+                    settings=settings,
+                    database=database,
+                    redis=redis,
+                    identities=identities,
+                    passwords=passwords,
+                    registration_throttle=RegistrationThrottle(
+                        SlidingWindows(redis, window_seconds=settings.registration_window_seconds),
+                        prefix=settings.redis_key_prefix,
+                        max_per_address=settings.registration_max_per_address,
+                    ),
+                    tokens=TokenIssuer(
+                        identities=identities,
+                        refresh_tokens=RefreshTokenRepository(database),
+                        sessions=sessions,
+                        passwords=passwords,
+                        throttle=LoginThrottle(
+                            SlidingWindows(
+                                redis, window_seconds=settings.login_failure_window_seconds
+                            ),
+                            prefix=settings.redis_key_prefix,
+                            max_failures_per_email=settings.login_max_failures_per_email,
+                            max_failures_per_address=settings.login_max_failures_per_address,
+                        ),
+                        signer=AccessTokenSigner(
+                            key_set,
+                            issuer=settings.issuer,
+                            audience=settings.audience,
+                            lifetime_seconds=settings.access_token_ttl_seconds,
+                        ),
+                        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+                        session_lifetime=timedelta(
+                            seconds=settings.session_absolute_lifetime_seconds
+                        ),
+                    ),
+                    token_verifier=verifier,
+                    revocations=revocations,
+                    events_redis=events_redis,
+                    email_tokens=email_tokens,
+                    reset_requests=email_request_throttle("password-reset-requests"),
+                    verification_requests=email_request_throttle("verification-requests"),
+                )
         finally:
+            await events_redis.aclose()
             await redis.aclose()
             await client.close()
 
@@ -117,7 +209,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         settings,
         lifespan=lifespan,
         readiness=readiness(settings),
-        routers=[identities_router, tokens_router],
+        routers=[identities_router, tokens_router, sessions_router, account_email_router],
         # ConnectionFailure covers AutoReconnect, NetworkTimeout and ServerSelectionTimeoutError.
         unavailable={
             ConnectionFailure: "mongodb",

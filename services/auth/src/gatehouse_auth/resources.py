@@ -8,14 +8,18 @@ from typing import Annotated
 from fastapi import Depends
 from redis.asyncio import Redis
 
+from gatehouse_auth.account_email.repository import EmailTokenRepository
 from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
-from gatehouse_auth.throttling import RegistrationThrottle
+from gatehouse_auth.throttling import EmailRequestThrottle, RegistrationThrottle
 from gatehouse_auth.tokens.service import TokenIssuer
+from gatehouse_common.events import event_channel_check
 from gatehouse_common.health import Readiness
 from gatehouse_common.resources import resources_dependency
+from gatehouse_common.revocation import RevocationSet
+from gatehouse_common.tokens import AccessTokenVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,16 @@ class AuthResources:
     passwords: PasswordHasher
     registration_throttle: RegistrationThrottle
     tokens: TokenIssuer
+    # Auth's own bearer endpoints (gatehouse_common.authentication): see own_tokens.py.
+    token_verifier: AccessTokenVerifier
+    # Access tokens of revoked logins and users, refused by those endpoints too.
+    revocations: RevocationSet
+    # The event channel (outbox relay, consumer group ``auth``, revocation feed).
+    events_redis: Redis
+    email_tokens: EmailTokenRepository
+    # Forgot-password and resend-verification requests, per email and per client address.
+    reset_requests: EmailRequestThrottle
+    verification_requests: EmailRequestThrottle
 
 
 Resources = Annotated[AuthResources, Depends(resources_dependency(AuthResources))]
@@ -43,5 +57,7 @@ async def _redis_answers(resources: AuthResources) -> None:
 def readiness(settings: AuthSettings) -> Readiness[AuthResources]:
     return Readiness(
         {"mongodb": _mongodb_answers, "redis": _redis_answers},
+        # Optional: without it auth serves on, and its events wait in the outbox.
+        optional=event_channel_check(lambda resources: resources.events_redis),
         timeout_seconds=settings.mongo_timeout_ms / 1000 + 0.5,
     )

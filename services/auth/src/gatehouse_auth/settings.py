@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, EmailStr, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gatehouse_common.events import EventSettings
+from gatehouse_common.revocation import RevocationSettings
 from gatehouse_common.settings import ServiceSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -47,7 +49,11 @@ class IdentityStoreSettings(BaseSettings):
     )
 
 
-class AuthSettings(ServiceSettings, IdentityStoreSettings):
+class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, RevocationSettings):
+    """``AUTH_EVENTS_REDIS_URL`` (required, secret) and the other ``AUTH_EVENTS_*`` and
+    revocation settings come from ``EventSettings`` and ``RevocationSettings``
+    (docs/events.md)."""
+
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", frozen=True)
 
     redis_url: SecretStr = Field(description="Redis URL for login throttling.")
@@ -80,6 +86,22 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings):
         "scripts and test suites need the default.",
     )
     registration_window_seconds: int = Field(default=60, ge=1)
+    verify_email_token_ttl_seconds: int = Field(
+        default=86_400, ge=1, le=604_800, description="Lifetime of an email verification token."
+    )
+    reset_password_token_ttl_seconds: int = Field(
+        default=1800, ge=1, le=86_400, description="Lifetime of a password reset token."
+    )
+    email_requests_max_per_email: int = Field(
+        default=3,
+        ge=1,
+        description="Forgot-password (and, separately, resend-verification) requests one email "
+        "may make per window.",
+    )
+    email_requests_max_per_address: int = Field(
+        default=20, ge=1, description="The same, per client address."
+    )
+    email_requests_window_seconds: int = Field(default=3600, ge=1)
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
         default=(),
         description="Peers whose X-Forwarded-For is believed: a JSON list or a comma-separated "
@@ -100,3 +122,48 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings):
             # A bare address means that one host; host bits in a CIDR are tolerated.
             return tuple(ipaddress.ip_network(str(item), strict=False) for item in value)
         return value
+
+
+SmtpTlsMode = Literal["none", "starttls", "tls"]
+
+
+class EmailWorkerSettings(ServiceSettings, IdentityStoreSettings):
+    """The email worker (``gatehouse_auth.mailer``): the outbox in MongoDB and the SMTP server."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", frozen=True)
+
+    smtp_host: str = Field(min_length=1, description="SMTP server (submission) host.")
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    smtp_tls: SmtpTlsMode = Field(
+        default="starttls",
+        description="`starttls` (port 587), `tls` (implicit TLS, port 465) or `none` (only "
+        "for a mail catcher on a private network).",
+    )
+    smtp_username: str | None = Field(default=None, description="Login, if the server needs one.")
+    smtp_password: SecretStr | None = Field(
+        default=None, description="Password of `smtp_username`; required with it."
+    )
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    smtp_sender: EmailStr = Field(description="The From address of every email.")
+    public_base_url: AnyHttpUrl = Field(
+        description="Where users open the links in emails: `<url>/verify-email#token=...` and "
+        "`<url>/reset-password#token=...`."
+    )
+    email_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often an idle worker looks for new emails."
+    )
+    email_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long a claimed email is the claiming worker's; after that (a crash), "
+        "another worker sends it. Longer than an SMTP exchange can take.",
+    )
+    email_retry_base_seconds: float = Field(default=2.0, gt=0, le=600)
+    email_retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _login_is_complete(self) -> Self:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("AUTH_SMTP_USERNAME and AUTH_SMTP_PASSWORD go together")
+        return self

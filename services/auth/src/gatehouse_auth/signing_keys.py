@@ -202,7 +202,9 @@ class AccessTokenSigner:
         self.lifetime_seconds = lifetime_seconds
         self._clock = clock
 
-    def sign(self, *, subject: str, email: str, scope: str) -> str:
+    def sign(
+        self, *, subject: str, email: str, email_verified: bool, session_id: str, scope: str
+    ) -> str:
         now = int(self._clock())
         key = self.key_set.active_key
         header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": self.key_set.active_kid}
@@ -211,6 +213,8 @@ class AccessTokenSigner:
             "aud": self._audience,
             "sub": subject,
             "email": email,
+            "email_verified": email_verified,
+            "sid": session_id,
             "iat": now,
             "exp": now + self.lifetime_seconds,
             "jti": secrets.token_hex(16),

@@ -185,8 +185,8 @@ class LoginAttempt:
 class LoginThrottle:
     """Failed password logins per email and per client address.
 
-    Every endpoint that checks a password (the password grant; later a password change's
-    ``current_password``) runs the check inside ``attempt()``.
+    Every endpoint that checks a password (the password grant, and a password change's
+    ``current_password``: ``TokenIssuer.check_password``) runs the check inside ``attempt()``.
     """
 
     def __init__(
@@ -256,3 +256,35 @@ class RegistrationThrottle:
             raise RegistrationThrottled(full.retry_after) from None
         except (RedisError, OSError) as exc:
             _log.warning("registration_throttle_unavailable", error=type(exc).__name__)
+
+
+class EmailRequestThrottle:
+    """Requests of one kind that send an email (forgot-password, resend-verification), per
+    email and per client address. Every request counts, answered or not; each kind has its own
+    ``counter`` name. Fails closed: with Redis down the request is refused (503), as no email
+    may go out unthrottled."""
+
+    def __init__(
+        self,
+        windows: SlidingWindows,
+        *,
+        prefix: str,
+        counter: str,
+        max_per_email: int,
+        max_per_address: int,
+    ) -> None:
+        self._windows = windows
+        self._prefix = f"{prefix}{counter}:"
+        self._email_limit = max_per_email
+        self._address_limit = max_per_address
+
+    async def count(self, email: str, address: str) -> None:
+        """Count a request for ``email`` from ``address``, or raise ``WindowFull``."""
+        # Hashed like the login counters: Redis holds no address book.
+        email_digest = hashlib.sha256(email.encode()).hexdigest()
+        await self._windows.reserve(
+            [
+                WindowLimit(f"{self._prefix}email:{email_digest}", self._email_limit),
+                WindowLimit(f"{self._prefix}address:{address}", self._address_limit),
+            ]
+        )

@@ -30,6 +30,10 @@ PUBLIC_ROUTES = frozenset(
         ("POST", "/auth/register"),
         ("POST", "/auth/token"),
         ("POST", "/auth/revoke"),
+        # Emailed tokens are the credential here; /auth/verify/resend needs an access token.
+        ("POST", "/auth/verify"),
+        ("POST", "/auth/password/forgot"),
+        ("POST", "/auth/password/reset"),
         ("GET", "/auth/.well-known/jwks.json"),
         ("HEAD", "/auth/.well-known/jwks.json"),
     }

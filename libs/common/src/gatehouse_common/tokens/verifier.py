@@ -47,6 +47,14 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
+class _Lifetime:
+    """The checked ``exp`` and ``iat`` of a token."""
+
+    expires_at: float
+    issued_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Verified:
     principal: Principal
     kid: str
@@ -185,11 +193,11 @@ class AccessTokenVerifier:
         if not valid:
             raise InvalidTokenError("bad signature")
         claims = _json_object(claims_segment)
-        expires_at = self._check_claims(claims)
-        return _Verified(principal=_principal(claims, expires_at), kid=kid)
+        times = self._check_claims(claims)
+        return _Verified(principal=_principal(claims, times), kid=kid)
 
-    def _check_claims(self, claims: dict[str, Any]) -> float:
-        """Check the registered claims; returns ``exp``."""
+    def _check_claims(self, claims: dict[str, Any]) -> _Lifetime:
+        """Check the registered claims; returns ``exp`` and ``iat``."""
         now = self._clock()
         if claims.get("iss") != self._issuer:
             raise InvalidTokenError("invalid iss claim")
@@ -204,7 +212,7 @@ class AccessTokenVerifier:
         not_before = _numeric_date(claims, "nbf", required=False)
         if expires_at is None or now > expires_at + self._leeway:
             raise InvalidTokenError("the token has expired")
-        if issued_at is not None and issued_at > now + self._leeway:
+        if issued_at is None or issued_at > now + self._leeway:
             raise InvalidTokenError("the token was issued in the future")
         if not_before is not None and not_before > now + self._leeway:
             raise InvalidTokenError("the token is not yet valid")
@@ -212,10 +220,10 @@ class AccessTokenVerifier:
             value = claims.get(name)
             if not isinstance(value, str) or not value:
                 raise InvalidTokenError(f"missing {name} claim")
-        return expires_at
+        return _Lifetime(expires_at=expires_at, issued_at=issued_at)
 
 
-def _principal(claims: dict[str, Any], expires_at: float) -> Principal:
+def _principal(claims: dict[str, Any], times: _Lifetime) -> Principal:
     scope = claims.get("scope", "")
     email = claims.get("email")
     session_id = claims.get("sid")
@@ -223,14 +231,14 @@ def _principal(claims: dict[str, Any], expires_at: float) -> Principal:
         raise InvalidTokenError("invalid scope claim")
     if email is not None and not isinstance(email, str):
         raise InvalidTokenError("invalid email claim")
-    if session_id is not None and (not isinstance(session_id, str) or not session_id):
+    if session_id is not None and not (isinstance(session_id, str) and session_id):
         raise InvalidTokenError("invalid sid claim")
     return Principal(
         subject=claims["sub"],
         email=email,
         scopes=frozenset(scope.split()),
         token_id=claims["jti"],
-        expires_at=int(expires_at),
-        issued_at=int(claims["iat"]),
+        expires_at=int(times.expires_at),
+        issued_at=int(times.issued_at),
         session_id=session_id,
     )

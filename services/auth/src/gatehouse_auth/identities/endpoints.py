@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, status
 
-from gatehouse_auth.dependencies import ClientAddress, Identities, Passwords, RegistrationLimit
+from gatehouse_auth.account_email.service import send_verification
+from gatehouse_auth.dependencies import (
+    ClientAddress,
+    EmailTokens,
+    Identities,
+    Passwords,
+    RegistrationLimit,
+)
 from gatehouse_auth.identities import service
 from gatehouse_auth.identities.schemas import RegisteredIdentity, RegistrationRequest
+from gatehouse_auth.resources import Resources
 from gatehouse_common.problems import problem_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -15,12 +25,16 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     status_code=status.HTTP_201_CREATED,
     response_model=RegisteredIdentity,
     summary="Create an account",
+    description="Sends a verification email to the address.",
     # 400: a body that is not JSON at all (FastAPI cannot decode it); 422: JSON, but invalid.
     responses=problem_responses(400, 409, 422, 429, 503),
 )
-async def register(
+async def register(  # noqa: PLR0913 - the body, then one dependency per collaborator
     body: RegistrationRequest,
+    *,
+    resources: Resources,
     identities: Identities,
+    email_tokens: EmailTokens,
     passwords: Passwords,
     registration_limit: RegistrationLimit,
     address: ClientAddress,
@@ -32,5 +46,10 @@ async def register(
         email=body.email,
         password=body.password,
         display_name=body.display_name,
+    )
+    await send_verification(
+        email_tokens,
+        identity,
+        ttl=timedelta(seconds=resources.settings.verify_email_token_ttl_seconds),
     )
     return RegisteredIdentity(id=identity.id, email=identity.email, created_at=identity.created_at)

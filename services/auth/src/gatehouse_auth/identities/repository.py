@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -10,6 +11,8 @@ from pymongo.errors import DuplicateKeyError
 
 from gatehouse_auth.database import Document
 from gatehouse_auth.identities.errors import EmailTaken
+from gatehouse_auth.outbox import Notify, outbox_document, record
+from gatehouse_common.events import Event
 
 ADMIN_ROLE = "admin"
 
@@ -21,6 +24,14 @@ class Identity:
     password_hash: str
     roles: frozenset[str]
     created_at: datetime
+    email_verified_at: datetime | None = None
+    # Bumped by every "end all my logins" (sign-out everywhere, password change or reset): a
+    # login started under an older generation is revoked, whatever its own document says.
+    login_generation: int = 0
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     @classmethod
     def from_document(cls, document: Document) -> Identity:
@@ -30,6 +41,8 @@ class Identity:
             password_hash=str(document["password_hash"]),
             roles=frozenset(str(role) for role in document.get("roles", [])),
             created_at=document["created_at"],
+            email_verified_at=document.get("email_verified_at"),
+            login_generation=int(document.get("login_generation", 0)),
         )
 
 
@@ -41,8 +54,11 @@ class IdentityRepository:
     the admin CLI, the password grant's own call), never what a client typed.
     """
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(
+        self, collection: AsyncCollection[Document], *, notify: Notify | None = None
+    ) -> None:
         self._collection = collection
+        self._notify = notify
 
     async def insert(  # noqa: PLR0913 - one keyword per stored field
         self,
@@ -53,20 +69,27 @@ class IdentityRepository:
         display_name: str | None,
         roles: list[str],
         now: datetime,
+        event: Event[Any],
     ) -> Identity:
+        """Insert the identity and its ``account.registered`` event, in one write."""
         document: Document = {
             "_id": identity_id,
             "email": email,
             "password_hash": password_hash,
             "display_name": display_name,
             "roles": roles,
+            # A timestamp, not a boolean: it says when, and compares the same on every server.
+            "email_verified_at": None,
             "created_at": now,
             "updated_at": now,
+            "login_generation": 0,
+            **outbox_document(event),
         }
         try:
             await self._collection.insert_one(document)
         except DuplicateKeyError:
             raise EmailTaken from None
+        self._recorded()
         return Identity.from_document(document)
 
     async def by_email(self, email: str) -> Identity | None:
@@ -100,6 +123,42 @@ class IdentityRepository:
             {"$set": {"password_hash": new_hash, "updated_at": now}},
         )
 
+    async def mark_email_verified(self, identity_id: str, email: str, now: datetime) -> bool:
+        """Verify ``email`` for the identity; False if the identity (with that email) is gone."""
+        result = await self._collection.update_one(
+            {"_id": str(identity_id), "email": str(email)},
+            {"$set": {"email_verified_at": now, "updated_at": now}},
+        )
+        return result.matched_count > 0
+
+    async def end_logins(
+        self,
+        identity_id: str,
+        event: Event[Any] | None,
+        *,
+        now: datetime,
+        password_hash: str | None = None,
+    ) -> Identity | None:
+        """Revoke every login so far by bumping the login generation, optionally set a new
+        password, and record ``event`` (None: there was no login to announce), in one write.
+        None if there is no such identity."""
+        changes: Document = {"updated_at": now}
+        if password_hash is not None:
+            changes["password_hash"] = password_hash
+        update = record(event, changes) if event is not None else {"$set": changes, "$inc": {}}
+        update["$inc"]["login_generation"] = 1
+        document = await self._collection.find_one_and_update(
+            {"_id": str(identity_id)}, update, return_document=ReturnDocument.AFTER
+        )
+        if document is None:
+            return None
+        if event is not None:
+            self._recorded()
+        return Identity.from_document(document)
+
+    async def delete(self, identity_id: str) -> None:
+        await self._collection.delete_one({"_id": str(identity_id)})
+
     async def grant_role(self, email: str, role: str, now: datetime) -> Identity | None:
         document = await self._collection.find_one_and_update(
             {"email": str(email)},
@@ -107,3 +166,7 @@ class IdentityRepository:
             return_document=ReturnDocument.AFTER,
         )
         return Identity.from_document(document) if document else None
+
+    def _recorded(self) -> None:
+        if self._notify is not None:
+            self._notify()

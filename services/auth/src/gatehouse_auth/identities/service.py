@@ -5,7 +5,9 @@ from datetime import UTC, datetime
 
 from gatehouse_auth.identities.errors import EmailTaken
 from gatehouse_auth.identities.repository import ADMIN_ROLE, Identity, IdentityRepository
+from gatehouse_auth.outbox import new_event
 from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_common.events import AccountRegistered
 from gatehouse_common.logging import get_logger
 from gatehouse_common.scopes import BASE_SCOPES, AccessScope
 
@@ -27,7 +29,8 @@ async def register(  # noqa: PLR0913 - collaborators, then the account by keywor
     display_name: str | None = None,
     roles: list[str] | None = None,
 ) -> Identity:
-    """Create an identity; raises ``EmailTaken`` if the email is taken.
+    """Create an identity and record ``account.registered`` (users creates the profile with
+    ``display_name``); raises ``EmailTaken`` if the email is taken.
 
     Check, then hash: a taken email is answered without hashing, so a flood of duplicate
     registrations costs no Argon2 time. Its answer is faster than a 201, but that tells
@@ -38,13 +41,17 @@ async def register(  # noqa: PLR0913 - collaborators, then the account by keywor
     """
     if await identities.by_email(email) is not None:
         raise EmailTaken
+    identity_id = uuid.uuid4()
     identity = await identities.insert(
-        identity_id=str(uuid.uuid4()),
+        identity_id=str(identity_id),
         email=email,
         password_hash=await passwords.hash(password),
         display_name=display_name,
         roles=list(roles or []),
         now=datetime.now(UTC),
+        event=new_event(
+            AccountRegistered(user_id=identity_id, email=email, display_name=display_name)
+        ),
     )
     _log.info("identity_registered", user_id=identity.id)
     return identity

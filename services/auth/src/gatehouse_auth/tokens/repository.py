@@ -50,13 +50,22 @@ class RefreshTokenRepository:
         self._families: AsyncCollection[Document] = database.login_families
 
     async def start_family(
-        self, user_id: str, *, now: datetime, expires_at: datetime, session_expires_at: datetime
+        self,
+        user_id: str,
+        *,
+        generation: int,
+        now: datetime,
+        expires_at: datetime,
+        session_expires_at: datetime,
     ) -> str:
+        """A new login of the user, under the identity's current login generation; its id is
+        the ``sid`` of every access token issued for it."""
         family_id = str(uuid.uuid4())
         await self._families.insert_one(
             {
                 "_id": family_id,
                 "user_id": user_id,
+                "generation": generation,
                 "created_at": now,
                 "expires_at": min(expires_at, session_expires_at),
                 "session_expires_at": session_expires_at,
@@ -116,20 +125,11 @@ class RefreshTokenRepository:
         document = await self._tokens.find_one({"token_hash": str(token_hash)})
         return RefreshRecord.from_document(document) if document else None
 
-    async def family_is_live(self, family_id: str) -> bool:
+    async def family_is_live(self, family_id: str, *, generation: int) -> bool:
+        """Not revoked, and not ended by a generation bump (``generation``: the identity's)."""
         family = await self._families.find_one({"_id": str(family_id)})
-        return family is not None and family.get("revoked_at") is None
-
-    async def revoke_family(self, family_id: str, *, now: datetime) -> None:
-        """Revoke the family, then each of its tokens.
-
-        The family mark comes first: a refresh racing with this call either stores its new
-        token before the mark (and the token update below catches it) or sees the mark when it
-        checks the family after storing (and refuses).
-        """
-        await self._families.update_one(
-            {"_id": str(family_id), "revoked_at": None}, {"$set": {"revoked_at": now}}
-        )
-        await self._tokens.update_many(
-            {"family_id": str(family_id), "revoked_at": None}, {"$set": {"revoked_at": now}}
+        return (
+            family is not None
+            and family.get("revoked_at") is None
+            and int(family.get("generation", 0)) >= generation
         )

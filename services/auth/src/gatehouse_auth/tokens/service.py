@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gatehouse_auth.identities.repository import Identity, IdentityRepository
 from gatehouse_auth.identities.schemas import MAX_PASSWORD_LENGTH
 from gatehouse_auth.identities.service import scope_of
+from gatehouse_auth.opaque_tokens import hash_opaque_token, new_opaque_token
 from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.sessions.repository import SessionRepository
 from gatehouse_auth.signing_keys import AccessTokenSigner
 from gatehouse_auth.throttling import LoginThrottle
 from gatehouse_auth.tokens.oauth import OAuthError
@@ -21,16 +22,10 @@ from gatehouse_common.text import normalize_email
 
 _log = get_logger(__name__)
 
-REFRESH_TOKEN_BYTES = 32  # 256 bits, as the contract requires
 MAX_REFRESH_TOKEN_LENGTH = 256
 
 BAD_CREDENTIALS = "The email or password is wrong."
 BAD_REFRESH_TOKEN = "The refresh token is unknown, expired, revoked or already used."  # noqa: S105
-
-
-def hash_refresh_token(token: str) -> str:
-    """SHA-256 suffices: the token is 256 random bits, so there is nothing to brute-force."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _login_email(username: str) -> str | None:
@@ -44,7 +39,8 @@ def _login_email(username: str) -> str | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TokenIssuer:
-    """The token endpoint's work: password and refresh grants, revocation.
+    """The token endpoint's work: password and refresh grants, revocation; and the two things
+    a password change shares with the password grant (a throttled password check, a login).
 
     Made once in the lifespan with everything a grant touches, so the endpoint depends on
     this one object rather than on each collaborator.
@@ -52,6 +48,7 @@ class TokenIssuer:
 
     identities: IdentityRepository
     refresh_tokens: RefreshTokenRepository
+    sessions: SessionRepository
     passwords: PasswordHasher
     throttle: LoginThrottle
     signer: AccessTokenSigner
@@ -63,9 +60,29 @@ class TokenIssuer:
         email = _login_email(username)
         # Every spelling of one address counts against one limit: the key is its one spelling.
         throttle_key = email if email is not None else username
-        # The failure is counted before the password is checked (429 if there is no room left).
+
+        async def identity() -> Identity | None:
+            return await self.identities.by_email(email) if email is not None else None
+
+        checked = await self.check_password(identity, password, throttle_key, address)
+        if checked is None:
+            raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+        return await self.start_login(checked)
+
+    async def check_password(
+        self,
+        identity_of: Callable[[], Awaitable[Identity | None]],
+        password: str,
+        throttle_key: str,
+        address: str,
+    ) -> Identity | None:
+        """The identity if ``password`` is its password, else None (a failed login for the
+        throttle). Raises ``LoginThrottled`` (429) if the email or address has no room left;
+        the identity is looked up only after that."""
+        # The failure is counted before the password is checked, so that concurrent wrong
+        # passwords cannot all pass a check made before any of them was counted.
         async with self.throttle.attempt(throttle_key, address) as attempt:
-            identity = await self.identities.by_email(email) if email is not None else None
+            identity = await identity_of()
             # No stored password is longer than the maximum, so an over-long one cannot match;
             # it is still checked against the decoy hash so that every failure takes the same
             # time.
@@ -78,20 +95,27 @@ class TokenIssuer:
                 _log.info(
                     "login_failed", known_account=identity is not None, client_address=address
                 )
-                raise OAuthError("invalid_grant", BAD_CREDENTIALS)
+                return None
 
-            now = datetime.now(UTC)
             if new_hash is not None:
                 await self.identities.replace_password_hash(
-                    identity.id, identity.password_hash, new_hash, now
+                    identity.id, identity.password_hash, new_hash, datetime.now(UTC)
                 )
                 _log.info("password_rehashed", user_id=identity.id)
             await attempt.succeeded()
+        return identity
 
+    async def start_login(self, identity: Identity) -> TokenResponse:
+        """A new login (refresh-token family) of ``identity``, and its first tokens."""
+        now = datetime.now(UTC)
         expires_at = now + self.refresh_ttl
         session_expires_at = now + self.session_lifetime
         family_id = await self.refresh_tokens.start_family(
-            identity.id, now=now, expires_at=expires_at, session_expires_at=session_expires_at
+            identity.id,
+            generation=identity.login_generation,
+            now=now,
+            expires_at=expires_at,
+            session_expires_at=session_expires_at,
         )
         bind_log_context(user_id=identity.id)
         _log.info("login_succeeded", user_id=identity.id, family_id=family_id)
@@ -106,7 +130,7 @@ class TokenIssuer:
     async def refresh_grant(self, refresh_token: str) -> TokenResponse:
         if len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
             raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
-        token_hash = hash_refresh_token(refresh_token)
+        token_hash = hash_opaque_token(refresh_token)
         now = datetime.now(UTC)
         record = await self.refresh_tokens.spend(token_hash, now=now)
         if record is None:
@@ -114,7 +138,9 @@ class TokenIssuer:
             if known is not None and known.used_at is not None:
                 # RFC 9700 §4.14: a spent token presented again means it leaked (or the client
                 # raced itself); either way nobody holding this login can be trusted any more.
-                await self.refresh_tokens.revoke_family(known.family_id, now=now)
+                await self.sessions.revoke(
+                    known.family_id, user_id=known.user_id, reason="refresh_reuse", now=now
+                )
                 _log.warning(
                     "refresh_token_reuse_detected",
                     user_id=known.user_id,
@@ -126,7 +152,9 @@ class TokenIssuer:
 
         identity = await self.identities.by_id(record.user_id)
         if identity is None:
-            await self.refresh_tokens.revoke_family(record.family_id, now=now)
+            await self.sessions.revoke(
+                record.family_id, user_id=record.user_id, reason="erasure", now=now
+            )
             raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
 
         response = await self._issue(
@@ -137,9 +165,13 @@ class TokenIssuer:
             # The login's absolute end stays where the password login set it.
             session_expires_at=record.session_expires_at,
         )
-        # Checked after storing the new token; see RefreshTokenRepository.revoke_family.
-        if not await self.refresh_tokens.family_is_live(record.family_id):
-            await self.refresh_tokens.revoke_family(record.family_id, now=now)
+        # Checked after storing the new token; see SessionRepository.revoke.
+        if not await self.refresh_tokens.family_is_live(
+            record.family_id, generation=identity.login_generation
+        ):
+            await self.sessions.revoke(
+                record.family_id, user_id=record.user_id, reason="revoked", now=now
+            )
             raise OAuthError("invalid_grant", BAD_REFRESH_TOKEN)
         bind_log_context(user_id=identity.id)
         _log.info("refresh_succeeded", user_id=identity.id, family_id=record.family_id)
@@ -149,9 +181,10 @@ class TokenIssuer:
         """Revoke the whole login of a refresh token; unknown tokens are ignored (RFC 7009 §2.2)."""
         if len(token) > MAX_REFRESH_TOKEN_LENGTH:
             return
-        record = await self.refresh_tokens.find(hash_refresh_token(token))
-        if record is not None:
-            await self.refresh_tokens.revoke_family(record.family_id, now=datetime.now(UTC))
+        record = await self.refresh_tokens.find(hash_opaque_token(token))
+        if record is not None and await self.sessions.revoke(
+            record.family_id, user_id=record.user_id, reason="revoked", now=datetime.now(UTC)
+        ):
             _log.info("login_revoked", user_id=record.user_id, family_id=record.family_id)
 
     async def _issue(
@@ -163,9 +196,9 @@ class TokenIssuer:
         expires_at: datetime,
         session_expires_at: datetime,
     ) -> TokenResponse:
-        refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+        refresh_token = new_opaque_token()
         await self.refresh_tokens.store(
-            hash_refresh_token(refresh_token),
+            hash_opaque_token(refresh_token),
             family_id=family_id,
             user_id=identity.id,
             now=now,
@@ -174,7 +207,13 @@ class TokenIssuer:
         )
         scope = scope_of(identity)
         return TokenResponse(
-            access_token=self.signer.sign(subject=identity.id, email=identity.email, scope=scope),
+            access_token=self.signer.sign(
+                subject=identity.id,
+                email=identity.email,
+                email_verified=identity.email_verified,
+                session_id=family_id,
+                scope=scope,
+            ),
             expires_in=self.signer.lifetime_seconds,
             refresh_token=refresh_token,
             scope=scope,

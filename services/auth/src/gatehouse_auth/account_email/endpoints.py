@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import JSONResponse
+
+from gatehouse_auth.account_email import service
+from gatehouse_auth.account_email.schemas import (
+    EmailAccepted,
+    ForgotPasswordRequest,
+    ResetPasswordRequest,
+    VerifyEmailRequest,
+)
+from gatehouse_auth.dependencies import (
+    ClientAddress,
+    EmailTokens,
+    Identities,
+    Passwords,
+    Sessions,
+)
+from gatehouse_auth.resources import Resources
+from gatehouse_common.authentication import require_scope
+from gatehouse_common.problems import problem_responses
+from gatehouse_common.scopes import AccessScope
+from gatehouse_common.tokens import Principal
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+Reader = Annotated[Principal, Depends(require_scope(AccessScope.USERS_READ))]
+
+NO_STORE = {"Cache-Control": "no-store"}
+# One answer for registered and unknown addresses alike.
+RESET_ACCEPTED = EmailAccepted(
+    detail="If the address belongs to an account, a password reset email is on its way."
+)
+VERIFICATION_ACCEPTED = EmailAccepted(detail="A verification email is on its way.")
+
+
+@router.post(
+    "/verify",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Verify an email address with the token from the verification email",
+    responses=problem_responses(400, 422, 503),
+)
+async def verify(
+    body: VerifyEmailRequest, email_tokens: EmailTokens, identities: Identities
+) -> Response:
+    await service.verify_email(email_tokens, identities, token=body.token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
+
+
+@router.post(
+    "/verify/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EmailAccepted,
+    summary="Send a new verification email to the caller's address",
+    description="Nothing is sent when the address is verified already.",
+    responses=problem_responses(401, 403, 429, 503),
+)
+async def resend_verification(
+    principal: Reader,
+    resources: Resources,
+    email_tokens: EmailTokens,
+    identities: Identities,
+    address: ClientAddress,
+) -> JSONResponse:
+    await service.resend_verification(
+        email_tokens,
+        identities,
+        resources.verification_requests,
+        user_id=principal.subject,
+        address=address,
+        ttl=timedelta(seconds=resources.settings.verify_email_token_ttl_seconds),
+    )
+    return JSONResponse(
+        VERIFICATION_ACCEPTED.model_dump(), status_code=status.HTTP_202_ACCEPTED, headers=NO_STORE
+    )
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EmailAccepted,
+    summary="Ask for a password reset email",
+    description="Always 202 with the same body, whether or not the address has an account.",
+    responses=problem_responses(422, 429, 503),
+)
+async def forgot_password(
+    body: ForgotPasswordRequest,
+    resources: Resources,
+    email_tokens: EmailTokens,
+    identities: Identities,
+    address: ClientAddress,
+) -> JSONResponse:
+    await service.request_password_reset(
+        email_tokens,
+        identities,
+        resources.reset_requests,
+        email=body.email,
+        address=address,
+        ttl=timedelta(seconds=resources.settings.reset_password_token_ttl_seconds),
+    )
+    return JSONResponse(
+        RESET_ACCEPTED.model_dump(), status_code=status.HTTP_202_ACCEPTED, headers=NO_STORE
+    )
+
+
+@router.post(
+    "/password/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Set a new password with the token from the reset email",
+    description="Every login of the user is revoked: all refresh tokens stop working.",
+    responses=problem_responses(400, 422, 503),
+)
+async def reset_password(
+    body: ResetPasswordRequest,
+    email_tokens: EmailTokens,
+    identities: Identities,
+    sessions: Sessions,
+    passwords: Passwords,
+) -> Response:
+    await service.reset_password(
+        email_tokens,
+        identities,
+        sessions,
+        passwords,
+        token=body.token,
+        new_password=body.new_password,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)

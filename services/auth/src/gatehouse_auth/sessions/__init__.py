@@ -1,0 +1,1 @@
+"""Sessions: a user's logins (refresh-token families), listing and ending them, password change."""
