@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,33 @@ class Stack:
     def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
         return self.run("exec", "-T", service, *command, check=False)
 
+    def slow_patches_to_users(self, count: int, access_token: str) -> SlowUploads:
+        """Start ``count`` PATCH /users/me whose bodies take about 3 s to send, straight to
+        users from inside the backend network (the token through stdin)."""
+        process = subprocess.Popen(
+            [
+                *self.compose.compose_command_property,
+                "exec",
+                "-T",
+                "gateway",
+                "python",
+                "-c",
+                _SLOW_PATCHES_SCRIPT,
+                str(count),
+            ],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdin is not None
+        # One line, left open: ``communicate`` closes stdin when the answers are collected.
+        process.stdin.write(access_token + "\n")
+        process.stdin.flush()
+        return SlowUploads(process)
+
     def users_status(self, path: str, access_token: str) -> int:
         """The status users itself answers to ``GET path`` with this token, asked from inside
         the backend network (users has no public port). The token goes through stdin, so it
@@ -104,3 +132,46 @@ class Stack:
             if word.startswith(">")
         )
         return found
+
+
+@dataclass
+class SlowUploads:
+    """Slow uploads running inside the stack; ``finished`` waits for their answers."""
+
+    process: subprocess.Popen[str]
+
+    def finished(self) -> tuple[list[int], list[str]]:
+        """Each upload's status and the ``bio`` it answered with, in order."""
+        out, err = self.process.communicate(timeout=60)
+        assert self.process.returncode == 0, err
+        answers: list[list[Any]] = json.loads(out)
+        return [int(status) for status, _ in answers], [str(bio) for _, bio in answers]
+
+
+# Run by the gateway's Python: N concurrent PATCHes whose JSON bodies arrive in chunks over
+# about 3 s; prints [[status, bio], ...].
+_SLOW_PATCHES_SCRIPT = """
+import http.client, json, sys, threading, time
+token = sys.stdin.readline().strip()
+count = int(sys.argv[1])
+answers = [None] * count
+def upload(index):
+    def body():
+        yield b'{"bio": "'
+        for _ in range(6):
+            time.sleep(0.5)
+            yield f"slow-{index} ".encode()
+        yield b'"}'
+    connection = http.client.HTTPConnection("users", 8002, timeout=30)
+    connection.request("PATCH", "/users/me", body=body(), encode_chunked=True, headers={
+        "Authorization": "Bearer " + token, "Content-Type": "application/json",
+        "Transfer-Encoding": "chunked"})
+    response = connection.getresponse()
+    payload = response.read()
+    bio = json.loads(payload).get("bio", "") if response.status == 200 else payload.decode()
+    answers[index] = [response.status, bio]
+threads = [threading.Thread(target=upload, args=(i,)) for i in range(count)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(json.dumps(answers))
+"""

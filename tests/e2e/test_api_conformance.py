@@ -54,6 +54,8 @@ def test_the_published_document_is_true(gateway: Gateway, tmp_path: Path) -> Non
     report_path = tmp_path / "schemathesis-junit.xml"
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
         str(gateway.client.base_url.join("/openapi.json")),
         "--checks",

@@ -85,7 +85,8 @@ async def resend_verification(
     response_model=EmailAccepted,
     summary="Ask for a password reset email",
     description="Always 202 with the same body, whether or not the address has an account.",
-    responses=problem_responses(422, 429, 503),
+    # 400: a body that is not JSON at all (FastAPI cannot decode it); 422: JSON, but invalid.
+    responses=problem_responses(400, 422, 429, 503),
 )
 async def forgot_password(
     body: ForgotPasswordRequest,
