@@ -17,7 +17,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 def test_logs_hold_no_token_or_password(stack: Stack, gateway: Gateway, mailbox: Mailbox) -> None:
     # At least one login and one email, so there is something to look for even when run alone.
     account = gateway.register()
-    gateway.login(account)
+    # This runs after the floods (schemathesis), which trip the per-address login throttle of
+    # a stack whose clients all share one address: a 429 is fine here, the run's earlier
+    # logins and their tokens are in the logs.
+    login = gateway.login_response(account)
+    assert login.status_code in (200, 429), login.text
     mailbox.wait_for(account.email, "Confirm your email address for Gatehouse")
     emailed: set[str] = set()
     for email in mailbox.emails():
