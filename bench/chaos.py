@@ -415,12 +415,14 @@ class Load:
 
 async def with_retries(attempt: Callable[[], Awaitable[int]], what: str) -> None:
     """Seeding goes through throttles and bounded hashing: wait and try again."""
+    seen: Counter[int] = Counter()
     for _ in range(60):
         status = await attempt()
         if status in (200, 201, 204):
             return
+        seen[status] += 1
         await asyncio.sleep(1 if status in (0, 429, 502, 503, 504) else 0.2)
-    raise RuntimeError(f"{what} kept failing")
+    raise RuntimeError(f"{what} kept failing: {dict(seen)}")
 
 
 async def seed(load: Load) -> None:
