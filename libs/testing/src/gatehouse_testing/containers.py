@@ -35,6 +35,14 @@ def redis() -> Iterator[RedisContainer]:
 
 
 @contextmanager
+def restartable_redis() -> Iterator[RedisContainer]:
+    """A Redis of its own on a fixed free host port: stopped and started again (an outage), it
+    answers at the same address, so clients made before the outage reach it after."""
+    with RedisContainer(image=REDIS_IMAGE).with_bind_ports(6379, free_port()) as container:
+        yield container
+
+
+@contextmanager
 def mongo() -> Iterator[MongoDbContainer]:
     with MongoDbContainer(image=MONGO_IMAGE) as container:
         yield container
