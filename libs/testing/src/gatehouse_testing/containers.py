@@ -29,16 +29,13 @@ def postgres() -> Iterator[PostgresContainer]:
 
 
 @contextmanager
-def redis() -> Iterator[RedisContainer]:
-    with RedisContainer(image=REDIS_IMAGE) as container:
-        yield container
-
-
-@contextmanager
-def restartable_redis() -> Iterator[RedisContainer]:
-    """A Redis of its own on a fixed free host port: stopped and started again (an outage), it
-    answers at the same address, so clients made before the outage reach it after."""
-    with RedisContainer(image=REDIS_IMAGE).with_bind_ports(6379, free_port()) as container:
+def redis(*, restartable: bool = False) -> Iterator[RedisContainer]:
+    """A Redis; ``restartable`` binds it to a fixed free host port, so that stopped and started
+    again (an outage) it answers at the same address to the clients made before."""
+    container = RedisContainer(image=REDIS_IMAGE)
+    if restartable:
+        container.with_bind_ports(container.port, free_port())
+    with container:
         yield container
 
 

@@ -55,7 +55,7 @@ async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 def dedicated_redis() -> Iterator[RedisContainer]:
     """A Redis of the test's own, to stop, freeze or restart (the session's one is shared)."""
-    with containers.restartable_redis() as container:
+    with containers.redis(restartable=True) as container:
         yield container
 
 
