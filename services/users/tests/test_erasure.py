@@ -108,6 +108,7 @@ async def test_an_erasure_deletes_the_profile_and_publishes_the_erasure(
     assert response.content == b""
     assert await profile_count(users_engine, owner) == 0
     assert_problem(await client.get(f"/users/{owner}", headers=auth()), 404)
+    # Gone for everyone: nothing left for an administrator to erase; the owner's token refused.
     assert_problem(await client.delete(f"/users/{owner}", headers=auth(scopes="admin")), 404)
     assert_problem(await client.get("/users/me", headers=auth(owner)), 401)
     await erasure_relayed(owner)
