@@ -7,7 +7,6 @@ from contextlib import AsyncExitStack
 import httpx2
 import pytest
 from fastapi import APIRouter, FastAPI
-from redis.asyncio import Redis
 
 from gatehouse_common.app import ServiceInfo, create_app
 from gatehouse_common.events import stream_for
@@ -41,13 +40,6 @@ async def client_for() -> AsyncIterator[AppClient]:
             return await stack.enter_async_context(running.client())
 
         yield open_client
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

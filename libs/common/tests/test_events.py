@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -26,6 +25,7 @@ from gatehouse_common.events import (
 )
 from gatehouse_common.events.entries import range_entries, read_entries
 from gatehouse_testing.containers import REDIS_IMAGE
+from gatehouse_testing.network import free_port
 
 Eventually = Callable[[Callable[[], bool | Awaitable[bool]]], Awaitable[None]]
 FAST_BACKOFF_SECONDS = 0.05
@@ -49,16 +49,28 @@ def _consumer(redis: Redis, stream: str, group: str = "users", **options: object
     return EventConsumer(redis, stream=stream, group=group, **settings)  # type: ignore[arg-type]
 
 
+def _recording_consumer(redis: Redis, stream: str) -> tuple[EventConsumer, list[uuid.UUID]]:
+    """A consumer of ``stream`` and the ids of the registrations it has handled, in order."""
+    received: list[uuid.UUID] = []
+
+    async def handle(event: Event[AccountRegistered]) -> None:
+        received.append(event.id)
+
+    consumer = _consumer(redis, stream)
+    consumer.on(AccountRegistered, handle)
+    return consumer, received
+
+
 async def _pending(redis: Redis, stream: str, group: str) -> int:
     summary = await redis.xpending(stream, group)
     return int(summary["pending"])
 
 
 async def test_published_event_is_handled_once_and_acknowledged(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
-    publisher = EventPublisher(redis, stream=stream, max_length=1000)
-    consumer = _consumer(redis, stream)
+    publisher = EventPublisher(events_redis, stream=stream, max_length=1000)
+    consumer = _consumer(events_redis, stream)
     received: list[Event[AccountRegistered]] = []
 
     async def handle(event: Event[AccountRegistered]) -> None:
@@ -75,15 +87,15 @@ async def test_published_event_is_handled_once_and_acknowledged(
     assert received[0] == event
     assert received[0].payload.email == "ada@example.com"
     assert _metric("events_published_total", stream=stream) == 1
-    assert await _pending(redis, stream, "users") == 0
-    assert await redis.get(seen_key("users", event.id)) == b"handled"
+    assert await _pending(events_redis, stream, "users") == 0
+    assert await events_redis.get(seen_key("users", event.id)) == b"handled"
 
 
 async def test_each_group_gets_every_event_and_other_types_are_acknowledged_unread(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
-    publisher = EventPublisher(redis, stream=stream)
-    users, auth = _consumer(redis, stream, "users"), _consumer(redis, stream, "auth")
+    publisher = EventPublisher(events_redis, stream=stream)
+    users, auth = _consumer(events_redis, stream, "users"), _consumer(events_redis, stream, "auth")
     seen: dict[str, list[str]] = {"users": [], "auth": []}
 
     async def users_handle(event: Event[AccountRegistered]) -> None:
@@ -101,7 +113,7 @@ async def test_each_group_gets_every_event_and_other_types_are_acknowledged_unre
         await eventually(
             lambda: seen == {"users": ["account.registered"], "auth": ["account.erased"]}
         )
-        await eventually(lambda: _both_done(redis, stream))
+        await eventually(lambda: _both_done(events_redis, stream))
 
 
 async def _both_done(redis: Redis, stream: str) -> bool:
@@ -110,10 +122,10 @@ async def _both_done(redis: Redis, stream: str) -> bool:
 
 
 async def test_the_same_event_delivered_twice_has_its_effect_once(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
-    publisher = EventPublisher(redis, stream=stream)
-    first, second = _consumer(redis, stream), _consumer(redis, stream)
+    publisher = EventPublisher(events_redis, stream=stream)
+    first, second = _consumer(events_redis, stream), _consumer(events_redis, stream)
     profiles: dict[uuid.UUID, int] = {}
 
     async def handle(event: Event[AccountRegistered]) -> None:
@@ -128,7 +140,7 @@ async def test_the_same_event_delivered_twice_has_its_effect_once(
         await publisher.publish(event)
         await publisher.publish(event)
         await publisher.publish(event)
-        await eventually(lambda: _done(redis, stream, "users"))
+        await eventually(lambda: _done(events_redis, stream, "users"))
 
     assert profiles == {event.payload.user_id: 1}
     assert _metric("events_handled_total", stream=stream, group="users") == 1
@@ -142,9 +154,9 @@ async def _done(redis: Redis, stream: str, group: str) -> bool:
 
 
 async def test_entry_of_a_consumer_killed_mid_handling_is_claimed_and_handled_once(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
-    publisher = EventPublisher(redis, stream=stream)
+    publisher = EventPublisher(events_redis, stream=stream)
     effects: list[str] = []
     started = asyncio.Event()
 
@@ -156,19 +168,21 @@ async def test_entry_of_a_consumer_killed_mid_handling_is_claimed_and_handled_on
     async def handle(event: Event[AccountRegistered]) -> None:
         effects.append("survivor")
 
-    doomed = _consumer(redis, stream, claim_min_idle_seconds=2.0, handler_timeout_seconds=1.0)
+    doomed = _consumer(
+        events_redis, stream, claim_min_idle_seconds=2.0, handler_timeout_seconds=1.0
+    )
     doomed.on(AccountRegistered, hang)
     event = _registered()
     async with run_in_background(doomed):
         await publisher.publish(event)
         await asyncio.wait_for(started.wait(), 5)
     # Cancelled before XACK: the entry is pending for the dead consumer.
-    assert await _pending(redis, stream, "users") == 1
+    assert await _pending(events_redis, stream, "users") == 1
 
-    survivor = _consumer(redis, stream, claim_min_idle_seconds=1.5)
+    survivor = _consumer(events_redis, stream, claim_min_idle_seconds=1.5)
     survivor.on(AccountRegistered, handle)
     async with run_in_background(survivor):
-        await eventually(lambda: _done(redis, stream, "users"))
+        await eventually(lambda: _done(events_redis, stream, "users"))
         await asyncio.sleep(0.5)  # time for a wrong second handling to show
 
     assert effects == ["survivor"]
@@ -176,35 +190,35 @@ async def test_entry_of_a_consumer_killed_mid_handling_is_claimed_and_handled_on
 
 
 async def test_poison_event_goes_to_the_dead_letter_stream_after_max_deliveries(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
-    publisher = EventPublisher(redis, stream=stream)
+    publisher = EventPublisher(events_redis, stream=stream)
     attempts: list[int] = []
 
     async def fail(event: Event[AccountRegistered]) -> None:
         attempts.append(1)
         raise ValueError("cannot handle this one")
 
-    consumer = _consumer(redis, stream, claim_min_idle_seconds=0.2, max_deliveries=3)
+    consumer = _consumer(events_redis, stream, claim_min_idle_seconds=0.2, max_deliveries=3)
     consumer.on(AccountRegistered, fail)
     event = _registered()
     dead = dead_letter_stream(stream)
 
     async with run_in_background(consumer):
         await publisher.publish(event)
-        await eventually(lambda: _has_entries(redis, dead, 1))
+        await eventually(lambda: _has_entries(events_redis, dead, 1))
         await asyncio.sleep(0.5)  # no further attempt after dead-lettering
 
     assert len(attempts) == 3
-    [(_, fields)] = range_entries(await redis.xrange(dead))
+    [(_, fields)] = range_entries(await events_redis.xrange(dead))
     assert fields[b"id"] == str(event.id).encode()
     assert fields[b"dead_letter_group"] == b"users"
     assert fields[b"dead_letter_deliveries"] == b"3"
     assert fields[b"dead_letter_reason"] == b"ValueError"
     assert _metric("events_dead_lettered_total", stream=stream, group="users") == 1
     assert _metric("events_failed_total", stream=stream, group="users") == 3
-    assert await _pending(redis, stream, "users") == 0
-    assert await redis.exists(seen_key("users", event.id)) == 0
+    assert await _pending(events_redis, stream, "users") == 0
+    assert await events_redis.exists(seen_key("users", event.id)) == 0
 
 
 async def _has_entries(redis: Redis, stream: str, count: int) -> bool:
@@ -212,9 +226,9 @@ async def _has_entries(redis: Redis, stream: str, count: int) -> bool:
 
 
 async def test_unreadable_entry_of_a_handled_type_is_dead_lettered_at_once(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
-    consumer = _consumer(redis, stream)
+    consumer = _consumer(events_redis, stream)
 
     async def handle(event: Event[AccountRegistered]) -> None:
         raise AssertionError("must not be called")
@@ -224,24 +238,24 @@ async def test_unreadable_entry_of_a_handled_type_is_dead_lettered_at_once(
     fields["payload"] = '{"user_id": "not-a-uuid"}'
 
     async with run_in_background(consumer):
-        await redis.xadd(stream, fields)
-        await eventually(lambda: _has_entries(redis, dead_letter_stream(stream), 1))
+        await events_redis.xadd(stream, fields)
+        await eventually(lambda: _has_entries(events_redis, dead_letter_stream(stream), 1))
 
-    [(_, dead)] = range_entries(await redis.xrange(dead_letter_stream(stream)))
+    [(_, dead)] = range_entries(await events_redis.xrange(dead_letter_stream(stream)))
     assert dead[b"dead_letter_reason"] == b"malformed:ValidationError"
     assert dead[b"dead_letter_deliveries"] == b"1"
 
 
 async def test_consumer_lag_counts_pending_and_undelivered_entries(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
-    publisher = EventPublisher(redis, stream=stream)
+    publisher = EventPublisher(events_redis, stream=stream)
     release = asyncio.Event()
 
     async def slow(event: Event[AccountRegistered]) -> None:
         await release.wait()
 
-    consumer = _consumer(redis, stream, batch_size=1, handler_timeout_seconds=30)
+    consumer = _consumer(events_redis, stream, batch_size=1, handler_timeout_seconds=30)
     consumer.on(AccountRegistered, slow)
     await consumer.ensure_group()
     for _ in range(3):
@@ -251,26 +265,20 @@ async def test_consumer_lag_counts_pending_and_undelivered_entries(
         # The first step measures the lag before it reads: nothing acknowledged yet.
         await eventually(lambda: _metric("events_consumer_lag", stream=stream, group="users") == 3)
         release.set()
-        await eventually(lambda: _done(redis, stream, "users"))
+        await eventually(lambda: _done(events_redis, stream, "users"))
 
 
 async def test_consumer_recovers_when_its_connections_are_killed(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, redis_url: str, stream: str, eventually: Eventually
 ) -> None:
-    consumer_redis = Redis.from_url(_url_of(redis))
-    publisher = EventPublisher(redis, stream=stream)
-    received: list[uuid.UUID] = []
-
-    async def handle(event: Event[AccountRegistered]) -> None:
-        received.append(event.id)
-
-    consumer = _consumer(consumer_redis, stream)
-    consumer.on(AccountRegistered, handle)
+    consumer_redis = Redis.from_url(redis_url)
+    publisher = EventPublisher(events_redis, stream=stream)
+    consumer, received = _recording_consumer(consumer_redis, stream)
     try:
         async with run_in_background(consumer):
             await publisher.publish(_registered())
             await eventually(lambda: len(received) == 1)
-            killed = await redis.client_kill_filter(_type="normal", skipme=True)
+            killed = await events_redis.client_kill_filter(_type="normal", skipme=True)
             assert killed >= 1
             await publisher.publish(_registered())
             await eventually(lambda: len(received) == 2)
@@ -278,22 +286,10 @@ async def test_consumer_recovers_when_its_connections_are_killed(
         await consumer_redis.aclose()
 
 
-def _url_of(redis: Redis) -> str:
-    kwargs = redis.connection_pool.connection_kwargs
-    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_consumer_recovers_after_redis_restarts_without_its_data(
     eventually: Eventually,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     # No persistence: after the restart the stream and the group are gone (NOGROUP).
     container = (
         RedisContainer(image=REDIS_IMAGE)
@@ -305,13 +301,7 @@ async def test_consumer_recovers_after_redis_restarts_without_its_data(
     redis = open_event_redis(url, timeout_seconds=0.5, block_seconds=0.2)
     stream = "events:restart-test"
     publisher = EventPublisher(redis, stream=stream)
-    received: list[uuid.UUID] = []
-
-    async def handle(event: Event[AccountRegistered]) -> None:
-        received.append(event.id)
-
-    consumer = _consumer(redis, stream)
-    consumer.on(AccountRegistered, handle)
+    consumer, received = _recording_consumer(redis, stream)
     component = consumer.name
     try:
         async with run_in_background(consumer):
@@ -339,29 +329,29 @@ async def _published(publisher: EventPublisher, event: Event[AccountRegistered])
 
 
 async def test_entry_that_keeps_killing_its_consumers_is_dead_lettered_without_a_new_try(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
     event = _registered()
-    await EventPublisher(redis, stream=stream).publish(event)
-    await redis.xgroup_create(stream, "users", id="0")
+    await EventPublisher(events_redis, stream=stream).publish(event)
+    await events_redis.xgroup_create(stream, "users", id="0")
     # Three consumers took it and died before acknowledging (each delivery counts).
     [(_, [(entry_id, _)])] = read_entries(
-        await redis.xreadgroup("users", "crashed-1", {stream: ">"})
+        await events_redis.xreadgroup("users", "crashed-1", {stream: ">"})
     )
-    await redis.xclaim(stream, "users", "crashed-2", 0, [entry_id])
-    await redis.xclaim(stream, "users", "crashed-3", 0, [entry_id])
+    await events_redis.xclaim(stream, "users", "crashed-2", 0, [entry_id])
+    await events_redis.xclaim(stream, "users", "crashed-3", 0, [entry_id])
     calls: list[uuid.UUID] = []
 
     async def handle(event: Event[AccountRegistered]) -> None:
         calls.append(event.id)
 
-    consumer = _consumer(redis, stream, claim_min_idle_seconds=0.1, max_deliveries=3)
+    consumer = _consumer(events_redis, stream, claim_min_idle_seconds=0.1, max_deliveries=3)
     consumer.on(AccountRegistered, handle)
     async with run_in_background(consumer):
-        await eventually(lambda: _has_entries(redis, dead_letter_stream(stream), 1))
+        await eventually(lambda: _has_entries(events_redis, dead_letter_stream(stream), 1))
 
-    [(_, dead)] = range_entries(await redis.xrange(dead_letter_stream(stream)))
+    [(_, dead)] = range_entries(await events_redis.xrange(dead_letter_stream(stream)))
     assert dead[b"dead_letter_reason"] == b"max_deliveries"
     assert dead[b"dead_letter_deliveries"] == b"4"
     assert calls == []
-    assert await _pending(redis, stream, "users") == 0
+    assert await _pending(events_redis, stream, "users") == 0

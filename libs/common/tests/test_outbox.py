@@ -49,16 +49,18 @@ def _registered() -> Event[AccountRegistered]:
     )
 
 
-async def test_relay_publishes_in_order_and_then_marks_published(redis: Redis, stream: str) -> None:
+async def test_relay_publishes_in_order_and_then_marks_published(
+    events_redis: Redis, stream: str
+) -> None:
     events = [_registered() for _ in range(3)]
     outbox = InMemoryOutbox(events)
-    relay = OutboxRelay(outbox, EventPublisher(redis, stream=stream), batch_size=2)
+    relay = OutboxRelay(outbox, EventPublisher(events_redis, stream=stream), batch_size=2)
 
     assert await relay.relay_once() == 2
     assert await relay.relay_once() == 1
     assert await relay.relay_once() == 0
 
-    entries = range_entries(await redis.xrange(stream))
+    entries = range_entries(await events_redis.xrange(stream))
     assert [fields[b"id"].decode() for _, fields in entries] == [str(e.id) for e in events]
     assert outbox.published == {event.id for event in events}
 
@@ -78,27 +80,27 @@ async def test_nothing_is_marked_published_when_xadd_fails(stream: str) -> None:
 
 
 async def test_event_published_but_not_marked_is_published_again_and_handled_once(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
     event = _registered()
     outbox = InMemoryOutbox([event])
-    relay = OutboxRelay(outbox, EventPublisher(redis, stream=stream))
+    relay = OutboxRelay(outbox, EventPublisher(events_redis, stream=stream))
     outbox.fail_marking = True  # the producer dies between XADD and marking
     with pytest.raises(ConnectionError):
         await relay.relay_once()
     outbox.fail_marking = False
     assert await relay.relay_once() == 1
-    assert await redis.xlen(stream) == 2
+    assert await events_redis.xlen(stream) == 2
 
     handled: list[uuid.UUID] = []
 
     async def handle(event: Event[AccountRegistered]) -> None:
         handled.append(event.id)
 
-    consumer = EventConsumer(redis, stream=stream, group="auth", block_seconds=0.2)
+    consumer = EventConsumer(events_redis, stream=stream, group="auth", block_seconds=0.2)
     consumer.on(AccountRegistered, handle)
     async with run_in_background(consumer):
-        await eventually(lambda: _nothing_pending(redis, stream, "auth"))
+        await eventually(lambda: _nothing_pending(events_redis, stream, "auth"))
 
     assert handled == [event.id]
 
@@ -112,12 +114,12 @@ async def _nothing_pending(redis: Redis, stream: str, group: str) -> bool:
 
 
 async def test_running_relay_publishes_when_notified_and_retries_after_failures(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
     outbox = InMemoryOutbox()
     relay = OutboxRelay(
         outbox,
-        EventPublisher(redis, stream=stream),
+        EventPublisher(events_redis, stream=stream),
         poll_interval_seconds=30,  # longer than the test: only notify() can wake it
         backoff=Backoff(initial_seconds=0.05, max_seconds=0.2),
     )
@@ -130,7 +132,9 @@ async def test_running_relay_publishes_when_notified_and_retries_after_failures(
         outbox.fail_marking = True
         outbox.events.append(_registered())
         relay.notify()
-        await eventually(lambda: _has_entries(redis, stream, 3))  # published, not marked: again
+        await eventually(
+            lambda: _has_entries(events_redis, stream, 3)
+        )  # published, not marked: again
         outbox.fail_marking = False
         await eventually(lambda: len(outbox.published) == 2)
 

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 
-import pytest
 from redis.asyncio import Redis
 from testcontainers.community.redis import RedisContainer
 
 from gatehouse_common.redis_retry import retry_once_on_broken_connection
-from gatehouse_testing.network import free_port
 
 POOLED = 4
-
-
-@pytest.fixture
-def dedicated_redis() -> Iterator[RedisContainer]:
-    container = RedisContainer(image=os.environ.get("REDIS_IMAGE", "redis:7-alpine"))
-    container.with_bind_ports(6379, free_port())
-    with container:
-        yield container
 
 
 async def test_commands_after_a_restart_succeed_on_every_pooled_connection(

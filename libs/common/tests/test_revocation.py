@@ -127,9 +127,9 @@ def test_an_event_older_than_the_retention_adds_nothing() -> None:
 
 
 async def test_feed_replays_recent_revocations_at_start_and_follows_new_ones(
-    redis: Redis, stream: str, eventually: Eventually
+    events_redis: Redis, stream: str, eventually: Eventually
 ) -> None:
-    publisher = EventPublisher(redis, stream=stream)
+    publisher = EventPublisher(events_redis, stream=stream)
     before, after = uuid.uuid4(), uuid.uuid4()
     now = datetime.now(UTC)
     await publisher.publish(
@@ -145,7 +145,7 @@ async def test_feed_replays_recent_revocations_at_start_and_follows_new_ones(
 
     # A process that starts after the revocation: it replays the stream.
     revocations = RevocationSet(retention_seconds=RETENTION)
-    feed = RevocationFeed(redis, revocations, streams=[stream], block_seconds=0.2)
+    feed = RevocationFeed(events_redis, revocations, streams=[stream], block_seconds=0.2)
     async with run_in_background(feed):
         assert await feed.wait_caught_up(timeout_seconds=5)
         assert revocations.is_revoked(str(before), "sid-before", now.timestamp())
@@ -157,15 +157,17 @@ async def test_feed_replays_recent_revocations_at_start_and_follows_new_ones(
         await eventually(lambda: revocations.is_revoked(str(after), None, now.timestamp()))
 
 
-async def test_feed_replays_only_the_range_that_can_still_matter(redis: Redis, stream: str) -> None:
+async def test_feed_replays_only_the_range_that_can_still_matter(
+    events_redis: Redis, stream: str
+) -> None:
     user = uuid.uuid4()
     revoked = LoginsRevoked(user_id=user, session_ids=("sid-old",), reason="revoked")
     fields = encode(Event.of(revoked, producer="auth", occurred_at=_at(T0)))
     # An entry appended long ago (its id is the time of the XADD, 1970 here).
-    await redis.xadd(stream, fields, id="1000-0")
+    await events_redis.xadd(stream, fields, id="1000-0")
 
     revocations = RevocationSet(retention_seconds=RETENTION, clock=Clock(T0))
-    feed = RevocationFeed(redis, revocations, streams=[stream], clock=Clock(T0))
+    feed = RevocationFeed(events_redis, revocations, streams=[stream], clock=Clock(T0))
     async with run_in_background(feed):
         assert await feed.wait_caught_up(timeout_seconds=5)
 
@@ -173,11 +175,14 @@ async def test_feed_replays_only_the_range_that_can_still_matter(redis: Redis, s
 
 
 async def test_feed_stops_promptly_at_shutdown_even_in_a_blocking_read(
-    redis: Redis, stream: str
+    events_redis: Redis, stream: str
 ) -> None:
     for _ in range(3):
         feed = RevocationFeed(
-            redis, RevocationSet(retention_seconds=RETENTION), streams=[stream], block_seconds=5
+            events_redis,
+            RevocationSet(retention_seconds=RETENTION),
+            streams=[stream],
+            block_seconds=5,
         )
         async with run_in_background(feed):
             assert await feed.wait_caught_up(timeout_seconds=5)

@@ -10,7 +10,6 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.mailer.worker import EmailWorker
@@ -132,11 +131,3 @@ def make_worker_settings(
 async def email_worker(make_worker_settings: WorkerSettingsFactory) -> AsyncIterator[EmailWorker]:
     async with running_worker(make_worker_settings()) as worker:
         yield worker
-
-
-@pytest.fixture
-async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
-    """The event channel as a test reads and writes it (the session's Redis)."""
-    redis = Redis.from_url(redis_url)
-    yield redis
-    await redis.aclose()

@@ -12,35 +12,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
-import pytest
 from redis.asyncio import Redis
 
-from gatehouse_common.events import (
-    AUTH_STREAM,
-    USERS_STREAM,
-    AccountErased,
-    Event,
-    EventPayload,
-    EventPublisher,
-    LoginsRevoked,
+from gatehouse_testing.events import (
+    account_erased,
+    logins_revoked,
+    logins_revoked_before,
+    publish,
 )
 from gatehouse_testing.issuer import TestIssuer
 from gatehouse_testing.problems import bearer
 
 GatewayFactory = Any
 Eventually = Any
-
-
-@pytest.fixture
-async def events_redis(redis_url: str) -> Any:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-async def publish(redis: Redis, payload: EventPayload, *, producer: str) -> None:
-    stream = AUTH_STREAM if producer == "auth" else USERS_STREAM
-    await EventPublisher(redis, stream=stream).publish(Event.of(payload, producer=producer))
 
 
 def assert_refused(response: httpx2.Response) -> None:
@@ -63,11 +47,7 @@ async def test_a_revoked_login_is_refused_within_seconds_and_after_a_restart(
 
     async with make_gateway() as gateway:
         assert (await gateway.get("/users/me", headers=bearer(revoked))).status_code == 200
-        await publish(
-            events_redis,
-            LoginsRevoked(user_id=user_id, session_ids=(session_id,), reason="sign_out"),
-            producer="auth",
-        )
+        await publish(events_redis, logins_revoked(user_id, session_id))
 
         async def refused() -> bool:
             response: httpx2.Response = await gateway.get("/users/me", headers=bearer(revoked))
@@ -92,7 +72,7 @@ async def test_an_erased_account_has_every_earlier_token_refused(
     tokens = [issuer.mint(str(user_id), claims={"sid": str(uuid.uuid4())}) for _ in range(3)]
 
     async with make_gateway() as gateway:
-        await publish(events_redis, AccountErased(user_id=user_id), producer="users")
+        await publish(events_redis, account_erased(user_id))
 
         async def every_token_refused() -> bool:
             statuses = {
@@ -120,13 +100,7 @@ async def test_a_whole_user_revocation_spares_tokens_issued_after_it(
 
     async with make_gateway() as gateway:
         await publish(
-            events_redis,
-            LoginsRevoked(
-                user_id=user_id,
-                issued_at_or_before=datetime.fromtimestamp(now - 1, UTC),
-                reason="password_reset",
-            ),
-            producer="auth",
+            events_redis, logins_revoked_before(user_id, datetime.fromtimestamp(now - 1, UTC))
         )
 
         async def refused() -> bool:

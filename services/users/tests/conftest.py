@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx2
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gatehouse_testing.app import started
@@ -94,11 +93,3 @@ def auth(issuer: TestIssuer) -> Authorizer:
         return {"Authorization": f"Bearer {token}"}
 
     return headers
-
-
-@pytest.fixture
-async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
-    """The event channel's Redis, to publish events and read the streams in tests."""
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()

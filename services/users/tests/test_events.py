@@ -7,30 +7,31 @@ app's own consumer group (``users``) and revocation feed pick them up.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gatehouse_common.events import (
-    AUTH_STREAM,
-    USERS_STREAM,
-    AccountErased,
-    AccountRegistered,
-    Event,
-    EventPublisher,
-    LoginsRevoked,
-    dead_letter_stream,
-)
+from gatehouse_common.events import AUTH_STREAM, AccountRegistered, Event, dead_letter_stream
 from gatehouse_common.events.entries import range_entries
 from gatehouse_common.events.entries import text as entry_text
+from gatehouse_testing.events import (
+    account_erased,
+    logins_revoked,
+    logins_revoked_before,
+    publish,
+)
 from gatehouse_testing.issuer import TestIssuer
 from gatehouse_testing.plugin import Eventually
 from gatehouse_testing.problems import assert_problem, bearer
 from services.users.tests.support import AppStarter, Authorizer, SettingsFactory
+
+Handled = Callable[..., Awaitable[None]]
 
 
 def registered(user_id: uuid.UUID, display_name: str | None = "Ada") -> Event[AccountRegistered]:
@@ -42,16 +43,32 @@ def registered(user_id: uuid.UUID, display_name: str | None = "Ada") -> Event[Ac
     )
 
 
-async def publish(redis: Redis, event: Event[Any]) -> None:
-    await EventPublisher(redis, stream=AUTH_STREAM).publish(event)
-
-
 async def stored_profile(engine: AsyncEngine, user_id: uuid.UUID) -> list[dict[str, Any]]:
     async with engine.connect() as connection:
         rows = await connection.execute(
             text("select * from profiles where id = :id"), {"id": str(user_id)}
         )
         return [dict(row) for row in rows.mappings()]
+
+
+@pytest.fixture
+def handled(events_redis: Redis, users_engine: AsyncEngine, eventually: Eventually) -> Handled:
+    """``await handled(*events)``: publish the events; return once users has handled them."""
+
+    async def publish_and_wait(*events: Event[Any]) -> None:
+        for event in events:
+            await publish(events_redis, event)
+        # One group reads the stream in order: once the marker's profile exists, every event
+        # published before it has been handled.
+        marker = uuid.uuid4()
+        await publish(events_redis, registered(marker))
+
+        async def marker_created() -> bool:
+            return len(await stored_profile(users_engine, marker)) == 1
+
+        await eventually(marker_created)
+
+    return publish_and_wait
 
 
 # --- account.registered ------------------------------------------------------------------------
@@ -93,68 +110,34 @@ async def test_a_registration_without_a_display_name_uses_the_email_local_part(
 
 
 async def test_the_same_registration_twice_makes_one_profile(
-    client: httpx2.AsyncClient,
-    users_engine: AsyncEngine,
-    events_redis: Redis,
-    eventually: Eventually,
+    client: httpx2.AsyncClient, users_engine: AsyncEngine, handled: Handled
 ) -> None:
     user_id = uuid.uuid4()
     event = registered(user_id)
     # A republished event (same id), and another event for the same user (another id).
-    await publish(events_redis, event)
-    await publish(events_redis, event)
-    await publish(events_redis, registered(user_id, display_name="Other"))
-    marker = uuid.uuid4()
-    await publish(events_redis, registered(marker))  # handled after the three above
-
-    async def marker_created() -> bool:
-        return len(await stored_profile(users_engine, marker)) == 1
-
-    await eventually(marker_created)
+    await handled(event, event, registered(user_id, display_name="Other"))
     [row] = await stored_profile(users_engine, user_id)
     assert row["display_name"] == "Ada"  # the first one made it; the others changed nothing
 
 
 async def test_a_profile_made_by_a_first_request_is_kept(
-    client: httpx2.AsyncClient,
-    auth: Authorizer,
-    users_engine: AsyncEngine,
-    events_redis: Redis,
-    eventually: Eventually,
+    client: httpx2.AsyncClient, auth: Authorizer, handled: Handled
 ) -> None:
     user_id = uuid.uuid4()
     await client.patch("/users/me", json={"display_name": "Mine"}, headers=auth(user_id))
-    marker = uuid.uuid4()
 
-    await publish(events_redis, registered(user_id, display_name="From auth"))
-    await publish(events_redis, registered(marker))
-
-    async def marker_created() -> bool:
-        return len(await stored_profile(users_engine, marker)) == 1
-
-    await eventually(marker_created)
+    await handled(registered(user_id, display_name="From auth"))
     assert (await client.get("/users/me", headers=auth(user_id))).json()["display_name"] == "Mine"
 
 
 async def test_a_registration_after_the_erasure_creates_nothing(
-    client: httpx2.AsyncClient,
-    auth: Authorizer,
-    users_engine: AsyncEngine,
-    events_redis: Redis,
-    eventually: Eventually,
+    client: httpx2.AsyncClient, auth: Authorizer, users_engine: AsyncEngine, handled: Handled
 ) -> None:
     """Events are not ordered across streams: an erasure may overtake its registration."""
     user_id = uuid.uuid4()
     assert (await client.delete("/users/me", headers=auth(user_id))).status_code == 204
-    marker = uuid.uuid4()
 
-    await publish(events_redis, registered(user_id))
-    await publish(events_redis, registered(marker))
-
-    async def marker_created() -> bool:
-        return len(await stored_profile(users_engine, marker)) == 1
-
-    await eventually(marker_created)
+    await handled(registered(user_id))
     assert await stored_profile(users_engine, user_id) == []
 
 
@@ -221,23 +204,14 @@ async def test_a_registration_that_keeps_failing_goes_to_the_dead_letter_stream(
 
 
 async def test_a_revoked_login_is_refused_within_seconds(
-    client: httpx2.AsyncClient,
-    issuer: TestIssuer,
-    events_redis: Redis,
-    eventually: Eventually,
+    client: httpx2.AsyncClient, issuer: TestIssuer, events_redis: Redis, eventually: Eventually
 ) -> None:
     user_id, session_id = uuid.uuid4(), str(uuid.uuid4())
     revoked = issuer.mint(str(user_id), claims={"sid": session_id})
     other_login = issuer.mint(str(user_id), claims={"sid": str(uuid.uuid4())})
     assert (await client.get("/users/me", headers=bearer(revoked))).status_code == 200
 
-    await publish(
-        events_redis,
-        Event.of(
-            LoginsRevoked(user_id=user_id, session_ids=(session_id,), reason="sign_out"),
-            producer="auth",
-        ),
-    )
+    await publish(events_redis, logins_revoked(user_id, session_id))
 
     async def refused() -> bool:
         return (await client.get("/users/me", headers=bearer(revoked))).status_code == 401
@@ -256,9 +230,7 @@ async def test_an_erased_account_has_every_earlier_token_refused(
     user_id = uuid.uuid4()
     tokens = [issuer.mint(str(user_id), claims={"sid": str(uuid.uuid4())}) for _ in range(2)]
     # As users' relay publishes it, from another replica.
-    await EventPublisher(events_redis, stream=USERS_STREAM).publish(
-        Event.of(AccountErased(user_id=user_id), producer="users")
-    )
+    await publish(events_redis, account_erased(user_id))
 
     async def refused() -> bool:
         # A read that creates nothing: 404 while the token is accepted, 401 once refused.
@@ -280,15 +252,7 @@ async def test_a_whole_user_revocation_refuses_tokens_issued_before_it(
     after = issuer.mint(str(user_id), claims={"iat": now, "exp": now + 600})
 
     await publish(
-        events_redis,
-        Event.of(
-            LoginsRevoked(
-                user_id=user_id,
-                issued_at_or_before=datetime.fromtimestamp(now - 1, UTC),
-                reason="password_reset",
-            ),
-            producer="auth",
-        ),
+        events_redis, logins_revoked_before(user_id, datetime.fromtimestamp(now - 1, UTC))
     )
 
     async def refused() -> bool:
@@ -303,13 +267,7 @@ async def test_a_service_started_after_the_revocation_refuses_the_token(
 ) -> None:
     user_id, session_id = uuid.uuid4(), str(uuid.uuid4())
     token = issuer.mint(str(user_id), claims={"sid": session_id})
-    await publish(
-        events_redis,
-        Event.of(
-            LoginsRevoked(user_id=user_id, session_ids=(session_id,), reason="revoked"),
-            producer="auth",
-        ),
-    )
+    await publish(events_redis, logins_revoked(user_id, session_id, reason="revoked"))
 
     async with start_app(make_settings()) as client:  # replays the stream before serving
         response = await client.get("/users/me", headers=bearer(token))

@@ -7,10 +7,9 @@ that the service's Redis URL still points at it after a restart.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 
 import httpx2
 import pytest
@@ -28,14 +27,6 @@ SLOWEST_ANSWER = 4 * CACHE_TIMEOUT + 1.0
 CONCURRENCY = 12
 # From Redis answering again to the cache serving hits: the retry interval and slack.
 RECOVERY_SECONDS = RETRY_INTERVAL + 2.0
-
-
-@pytest.fixture
-def dedicated_redis() -> Iterator[RedisContainer]:
-    container = RedisContainer(image=os.environ.get("REDIS_IMAGE", "redis:7-alpine"))
-    container.with_bind_ports(6379, free_port())
-    with container:
-        yield container
 
 
 @pytest.fixture

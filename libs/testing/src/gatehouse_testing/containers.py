@@ -29,8 +29,13 @@ def postgres() -> Iterator[PostgresContainer]:
 
 
 @contextmanager
-def redis() -> Iterator[RedisContainer]:
-    with RedisContainer(image=REDIS_IMAGE) as container:
+def redis(*, restartable: bool = False) -> Iterator[RedisContainer]:
+    """A Redis; ``restartable`` binds it to a fixed free host port, so that stopped and started
+    again (an outage) it answers at the same address to the clients made before."""
+    container = RedisContainer(image=REDIS_IMAGE)
+    if restartable:
+        container.with_bind_ports(container.port, free_port())
+    with container:
         yield container
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+from redis.asyncio import Redis
 from testcontainers.community.mongodb import MongoDbContainer
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
@@ -41,6 +42,21 @@ def redis_container() -> Iterator[RedisContainer]:
 @pytest.fixture(scope="session")
 def redis_url(redis_container: RedisContainer) -> str:
     return containers.redis_url(redis_container)
+
+
+@pytest.fixture
+async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the session's Redis, to publish events and read the streams as a test."""
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def dedicated_redis() -> Iterator[RedisContainer]:
+    """A Redis of the test's own, to stop, freeze or restart (the session's one is shared)."""
+    with containers.redis(restartable=True) as container:
+        yield container
 
 
 @pytest.fixture(scope="session")
