@@ -16,7 +16,7 @@ from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.settings import SettingsError, load_settings
 from gatehouse_testing.dependencies import sync_dependencies
-from services.auth.tests.support import AuthApi, SettingsFactory, running
+from services.auth.tests.support import AuthApi, SettingsFactory, running, serving
 
 if TYPE_CHECKING:
     import httpx2
@@ -145,9 +145,7 @@ async def test_unknown_email_costs_the_same_hashing_time(make_settings: Settings
         login_max_failures_per_email=100,
         login_max_failures_per_address=100,
     )
-    app = create_app(settings)
-    async with running(app) as client:
-        api = AuthApi(client)
+    async with serving(settings) as api:
         user = await api.register()
         await asyncio.sleep(0)
         known = await _median_login_seconds(api, user["email"])
