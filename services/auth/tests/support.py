@@ -66,12 +66,10 @@ async def running(
 
 
 @asynccontextmanager
-async def serving(
-    settings: AuthSettings, client_address: str = "127.0.0.1"
-) -> AsyncIterator[AuthApi]:
+async def serving(settings: AuthSettings) -> AsyncIterator[AuthApi]:
     """An auth app on ``settings``, running for the block, driven through its API (its
     ``client`` for anything else)."""
-    async with running(create_app(settings), client_address) as client:
+    async with running(create_app(settings)) as client:
         yield AuthApi(client)
 
 

@@ -120,8 +120,8 @@ async def test_start_up_rewrites_a_legacy_stored_email(
     )
     untouched_id = await _store_legacy_identity(database, f"{local}@example.com")
 
-    async with running(create_app(settings)) as client:
-        login = await AuthApi(client).login(f"{local}@Bücher.de")
+    async with serving(settings) as api:
+        login = await api.login(f"{local}@Bücher.de")
 
     assert login.status_code == 200, login.text
     stored = {document["_id"]: document["email"] async for document in database.identities.find({})}

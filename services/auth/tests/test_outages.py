@@ -71,9 +71,9 @@ async def test_redis_down_fails_password_grant_closed_but_not_refresh(
     make_settings: SettingsFactory, closed_port: int
 ) -> None:
     healthy = make_settings()
-    async with running(create_app(healthy)) as client:
-        user = await AuthApi(client).register()
-        tokens = await AuthApi(client).tokens(user["email"])
+    async with serving(healthy) as api:
+        user = await api.register()
+        tokens = await api.tokens(user["email"])
 
     broken = make_settings(
         mongo_database=healthy.mongo_database,
