@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -28,6 +27,7 @@ from services.auth.tests.support import (
     SettingsFactory,
     WorkerSettingsFactory,
     running_worker,
+    settings_factory,
 )
 
 
@@ -44,8 +44,9 @@ def make_settings(mongo_url: str, redis_url: str, shared_key_file: Path) -> Sett
     database = f"auth_test_{uuid.uuid4().hex[:12]}"
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
 
-    def make(**overrides: Any) -> AuthSettings:
-        values: dict[str, Any] = {
+    return settings_factory(
+        AuthSettings,
+        {
             "mongo_url": mongo_url,
             "mongo_database": database,
             "redis_url": redis_url,
@@ -61,11 +62,8 @@ def make_settings(mongo_url: str, redis_url: str, shared_key_file: Path) -> Sett
             "argon2_time_cost": 1,
             "argon2_memory_cost_kib": 8192,
             "argon2_parallelism": 1,
-            **overrides,
-        }
-        return AuthSettings(**values)
-
-    return make
+        },
+    )
 
 
 @pytest.fixture
@@ -106,8 +104,9 @@ def make_worker_settings(
     """Settings of an email worker on the test's database, sending to the session's MailDev."""
     auth = make_settings()
 
-    def make(**overrides: Any) -> EmailWorkerSettings:
-        values: dict[str, Any] = {
+    return settings_factory(
+        EmailWorkerSettings,
+        {
             "mongo_url": auth.mongo_url.get_secret_value(),
             "mongo_database": auth.mongo_database,
             "smtp_host": maildev.smtp_host,
@@ -120,11 +119,8 @@ def make_worker_settings(
             "email_poll_interval_seconds": 0.1,
             "email_retry_base_seconds": 0.2,
             "email_retry_max_seconds": 1.0,
-            **overrides,
-        }
-        return EmailWorkerSettings(**values)
-
-    return make
+        },
+    )
 
 
 @pytest.fixture

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings
 from redis.asyncio import Redis
 
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.mailer.main import build_worker
 from gatehouse_auth.mailer.worker import EmailWorker
+from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings, EmailWorkerSettings
 from gatehouse_common.events import AUTH_STREAM, Event, decode, event_type_of
 from gatehouse_common.events.entries import range_entries
@@ -30,8 +32,20 @@ PASSWORD = "correct horse battery"
 PUBLIC_BASE_URL = "https://gatehouse.example.com"
 SENDER = "gatehouse@example.com"
 
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 SettingsFactory = Callable[..., AuthSettings]
 WorkerSettingsFactory = Callable[..., EmailWorkerSettings]
+
+
+def settings_factory(
+    settings_type: type[SettingsT], defaults: Mapping[str, Any]
+) -> Callable[..., SettingsT]:
+    """Make ``settings_type`` from ``defaults``, any of which a test overrides by keyword."""
+
+    def make(**overrides: Any) -> SettingsT:
+        return settings_type(**{**defaults, **overrides})
+
+    return make
 
 
 def full_width(ascii_text: str) -> str:
@@ -49,6 +63,14 @@ async def running(
         running_app.client(BASE_URL, client_address=(client_address, 50000)) as client,
     ):
         yield client
+
+
+@asynccontextmanager
+async def serving(settings: AuthSettings) -> AsyncIterator[AuthApi]:
+    """An auth app on ``settings``, running for the block, driven through its API (its
+    ``client`` for anything else)."""
+    async with running(create_app(settings)) as client:
+        yield AuthApi(client)
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.main import create_app
 from gatehouse_testing.mail import MailCatcher, token_in
 from gatehouse_testing.problems import assert_problem
-from services.auth.tests.support import PUBLIC_BASE_URL, AuthApi, SettingsFactory, running
+from services.auth.tests.support import PUBLIC_BASE_URL, AuthApi, SettingsFactory, running, serving
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -139,11 +139,9 @@ async def test_forgot_for_an_unknown_email_is_202_alike_and_sends_nothing(
 async def test_forgot_takes_about_as_long_for_an_unknown_email(
     make_settings: SettingsFactory,
 ) -> None:
-    app = create_app(
+    async with serving(
         make_settings(email_requests_max_per_email=100, email_requests_max_per_address=100)
-    )
-    async with running(app) as client:
-        api = AuthApi(client)
+    ) as api:
         user = await api.register()
 
         async def median_seconds(email: str) -> float:
@@ -171,11 +169,9 @@ async def test_unknown_token_is_400_problem(api: AuthApi, endpoint: str) -> None
 async def test_expired_tokens_are_400_problem(
     make_settings: SettingsFactory, maildev: MailCatcher
 ) -> None:
-    app = create_app(
+    async with serving(
         make_settings(verify_email_token_ttl_seconds=2, reset_password_token_ttl_seconds=2)
-    )
-    async with running(app) as client:
-        api = AuthApi(client)
+    ) as api:
         user = await api.register()
         assert (await api.forgot(user["email"])).status_code == 202
         emails = await maildev.wait_for_emails(user["email"], count=2)
@@ -234,9 +230,7 @@ async def test_forgot_is_throttled_per_email_and_per_address(
 
 
 async def test_resend_is_throttled(make_settings: SettingsFactory) -> None:
-    app = create_app(make_settings(email_requests_max_per_email=2))
-    async with running(app) as client:
-        api = AuthApi(client)
+    async with serving(make_settings(email_requests_max_per_email=2)) as api:
         user = await api.register()
         tokens = await api.tokens(user["email"])
         statuses = [(await api.resend(tokens["access_token"])).status_code for _ in range(3)]

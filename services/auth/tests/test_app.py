@@ -12,11 +12,10 @@ import pytest
 from fastapi import FastAPI
 
 from gatehouse_auth.database import AuthDatabase
-from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_common.settings import SettingsError, load_settings
 from gatehouse_testing.dependencies import sync_dependencies
-from services.auth.tests.support import AuthApi, SettingsFactory, running
+from services.auth.tests.support import AuthApi, SettingsFactory, serving
 
 if TYPE_CHECKING:
     import httpx2
@@ -113,16 +112,16 @@ async def test_login_rehashes_when_argon2_parameters_change(
         assert document is not None
         return str(document["password_hash"])
 
-    async with running(create_app(make_settings())) as client:
-        user = await AuthApi(client).register()
+    async with serving(make_settings()) as api:
+        user = await api.register()
     assert "t=1," in await stored_hash(user["id"])
 
-    async with running(create_app(make_settings(argon2_time_cost=2))) as client:
-        assert (await AuthApi(client).login(user["email"])).status_code == 200
+    async with serving(make_settings(argon2_time_cost=2)) as api:
+        assert (await api.login(user["email"])).status_code == 200
         new_hash = await stored_hash(user["id"])
         assert "t=2," in new_hash
         # The rehashed password still logs in, and is not rehashed again.
-        assert (await AuthApi(client).login(user["email"])).status_code == 200
+        assert (await api.login(user["email"])).status_code == 200
         assert await stored_hash(user["id"]) == new_hash
 
 
@@ -145,9 +144,7 @@ async def test_unknown_email_costs_the_same_hashing_time(make_settings: Settings
         login_max_failures_per_email=100,
         login_max_failures_per_address=100,
     )
-    app = create_app(settings)
-    async with running(app) as client:
-        api = AuthApi(client)
+    async with serving(settings) as api:
         user = await api.register()
         await asyncio.sleep(0)
         known = await _median_login_seconds(api, user["email"])

@@ -14,7 +14,14 @@ from gatehouse_auth.identities.stored_emails import StoredEmailCollision
 from gatehouse_auth.main import create_app
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import IdentityStoreSettings
-from services.auth.tests.support import PASSWORD, AuthApi, SettingsFactory, full_width, running
+from services.auth.tests.support import (
+    PASSWORD,
+    AuthApi,
+    SettingsFactory,
+    full_width,
+    running,
+    serving,
+)
 
 if TYPE_CHECKING:
     from gatehouse_auth.database import AuthDatabase
@@ -45,8 +52,7 @@ async def test_a_unicode_domain_logs_in_as_it_was_registered(api: AuthApi) -> No
 async def test_a_full_width_spelling_logs_in_and_shares_the_throttle_counter(
     make_settings: SettingsFactory,
 ) -> None:
-    async with running(create_app(make_settings(login_max_failures_per_email=3))) as client:
-        api = AuthApi(client)
+    async with serving(make_settings(login_max_failures_per_email=3)) as api:
         email = f"{_local_part()}@example.com"
         await api.register(email)
         assert (await api.login(full_width(email))).status_code == 200
@@ -114,8 +120,8 @@ async def test_start_up_rewrites_a_legacy_stored_email(
     )
     untouched_id = await _store_legacy_identity(database, f"{local}@example.com")
 
-    async with running(create_app(settings)) as client:
-        login = await AuthApi(client).login(f"{local}@Bücher.de")
+    async with serving(settings) as api:
+        login = await api.login(f"{local}@Bücher.de")
 
     assert login.status_code == 200, login.text
     stored = {document["_id"]: document["email"] async for document in database.identities.find({})}

@@ -30,6 +30,7 @@ from services.auth.tests.support import (
     auth_events,
     eventually,
     running,
+    serving,
 )
 
 # Nothing listens here: the event channel is down.
@@ -65,12 +66,11 @@ async def test_an_event_recorded_while_the_channel_is_down_is_published_after_a_
 ) -> None:
     # The first process writes the change, cannot publish, and is stopped: as good as a crash
     # between the write and the publish, since nothing of it survives but MongoDB.
-    async with running(create_app(make_settings(events_redis_url=UNREACHABLE_REDIS))) as client:
-        api = AuthApi(client)
+    async with serving(make_settings(events_redis_url=UNREACHABLE_REDIS)) as api:
         user = await api.register()
         tokens = await api.tokens(user["email"])
         assert (await api.revoke(tokens["refresh_token"])).status_code == 200
-        ready = await client.get("/ready")
+        ready = await api.client.get("/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"]["events"] == "degraded"
     stored = await database.identities.find_one({"_id": user["id"]})
@@ -121,13 +121,13 @@ async def test_a_process_killed_between_the_write_and_the_publish_loses_no_event
     try:
         async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
 
-            async def serving() -> bool:
+            async def answers() -> bool:
                 try:
                     return (await client.get("/health")).status_code == 200
                 except httpx2.TransportError:
                     return False
 
-            await eventually(serving, "the auth process serves", seconds=30)
+            await eventually(answers, "the auth process serves", seconds=30)
             response = await client.post(
                 "/auth/register",
                 json={"email": f"killed-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD},
@@ -205,15 +205,13 @@ async def test_an_erasure_published_while_auth_is_stopped_is_applied_when_it_sta
     make_settings: SettingsFactory, events_redis: Redis
 ) -> None:
     settings = make_settings()
-    async with running(create_app(settings)) as client:  # joins the group, then stops
-        api = AuthApi(client)
+    async with serving(settings) as api:  # joins the group, then stops
         user = await api.register()
         tokens = await api.tokens(user["email"])
 
     await _publish_erasure(events_redis, user["id"])
 
-    async with running(create_app(settings)) as client:
-        api = AuthApi(client)
+    async with serving(settings) as api:
 
         async def erased() -> bool:
             response = await api.login(user["email"])

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from gatehouse_auth.main import create_app
-from services.auth.tests.support import AuthApi, SettingsFactory, running
+from services.auth.tests.support import SettingsFactory, serving
 
 
 async def test_no_secret_reaches_the_logs(
@@ -15,9 +14,9 @@ async def test_no_secret_reaches_the_logs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     password = "a very secret passphrase"
-    app = create_app(make_settings(log_level="DEBUG"))  # logging is set up writing to capsys
-    async with running(app) as client:
-        api = AuthApi(client)
+    async with serving(
+        make_settings(log_level="DEBUG")
+    ) as api:  # logging is set up writing to capsys
         user = await api.register(password=password)
         await api.login(user["email"], "a wrong passphrase!!")
         first = await api.tokens(user["email"], password)

@@ -12,7 +12,7 @@ import pytest
 from pymongo import uri_parser
 
 from gatehouse_auth.main import create_app
-from services.auth.tests.support import AuthApi, SettingsFactory, running
+from services.auth.tests.support import AuthApi, SettingsFactory, running, serving
 
 if TYPE_CHECKING:
     import httpx2
@@ -71,17 +71,16 @@ async def test_redis_down_fails_password_grant_closed_but_not_refresh(
     make_settings: SettingsFactory, closed_port: int
 ) -> None:
     healthy = make_settings()
-    async with running(create_app(healthy)) as client:
-        user = await AuthApi(client).register()
-        tokens = await AuthApi(client).tokens(user["email"])
+    async with serving(healthy) as api:
+        user = await api.register()
+        tokens = await api.tokens(user["email"])
 
     broken = make_settings(
         mongo_database=healthy.mongo_database,
         redis_url=f"redis://127.0.0.1:{closed_port}/0",
         redis_timeout_seconds=0.5,
     )
-    async with running(create_app(broken)) as client:
-        api = AuthApi(client)
+    async with serving(broken) as api:
         _assert_unavailable(await api.login(user["email"]), "redis")
         assert (await api.refresh(tokens["refresh_token"])).status_code == 200
         assert (
@@ -89,7 +88,7 @@ async def test_redis_down_fails_password_grant_closed_but_not_refresh(
                 "/auth/register", json={"email": "b@example.com", "password": "long enough pw"}
             )
         ).status_code == 201
-        ready = await client.get("/ready")
+        ready = await api.client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["failing"] == ["redis"]
 

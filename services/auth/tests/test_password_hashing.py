@@ -11,7 +11,7 @@ import pytest
 
 from gatehouse_auth.main import create_app
 from gatehouse_auth.passwords import PasswordHasher
-from services.auth.tests.support import PASSWORD, AuthApi, SettingsFactory, running
+from services.auth.tests.support import PASSWORD, AuthApi, SettingsFactory, running, serving
 
 LOGIN_DEADLINE_SECONDS = 5
 
@@ -40,12 +40,11 @@ async def test_logins_answer_in_time_during_a_registration_flood(
         argon2_parallelism=4,
         registration_max_per_address=10_000,
     )
-    async with running(create_app(settings)) as client:
-        api = AuthApi(client)
+    async with serving(settings) as api:
         user = await api.register()
 
         async def register(n: int) -> httpx2.Response:
-            return await client.post(
+            return await api.client.post(
                 "/auth/register", json=_registration(f"flood-{n}-{uuid.uuid4().hex[:6]}@x.org")
             )
 

@@ -8,8 +8,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from gatehouse_auth.main import create_app
-from services.auth.tests.support import AuthApi, SettingsFactory, running
+from services.auth.tests.support import AuthApi, SettingsFactory, serving
 
 
 async def test_refresh_fails_after_the_absolute_lifetime_however_recent_the_last_use(
@@ -17,8 +16,7 @@ async def test_refresh_fails_after_the_absolute_lifetime_however_recent_the_last
 ) -> None:
     # A sliding window far longer than the lifetime: only the absolute end can stop the login.
     settings = make_settings(session_absolute_lifetime_seconds=3, refresh_token_ttl_seconds=3600)
-    async with running(create_app(settings)) as client:
-        api = AuthApi(client)
+    async with serving(settings) as api:
         user = await api.register()
         refresh_token = (await api.tokens(user["email"]))["refresh_token"]
 

@@ -12,7 +12,6 @@ from joserfc import jws
 from redis.asyncio import Redis
 
 from gatehouse_auth.database import AuthDatabase
-from gatehouse_auth.main import create_app
 from gatehouse_auth.sessions.repository import SessionRepository
 from gatehouse_common.events import LoginsRevoked
 from gatehouse_testing.problems import assert_problem
@@ -22,7 +21,7 @@ from services.auth.tests.support import (
     SettingsFactory,
     auth_events,
     eventually,
-    running,
+    serving,
 )
 
 NEW_PASSWORD = "a brand new correct horse"
@@ -170,9 +169,7 @@ async def test_password_change_starts_a_new_login_and_revokes_the_earlier_ones(
 async def test_a_wrong_current_password_is_400_and_counts_as_a_failed_login(
     make_settings: SettingsFactory,
 ) -> None:
-    app = create_app(make_settings(login_max_failures_per_email=2))
-    async with running(app) as client:
-        api = AuthApi(client)
+    async with serving(make_settings(login_max_failures_per_email=2)) as api:
         user = await api.register()
         tokens = await api.tokens(user["email"])
 

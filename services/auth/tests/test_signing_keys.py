@@ -20,7 +20,7 @@ from gatehouse_common.authentication import token_verifier
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import InvalidTokenError
 from gatehouse_testing.app import started
-from services.auth.tests.support import AuthApi, SettingsFactory, running
+from services.auth.tests.support import AuthApi, SettingsFactory, serving
 
 PUBLIC_RSA_MEMBERS = {"kty", "kid", "alg", "use", "n", "e"}
 
@@ -179,9 +179,9 @@ async def test_rotation_as_a_verifier_sees_it(
     settings = make_settings(signing_keys_file=path)
     old_kid = SigningKeySet.load(path).active_kid
 
-    async with running(create_app(settings)) as client:
-        user = await AuthApi(client).register()
-        old_token = (await AuthApi(client).tokens(user["email"]))["access_token"]
+    async with serving(settings) as api:
+        user = await api.register()
+        old_token = (await api.tokens(user["email"]))["access_token"]
 
     keys_cli.main(["rotate", "--file", str(path), "--retire-after", "3600"])
     # A restart picks up the rotated file.

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from gatehouse_auth.client_address import client_address
 from gatehouse_auth.main import create_app
 from gatehouse_auth.passwords import PasswordHasher
-from services.auth.tests.support import AuthApi, SettingsFactory, running
+from services.auth.tests.support import AuthApi, SettingsFactory, running, serving
 
 
 async def test_sixth_wrong_password_for_one_email_is_429(api: AuthApi) -> None:
@@ -75,6 +75,18 @@ def _assert_throttled(response: httpx2.Response) -> None:
     assert int(response.headers["retry-after"]) >= 1
 
 
+def _assert_checked_then_throttled(
+    responses: list[httpx2.Response], password_checks: list[str], checked: int
+) -> None:
+    """``checked`` passwords were checked (each a 400); every other request was throttled."""
+    statuses = sorted(response.status_code for response in responses)
+    assert len(password_checks) == checked
+    assert statuses == [400] * checked + [429] * (len(responses) - checked)
+    for response in responses:
+        if response.status_code == 429:
+            _assert_throttled(response)
+
+
 async def test_concurrent_wrong_passwords_for_one_email_get_five_checks(
     api: AuthApi, password_checks: list[str]
 ) -> None:
@@ -85,12 +97,7 @@ async def test_concurrent_wrong_passwords_for_one_email_get_five_checks(
         *(api.login(user["email"], f"wrong password {n}") for n in range(30))
     )
 
-    statuses = sorted(response.status_code for response in responses)
-    assert len(password_checks) == 5
-    assert statuses == [400] * 5 + [429] * 25
-    for response in responses:
-        if response.status_code == 429:
-            _assert_throttled(response)
+    _assert_checked_then_throttled(responses, password_checks, checked=5)
     assert _throttled_total("email") - throttled_before == 25
     # The refused attempts took no place in the address's window either (5 failures, not 30).
     other = await api.register()
@@ -113,12 +120,7 @@ async def test_concurrent_wrong_current_passwords_get_five_checks_and_throttle_t
         )
     )
 
-    statuses = sorted(response.status_code for response in responses)
-    assert len(password_checks) == 5
-    assert statuses == [400] * 5 + [429] * 25
-    for response in responses:
-        if response.status_code == 429:
-            _assert_throttled(response)
+    _assert_checked_then_throttled(responses, password_checks, checked=5)
     _assert_throttled(await api.login(user["email"]))
 
 
@@ -132,21 +134,14 @@ async def test_concurrent_wrong_passwords_from_one_address_get_twenty_checks(
         *(api.login(f"guess-{n}@example.com", "wrong password!") for n in range(30))
     )
 
-    statuses = sorted(response.status_code for response in responses)
-    assert len(password_checks) == 20
-    assert statuses == [400] * 20 + [429] * 10
-    for response in responses:
-        if response.status_code == 429:
-            _assert_throttled(response)
+    _assert_checked_then_throttled(responses, password_checks, checked=20)
     assert _throttled_total("address") - throttled_before == 10
 
 
 async def test_successful_logins_do_not_count_against_the_address(
     make_settings: SettingsFactory,
 ) -> None:
-    app = create_app(make_settings(login_max_failures_per_address=3))
-    async with running(app) as client:
-        api = AuthApi(client)
+    async with serving(make_settings(login_max_failures_per_address=3)) as api:
         user = await api.register()
         for _ in range(2):
             assert (await api.login("nobody@example.com", "wrong password!")).status_code == 400
@@ -169,8 +164,7 @@ async def test_logins_refused_by_a_busy_hasher_do_not_count(
         argon2_time_cost=2,
         argon2_memory_cost_kib=32768,
     )
-    async with running(create_app(settings)) as client:
-        api = AuthApi(client)
+    async with serving(settings) as api:
         user = await api.register()
 
         responses = await asyncio.gather(
@@ -202,9 +196,9 @@ async def test_failed_refresh_grants_do_not_count(api: AuthApi) -> None:
 
 
 async def test_window_frees_after_configured_seconds(make_settings: SettingsFactory) -> None:
-    app = create_app(make_settings(login_failure_window_seconds=2, login_max_failures_per_email=2))
-    async with running(app) as client:
-        api = AuthApi(client)
+    async with serving(
+        make_settings(login_failure_window_seconds=2, login_max_failures_per_email=2)
+    ) as api:
         user = await api.register()
         for _ in range(2):
             await api.login(user["email"], "wrong password!")

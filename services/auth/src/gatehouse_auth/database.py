@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient
@@ -17,6 +18,13 @@ _log = get_logger(__name__)
 
 # An erasure record only carries its event to the stream; a week outlasts any relay outage.
 ERASURE_RECORD_SECONDS = 7 * 24 * 3600
+
+
+async def insert_new(collection: AsyncCollection[Document], fields: Document) -> str:
+    """Insert ``fields`` as a new document under a random id (a UUID string); return the id."""
+    document_id = str(uuid.uuid4())
+    await collection.insert_one({"_id": document_id, **fields})
+    return document_id
 
 
 def mongo_client(settings: IdentityStoreSettings) -> AsyncMongoClient[Document]:

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from gatehouse_auth.database import AuthDatabase, Document
+from gatehouse_auth.database import AuthDatabase, Document, insert_new
 from gatehouse_auth.mailer.outbox import EmailPurpose, outbox_fields
 
 
 @dataclass(frozen=True, slots=True)
 class EmailTokenRecord:
-    id: str
-    purpose: EmailPurpose
+    """Whom a spent token was for: the user, and the address the email went to."""
+
     user_id: str
     email: str
-    expires_at: datetime
 
     @classmethod
     def from_document(cls, document: Document) -> EmailTokenRecord:
-        return cls(
-            id=str(document["_id"]),
-            purpose=document["purpose"],
-            user_id=str(document["user_id"]),
-            email=str(document["email"]),
-            expires_at=document["expires_at"],
-        )
+        return cls(user_id=str(document["user_id"]), email=str(document["email"]))
 
 
 class EmailTokenRepository:
@@ -48,10 +40,9 @@ class EmailTokenRepository:
         expires_at: datetime,
     ) -> str:
         """Store the token's hash and queue its email, in one document written at once."""
-        token_id = str(uuid.uuid4())
-        await self._tokens.insert_one(
+        return await insert_new(
+            self._tokens,
             {
-                "_id": token_id,
                 "purpose": purpose,
                 "token_hash": token_hash,
                 "user_id": user_id,
@@ -60,9 +51,8 @@ class EmailTokenRepository:
                 "expires_at": expires_at,
                 "used_at": None,
                 **outbox_fields(token, now=now),
-            }
+            },
         )
-        return token_id
 
     def _live(self, purpose: EmailPurpose, token_hash: str, now: datetime) -> Document:
         return {

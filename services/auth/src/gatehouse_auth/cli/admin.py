@@ -22,6 +22,7 @@ from typing import TextIO
 from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import ConnectionFailure
 
+from gatehouse_auth.cli.outcome import report
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.identities import service
 from gatehouse_auth.identities.errors import EmailTaken
@@ -114,18 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = load_settings(IdentityStoreSettings)
-    try:
-        if args.command == "create-admin":
-            print(asyncio.run(create_admin(settings, args.email, sys.stdin)))
-        else:
-            print(asyncio.run(normalize_emails(settings)))
-    except AdminCliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except ConnectionFailure as exc:
-        print(f"error: MongoDB is not reachable ({type(exc).__name__})", file=sys.stderr)
-        return 1
-    return 0
+
+    def run() -> str:
+        try:
+            if args.command == "create-admin":
+                return asyncio.run(create_admin(settings, args.email, sys.stdin))
+            return asyncio.run(normalize_emails(settings))
+        except ConnectionFailure as exc:
+            raise AdminCliError(f"MongoDB is not reachable ({type(exc).__name__})") from None
+
+    return report(run, AdminCliError)
 
 
 if __name__ == "__main__":

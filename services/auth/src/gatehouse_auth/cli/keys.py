@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gatehouse_auth.cli.outcome import report
 from gatehouse_auth.signing_keys import KeySetError, SigningKeySet
 
 # Tokens are checked with a small clock leeway; keep old keys a little longer than that.
@@ -118,12 +119,7 @@ def run(argv: Sequence[str] | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        print(run(argv))
-    except KeySetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return report(lambda: run(argv), KeySetError)
 
 
 if __name__ == "__main__":

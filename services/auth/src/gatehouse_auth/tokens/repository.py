@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from gatehouse_auth.database import AuthDatabase, Document
+from gatehouse_auth.database import AuthDatabase, Document, insert_new
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +59,17 @@ class RefreshTokenRepository:
     ) -> str:
         """A new login of the user, under the identity's current login generation; its id is
         the ``sid`` of every access token issued for it."""
-        family_id = str(uuid.uuid4())
-        await self._families.insert_one(
+        return await insert_new(
+            self._families,
             {
-                "_id": family_id,
                 "user_id": user_id,
                 "generation": generation,
                 "created_at": now,
                 "expires_at": min(expires_at, session_expires_at),
                 "session_expires_at": session_expires_at,
                 "revoked_at": None,
-            }
+            },
         )
-        return family_id
 
     async def store(  # noqa: PLR0913 - the hash, then one keyword per stored field
         self,
