@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gatehouse_auth.account_email.repository import EmailTokenRepository
+from gatehouse_auth.account_email.service import AccountEmails
 from gatehouse_auth.client_address import client_address
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
@@ -34,9 +34,9 @@ async def _sessions(resources: Resources) -> SessionRepository:
     return resources.tokens.sessions
 
 
-async def _email_tokens(resources: Resources) -> EmailTokenRepository:
+async def _account_emails(resources: Resources) -> AccountEmails:
     await resources.database.ensure_indexes()
-    return resources.email_tokens
+    return resources.account_emails
 
 
 async def _passwords(resources: Resources) -> PasswordHasher:
@@ -58,7 +58,7 @@ async def _client_address(request: Request, resources: Resources) -> str:
 Identities = Annotated[IdentityRepository, Depends(_identities)]
 Tokens = Annotated[TokenIssuer, Depends(_token_issuer)]
 Sessions = Annotated[SessionRepository, Depends(_sessions)]
-EmailTokens = Annotated[EmailTokenRepository, Depends(_email_tokens)]
+Emails = Annotated[AccountEmails, Depends(_account_emails)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 SigningKeys = Annotated[SigningKeySet, Depends(_signing_keys)]
 RegistrationLimit = Annotated[RegistrationThrottle, Depends(_registration_throttle)]

@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gatehouse_auth.account_email.endpoints import router as account_email_router
 from gatehouse_auth.account_email.repository import EmailTokenRepository
+from gatehouse_auth.account_email.service import AccountEmails
 from gatehouse_auth.database import AuthDatabase, mongo_client
 from gatehouse_auth.erasure import AccountEraser
 from gatehouse_auth.identities.endpoints import router as identities_router
@@ -195,9 +196,16 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     token_verifier=verifier,
                     revocations=revocations,
                     events_redis=events_redis,
-                    email_tokens=email_tokens,
-                    reset_requests=email_request_throttle("password-reset-requests"),
-                    verification_requests=email_request_throttle("verification-requests"),
+                    account_emails=AccountEmails(
+                        email_tokens=email_tokens,
+                        identities=identities,
+                        sessions=sessions,
+                        passwords=passwords,
+                        verification_requests=email_request_throttle("verification-requests"),
+                        reset_requests=email_request_throttle("password-reset-requests"),
+                        verification_ttl=timedelta(seconds=settings.verify_email_token_ttl_seconds),
+                        reset_ttl=timedelta(seconds=settings.reset_password_token_ttl_seconds),
+                    ),
                 )
         finally:
             await events_redis.aclose()

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import Depends
 from redis.asyncio import Redis
 
-from gatehouse_auth.account_email.repository import EmailTokenRepository
+from gatehouse_auth.account_email.service import AccountEmails
 from gatehouse_auth.database import AuthDatabase
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
-from gatehouse_auth.throttling import EmailRequestThrottle, RegistrationThrottle
+from gatehouse_auth.throttling import RegistrationThrottle
 from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.events import event_channel_check
 from gatehouse_common.health import Readiness
@@ -37,10 +37,7 @@ class AuthResources:
     revocations: RevocationSet
     # The event channel (outbox relay, consumer group ``auth``, revocation feed).
     events_redis: Redis
-    email_tokens: EmailTokenRepository
-    # Forgot-password and resend-verification requests, per email and per client address.
-    reset_requests: EmailRequestThrottle
-    verification_requests: EmailRequestThrottle
+    account_emails: AccountEmails
 
 
 Resources = Annotated[AuthResources, Depends(resources_dependency(AuthResources))]

@@ -1,26 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import JSONResponse
 
-from gatehouse_auth.account_email import service
 from gatehouse_auth.account_email.schemas import (
     EmailAccepted,
     ForgotPasswordRequest,
     ResetPasswordRequest,
     VerifyEmailRequest,
 )
-from gatehouse_auth.dependencies import (
-    ClientAddress,
-    EmailTokens,
-    Identities,
-    Passwords,
-    Sessions,
-)
-from gatehouse_auth.resources import Resources
+from gatehouse_auth.dependencies import ClientAddress, Emails
 from gatehouse_common.authentication import require_scope
 from gatehouse_common.problems import problem_responses
 from gatehouse_common.scopes import AccessScope
@@ -38,16 +29,18 @@ RESET_ACCEPTED = EmailAccepted(
 VERIFICATION_ACCEPTED = EmailAccepted(detail="A verification email is on its way.")
 
 
+def _accepted(answer: EmailAccepted) -> JSONResponse:
+    return JSONResponse(answer.model_dump(), status_code=status.HTTP_202_ACCEPTED, headers=NO_STORE)
+
+
 @router.post(
     "/verify",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Verify an email address with the token from the verification email",
     responses=problem_responses(400, 422, 503),
 )
-async def verify(
-    body: VerifyEmailRequest, email_tokens: EmailTokens, identities: Identities
-) -> Response:
-    await service.verify_email(email_tokens, identities, token=body.token)
+async def verify(body: VerifyEmailRequest, emails: Emails) -> Response:
+    await emails.verify_email(body.token)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
 
 
@@ -60,23 +53,10 @@ async def verify(
     responses=problem_responses(401, 403, 429, 503),
 )
 async def resend_verification(
-    principal: Reader,
-    resources: Resources,
-    email_tokens: EmailTokens,
-    identities: Identities,
-    address: ClientAddress,
+    principal: Reader, emails: Emails, address: ClientAddress
 ) -> JSONResponse:
-    await service.resend_verification(
-        email_tokens,
-        identities,
-        resources.verification_requests,
-        user_id=principal.subject,
-        address=address,
-        ttl=timedelta(seconds=resources.settings.verify_email_token_ttl_seconds),
-    )
-    return JSONResponse(
-        VERIFICATION_ACCEPTED.model_dump(), status_code=status.HTTP_202_ACCEPTED, headers=NO_STORE
-    )
+    await emails.resend_verification(user_id=principal.subject, address=address)
+    return _accepted(VERIFICATION_ACCEPTED)
 
 
 @router.post(
@@ -89,23 +69,10 @@ async def resend_verification(
     responses=problem_responses(400, 422, 429, 503),
 )
 async def forgot_password(
-    body: ForgotPasswordRequest,
-    resources: Resources,
-    email_tokens: EmailTokens,
-    identities: Identities,
-    address: ClientAddress,
+    body: ForgotPasswordRequest, emails: Emails, address: ClientAddress
 ) -> JSONResponse:
-    await service.request_password_reset(
-        email_tokens,
-        identities,
-        resources.reset_requests,
-        email=body.email,
-        address=address,
-        ttl=timedelta(seconds=resources.settings.reset_password_token_ttl_seconds),
-    )
-    return JSONResponse(
-        RESET_ACCEPTED.model_dump(), status_code=status.HTTP_202_ACCEPTED, headers=NO_STORE
-    )
+    await emails.request_password_reset(email=body.email, address=address)
+    return _accepted(RESET_ACCEPTED)
 
 
 @router.post(
@@ -115,19 +82,6 @@ async def forgot_password(
     description="Every login of the user is revoked: all refresh tokens stop working.",
     responses=problem_responses(400, 422, 503),
 )
-async def reset_password(
-    body: ResetPasswordRequest,
-    email_tokens: EmailTokens,
-    identities: Identities,
-    sessions: Sessions,
-    passwords: Passwords,
-) -> Response:
-    await service.reset_password(
-        email_tokens,
-        identities,
-        sessions,
-        passwords,
-        token=body.token,
-        new_password=body.new_password,
-    )
+async def reset_password(body: ResetPasswordRequest, emails: Emails) -> Response:
+    await emails.reset_password(token=body.token, new_password=body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)

@@ -1,20 +1,16 @@
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter, status
 
-from gatehouse_auth.account_email.service import send_verification
 from gatehouse_auth.dependencies import (
     ClientAddress,
-    EmailTokens,
+    Emails,
     Identities,
     Passwords,
     RegistrationLimit,
 )
 from gatehouse_auth.identities import service
 from gatehouse_auth.identities.schemas import RegisteredIdentity, RegistrationRequest
-from gatehouse_auth.resources import Resources
 from gatehouse_common.problems import problem_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -32,9 +28,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def register(  # noqa: PLR0913 - the body, then one dependency per collaborator
     body: RegistrationRequest,
     *,
-    resources: Resources,
     identities: Identities,
-    email_tokens: EmailTokens,
+    emails: Emails,
     passwords: Passwords,
     registration_limit: RegistrationLimit,
     address: ClientAddress,
@@ -47,9 +42,5 @@ async def register(  # noqa: PLR0913 - the body, then one dependency per collabo
         password=body.password,
         display_name=body.display_name,
     )
-    await send_verification(
-        email_tokens,
-        identity,
-        ttl=timedelta(seconds=resources.settings.verify_email_token_ttl_seconds),
-    )
+    await emails.send_verification(identity)
     return RegisteredIdentity(id=identity.id, email=identity.email, created_at=identity.created_at)
