@@ -7,11 +7,13 @@ the process at start-up with a message naming the environment variable.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import sys
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AnyHttpUrl, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyHttpUrl, BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class GatehouseSettings(BaseSettings):
@@ -68,6 +70,32 @@ class TokenVerificationSettings(GatehouseSettings):
     jwks_min_refetch_interval_seconds: float = Field(default=10.0, ge=0)
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     verified_token_cache_size: int = Field(default=10_000, ge=0)
+
+
+def list_from_env(value: Any) -> Any:
+    """A JSON list or a comma-separated string (both are common in Compose files) as a list;
+    for a field marked ``NoDecode``, whose value pydantic-settings then passes through as is."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip_networks(value: Any) -> Any:
+    parsed = list_from_env(value)
+    if isinstance(parsed, list | tuple):
+        # A bare address means that one host; host bits in a CIDR are tolerated.
+        return tuple(ipaddress.ip_network(str(item), strict=False) for item in parsed)
+    return parsed
+
+
+IPNetworks = Annotated[tuple[IPNetwork, ...], NoDecode, BeforeValidator(_ip_networks)]
+"""Addresses or CIDR blocks, from a JSON list or a comma-separated list (trusted proxies)."""
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

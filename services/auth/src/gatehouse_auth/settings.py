@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Literal, Self
 
-from pydantic import AnyHttpUrl, EmailStr, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import AnyHttpUrl, EmailStr, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from gatehouse_common.events import EventSettings
 from gatehouse_common.revocation import RevocationSettings
-from gatehouse_common.settings import GatehouseSettings, ServiceSettings
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from gatehouse_common.settings import GatehouseSettings, IPNetworks, ServiceSettings
 
 
 class IdentityStoreSettings(GatehouseSettings):
@@ -78,24 +74,9 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, Revoca
     email_requests_max_per_address: int = Field(default=20, ge=1)
     """The same, per client address."""
     email_requests_window_seconds: int = Field(default=3600, ge=1)
-    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    trusted_proxies: IPNetworks = ()
     """Peers whose X-Forwarded-For is believed: a JSON list or a comma-separated list of addresses
     or CIDR blocks."""
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _parse_networks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            value = (
-                json.loads(text)
-                if text.startswith("[")
-                else [part.strip() for part in text.split(",") if part.strip()]
-            )
-        if isinstance(value, list | tuple):
-            # A bare address means that one host; host bits in a CIDR are tolerated.
-            return tuple(ipaddress.ip_network(str(item), strict=False) for item in value)
-        return value
 
 
 SmtpTlsMode = Literal["none", "starttls", "tls"]

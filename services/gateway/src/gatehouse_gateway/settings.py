@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, field_validator
@@ -11,19 +9,12 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatehouse_common.events import EventSettings
 from gatehouse_common.revocation import RevocationSettings
-from gatehouse_common.settings import ServiceSettings, TokenVerificationSettings
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _list_from_env(value: Any) -> Any:
-    """Accept a JSON list or a comma-separated string: both are common in Compose files."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
+from gatehouse_common.settings import (
+    IPNetworks,
+    ServiceSettings,
+    TokenVerificationSettings,
+    list_from_env,
+)
 
 
 class GatewaySettings(
@@ -68,14 +59,14 @@ class GatewaySettings(
     """Cool-down of an open circuit: 503 without trying, then one trial request."""
     openapi_fetch_timeout_seconds: float = Field(default=2.0, gt=0)
 
-    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    trusted_proxies: IPNetworks = ()
     """Addresses or networks of proxies in front of the gateway whose X-Forwarded-* headers are
     extended rather than replaced (JSON list or comma-separated)."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
-        return _list_from_env(value)
+        return list_from_env(value)
 
     @field_validator("cors_origins")
     @classmethod
@@ -83,11 +74,3 @@ class GatewaySettings(
         if "*" in origins:
             raise ValueError("'*' is not allowed; list the origins")
         return [origin.rstrip("/") for origin in origins]
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _parse_proxies(cls, value: Any) -> Any:
-        parsed = _list_from_env(value)
-        if isinstance(parsed, list):
-            return [ipaddress.ip_network(str(item), strict=False) for item in parsed]
-        return parsed
