@@ -16,8 +16,8 @@ class EventSettings(GatehouseSettings):
     events_stream_max_length: int = Field(default=100_000, ge=1000)
     """Approximate MAXLEN of the streams published to."""
     events_claim_min_idle_seconds: float = Field(default=60.0, gt=0)
-    """A pending entry idle this long is claimed again (dead consumer, or a failed handler's retry);
-    handlers get half of it."""
+    """A pending entry idle this long is claimed again (dead consumer, or a failed handler's
+    retry); handlers get half of it."""
     events_max_deliveries: int = Field(default=5, ge=1)
     """Deliveries before an entry goes to the dead-letter stream."""
     events_dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=3600)
