@@ -25,14 +25,13 @@ import gatehouse_common.app
 from gatehouse_common.request_id import REQUEST_ID_HEADER
 from gatehouse_common.tracing import REQUEST_ID_ATTRIBUTE
 from gatehouse_gateway.main import create_app as create_gateway
-from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_testing.app import started
-from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
+from gatehouse_testing.issuer import TestIssuer
 from gatehouse_testing.network import free_port
 from gatehouse_testing.servers import ServerThread
 from gatehouse_users.main import create_app as create_users
-from gatehouse_users.settings import UsersSettings
-from services.users.tests.support import alembic, create_database
+from services.gateway.tests.support import gateway_settings
+from services.users.tests.support import alembic, create_database, settings_for
 
 # Tracing is on when an endpoint is set; the exporter that would send there is replaced.
 COLLECTOR = "http://collector.test:4318"
@@ -67,31 +66,17 @@ async def users_database_url(postgres_url: str) -> str:
 async def gateway_to_users(
     spans: InMemorySpanExporter, issuer: TestIssuer, users_database_url: str, redis_url: str
 ) -> AsyncIterator[httpx2.AsyncClient]:
-    users_settings = UsersSettings(
-        environment="test",
-        database_url=users_database_url,
-        redis_url=redis_url,
-        events_redis_url=redis_url,
-        jwt_issuer=ISSUER,
-        jwt_audience=AUDIENCE,
-        jwks_url=JWKS_URL,
-        otlp_endpoint=COLLECTOR,
-    )
+    users_settings = settings_for(users_database_url, redis_url, otlp_endpoint=COLLECTOR)
     users = create_users(users_settings, jwks_transport=issuer.transport())
     with ServerThread(users) as users_server:
-        users_url = users_server.url
-        gateway_settings = GatewaySettings(
-            environment="test",
+        # Nothing listens at auth's URL: the traced request goes to users only.
+        settings = gateway_settings(
+            users_server.url,
+            redis_url,
             auth_url=f"http://127.0.0.1:{free_port()}",
-            users_url=users_url,
-            events_redis_url=redis_url,
-            jwt_issuer=ISSUER,
-            jwt_audience=AUDIENCE,
-            jwks_url=JWKS_URL,
-            metrics_port=0,
             otlp_endpoint=COLLECTOR,
         )
-        gateway = create_gateway(gateway_settings, jwks_transport=issuer.transport())
+        gateway = create_gateway(settings, jwks_transport=issuer.transport())
         async with started(gateway) as running, running.client("http://gateway.test") as client:
             yield client
 

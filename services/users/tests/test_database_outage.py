@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any
 
 import httpx2
 import pytest
@@ -46,19 +47,27 @@ async def database_url(dedicated_postgres: PostgresContainer) -> str:
     return url
 
 
+# A pool that a few held connections exhaust; statements are never cut short.
+SMALL_POOL: dict[str, Any] = {
+    "db_pool_size": POOL_SIZE,
+    "db_max_overflow": MAX_OVERFLOW,
+    "db_pool_timeout_seconds": POOL_TIMEOUT,
+    "db_connect_timeout_seconds": POOL_TIMEOUT,
+    "db_command_timeout_seconds": 30,
+}
+
+
 @pytest.fixture
 async def client(
-    database_url: str, make_settings: SettingsFactory, start_app: AppStarter
+    request: pytest.FixtureRequest,
+    database_url: str,
+    make_settings: SettingsFactory,
+    start_app: AppStarter,
 ) -> AsyncIterator[httpx2.AsyncClient]:
-    settings = make_settings(
-        database_url=database_url,
-        db_pool_size=POOL_SIZE,
-        db_max_overflow=MAX_OVERFLOW,
-        db_pool_timeout_seconds=POOL_TIMEOUT,
-        db_connect_timeout_seconds=POOL_TIMEOUT,
-        db_command_timeout_seconds=30,
-    )
-    async with start_app(settings) as client:
+    """The app on the dedicated PostgreSQL with ``SMALL_POOL``, or with the settings a test
+    gives by parametrizing this fixture indirectly."""
+    overrides: dict[str, Any] = getattr(request, "param", SMALL_POOL)
+    async with start_app(make_settings(database_url=database_url, **overrides)) as client:
         yield client
 
 
@@ -172,33 +181,24 @@ async def test_postgres_down_gives_503_and_the_service_recovers_by_itself(
 
 FAST_TIMEOUT = 0.5
 GATE_INTERVAL = 0.5
+FAIL_FAST: dict[str, Any] = {
+    "db_connect_timeout_seconds": FAST_TIMEOUT,
+    "db_command_timeout_seconds": FAST_TIMEOUT,
+    "db_pool_timeout_seconds": FAST_TIMEOUT,
+    "db_retry_interval_seconds": GATE_INTERVAL,
+    "cache_retry_interval_seconds": GATE_INTERVAL,
+}
 
 
-@pytest.fixture
-async def fail_fast_client(
-    database_url: str, make_settings: SettingsFactory, start_app: AppStarter
-) -> AsyncIterator[httpx2.AsyncClient]:
-    settings = make_settings(
-        database_url=database_url,
-        db_connect_timeout_seconds=FAST_TIMEOUT,
-        db_command_timeout_seconds=FAST_TIMEOUT,
-        db_pool_timeout_seconds=FAST_TIMEOUT,
-        db_retry_interval_seconds=GATE_INTERVAL,
-        cache_retry_interval_seconds=GATE_INTERVAL,
-    )
-    async with start_app(settings) as client:
-        yield client
-
-
+@pytest.mark.parametrize("client", [FAIL_FAST], indirect=True)
 @pytest.mark.parametrize("fault", ["stop", "pause"])
 async def test_postgres_down_or_frozen_cached_reads_answer_and_the_rest_fail_fast(
-    fail_fast_client: httpx2.AsyncClient,
+    client: httpx2.AsyncClient,
     auth: Authorizer,
     dedicated_postgres: PostgresContainer,
     database_url: str,
     fault: str,
 ) -> None:
-    client = fail_fast_client
     owners = [uuid.uuid4() for _ in range(3)]
     for owner in owners:
         assert (

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 
-from gatehouse_auth.settings import IPNetwork
+from gatehouse_common.settings import IPNetwork
 
 UNKNOWN_ADDRESS = "unknown"
 

@@ -43,16 +43,8 @@ from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
-from gatehouse_common.events import (
-    AUTH_STREAM,
-    USERS_STREAM,
-    AccountErased,
-    EventConsumer,
-    EventPublisher,
-    OutboxRelay,
-    open_event_redis,
-    run_in_background,
-)
+from gatehouse_common.events import AUTH_STREAM, USERS_STREAM, AccountErased, run_in_background
+from gatehouse_common.events.wiring import event_consumer, open_event_channel, outbox_relay
 from gatehouse_common.logging import get_logger
 from gatehouse_common.redis_retry import retry_once_on_broken_connection
 from gatehouse_common.revocation import RevocationFeed, RevocationSet
@@ -79,18 +71,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[AuthResources]:
         client = mongo_client(settings)
         database = AuthDatabase(client, settings.mongo_database)
-        events_redis = open_event_redis(
-            settings.events_redis_url.get_secret_value(),
-            timeout_seconds=settings.events_redis_timeout_seconds,
-            block_seconds=settings.events_block_seconds,
-        )
-        relay = OutboxRelay(
-            MongoOutbox(database),
-            EventPublisher(
-                events_redis, stream=AUTH_STREAM, max_length=settings.events_stream_max_length
-            ),
-            poll_interval_seconds=settings.events_outbox_poll_interval_seconds,
-        )
+        events_redis = open_event_channel(settings)
+        relay = outbox_relay(settings, events_redis, MongoOutbox(database), stream=AUTH_STREAM)
         identities = IdentityRepository(database.identities, notify=relay.notify)
         try:
             await database.ensure_indexes()
@@ -116,15 +98,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         sessions = SessionRepository(database, notify=relay.notify)
         email_tokens = EmailTokenRepository(database)
         passwords = PasswordHasher(settings)
-        erasures = EventConsumer(
-            events_redis,
-            stream=USERS_STREAM,
-            group=INFO.name,
-            block_seconds=settings.events_block_seconds,
-            claim_min_idle_seconds=settings.events_claim_min_idle_seconds,
-            max_deliveries=settings.events_max_deliveries,
-            dedupe_ttl_seconds=settings.events_dedupe_ttl_seconds,
-        )
+        erasures = event_consumer(settings, events_redis, stream=USERS_STREAM, group=INFO.name)
         erasures.on(
             AccountErased,
             AccountEraser(database, identities, sessions, email_tokens, notify=relay.notify).handle,

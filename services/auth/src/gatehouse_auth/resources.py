@@ -43,17 +43,12 @@ class AuthResources:
 Resources = Annotated[AuthResources, Depends(resources_dependency(AuthResources))]
 
 
-async def _mongodb_answers(resources: AuthResources) -> None:
-    await resources.database.ping()
-
-
-async def _redis_answers(resources: AuthResources) -> None:
-    await resources.redis.ping()
-
-
 def readiness(settings: AuthSettings) -> Readiness[AuthResources]:
-    return Readiness(
-        {"mongodb": _mongodb_answers, "redis": _redis_answers},
+    return Readiness[AuthResources](
+        {
+            "mongodb": lambda resources: resources.database.ping(),
+            "redis": lambda resources: resources.redis.ping(),
+        },
         # Optional: without it auth serves on, and its events wait in the outbox.
         optional=event_channel_check(lambda resources: resources.events_redis),
         timeout_seconds=settings.mongo_timeout_ms / 1000 + 0.5,

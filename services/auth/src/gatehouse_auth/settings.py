@@ -2,51 +2,36 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Literal, Self
 
-from pydantic import AnyHttpUrl, EmailStr, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AnyHttpUrl, EmailStr, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from gatehouse_common.events import EventSettings
 from gatehouse_common.revocation import RevocationSettings
-from gatehouse_common.settings import ServiceSettings
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from gatehouse_common.settings import GatehouseSettings, IPNetworks, ServiceSettings
 
 
-class IdentityStoreSettings(BaseSettings):
+class IdentityStoreSettings(GatehouseSettings):
     """What reaching the identity store and hashing passwords needs (also used by the admin CLI)."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="AUTH_")
 
-    mongo_url: SecretStr = Field(description="MongoDB connection URL; may carry credentials.")
+    mongo_url: SecretStr
+    """MongoDB connection URL; may carry credentials."""
     mongo_database: str = Field(default="gatehouse_auth", min_length=1)
-    mongo_timeout_ms: int = Field(
-        default=2000,
-        ge=100,
-        le=30_000,
-        description="Server selection and connect timeout: a MongoDB outage answers 503 "
-        "within this time instead of hanging.",
-    )
+    mongo_timeout_ms: int = Field(default=2000, ge=100, le=30_000)
+    """Server selection and connect timeout: a MongoDB outage answers 503 within this time instead
+    of hanging."""
     argon2_time_cost: int = Field(default=3, ge=1, le=20)
     argon2_memory_cost_kib: int = Field(default=65536, ge=1024, le=1_048_576)
     argon2_parallelism: int = Field(default=4, ge=1, le=16)
-    password_hashing_concurrency: int = Field(
-        default=4,
-        ge=1,
-        le=64,
-        description="Argon2 runs at most this many at once, bounding memory (memory cost each).",
-    )
-    password_hashing_queue_limit: int = Field(
-        default=16,
-        ge=0,
-        le=1024,
-        description="Hashes that may wait for a free slot; one more is refused at once (503 "
-        "with Retry-After), so a flood cannot make other requests wait without bound.",
-    )
+    password_hashing_concurrency: int = Field(default=4, ge=1, le=64)
+    """Argon2 runs at most this many at once, bounding memory (memory cost each)."""
+    password_hashing_queue_limit: int = Field(default=16, ge=0, le=1024)
+    """Hashes that may wait for a free slot; one more is refused at once (503 with Retry-After), so
+    a flood cannot make other requests wait without bound."""
 
 
 class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, RevocationSettings):
@@ -54,74 +39,44 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, Revoca
     revocation settings come from ``EventSettings`` and ``RevocationSettings``
     (docs/events.md)."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="AUTH_")
 
-    redis_url: SecretStr = Field(description="Redis URL for login throttling.")
+    redis_url: SecretStr
+    """Redis URL for login throttling."""
     redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
-    redis_key_prefix: str = Field(default="gatehouse:auth:")
-    signing_keys_file: Path = Field(description="Private JWK set file (see docs/auth.md).")
-    issuer: str = Field(min_length=1, description="`iss` of every access token.")
-    audience: str = Field(min_length=1, description="`aud` of every access token.")
+    redis_key_prefix: str = "gatehouse:auth:"
+    signing_keys_file: Path
+    """Private JWK set file (see docs/auth.md)."""
+    issuer: str = Field(min_length=1)
+    """`iss` of every access token."""
+    audience: str = Field(min_length=1)
+    """`aud` of every access token."""
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
-    refresh_token_ttl_seconds: int = Field(
-        default=1_209_600,
-        ge=300,
-        le=31_536_000,
-        description="Sliding window: each refresh token lives this long from its issue.",
-    )
-    session_absolute_lifetime_seconds: int = Field(
-        default=2_592_000,
-        ge=1,
-        le=31_536_000,
-        description="A login ends this long after the password was checked, however often it "
-        "was refreshed (30 days).",
-    )
+    refresh_token_ttl_seconds: int = Field(default=1_209_600, ge=300, le=31_536_000)
+    """Sliding window: each refresh token lives this long from its issue."""
+    session_absolute_lifetime_seconds: int = Field(default=2_592_000, ge=1, le=31_536_000)
+    """A login ends this long after the password was checked, however often it was
+    refreshed (30 days)."""
     login_max_failures_per_email: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
-    registration_max_per_address: int = Field(
-        default=120,
-        ge=1,
-        description="Registrations per client address per registration window; seeding "
-        "scripts and test suites need the default.",
-    )
+    registration_max_per_address: int = Field(default=120, ge=1)
+    """Registrations per client address per registration window; seeding scripts and test suites
+    need the default."""
     registration_window_seconds: int = Field(default=60, ge=1)
-    verify_email_token_ttl_seconds: int = Field(
-        default=86_400, ge=1, le=604_800, description="Lifetime of an email verification token."
-    )
-    reset_password_token_ttl_seconds: int = Field(
-        default=1800, ge=1, le=86_400, description="Lifetime of a password reset token."
-    )
-    email_requests_max_per_email: int = Field(
-        default=3,
-        ge=1,
-        description="Forgot-password (and, separately, resend-verification) requests one email "
-        "may make per window.",
-    )
-    email_requests_max_per_address: int = Field(
-        default=20, ge=1, description="The same, per client address."
-    )
+    verify_email_token_ttl_seconds: int = Field(default=86_400, ge=1, le=604_800)
+    """Lifetime of an email verification token."""
+    reset_password_token_ttl_seconds: int = Field(default=1800, ge=1, le=86_400)
+    """Lifetime of a password reset token."""
+    email_requests_max_per_email: int = Field(default=3, ge=1)
+    """Forgot-password (and, separately, resend-verification) requests one email may make per
+    window."""
+    email_requests_max_per_address: int = Field(default=20, ge=1)
+    """The same, per client address."""
     email_requests_window_seconds: int = Field(default=3600, ge=1)
-    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
-        default=(),
-        description="Peers whose X-Forwarded-For is believed: a JSON list or a comma-separated "
-        "list of addresses or CIDR blocks.",
-    )
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _parse_networks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            value = (
-                json.loads(text)
-                if text.startswith("[")
-                else [part.strip() for part in text.split(",") if part.strip()]
-            )
-        if isinstance(value, list | tuple):
-            # A bare address means that one host; host bits in a CIDR are tolerated.
-            return tuple(ipaddress.ip_network(str(item), strict=False) for item in value)
-        return value
+    trusted_proxies: IPNetworks = ()
+    """Peers whose X-Forwarded-For is believed: a JSON list or a comma-separated list of addresses
+    or CIDR blocks."""
 
 
 SmtpTlsMode = Literal["none", "starttls", "tls"]
@@ -130,35 +85,29 @@ SmtpTlsMode = Literal["none", "starttls", "tls"]
 class EmailWorkerSettings(ServiceSettings, IdentityStoreSettings):
     """The email worker (``gatehouse_auth.mailer``): the outbox in MongoDB and the SMTP server."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="AUTH_")
 
-    smtp_host: str = Field(min_length=1, description="SMTP server (submission) host.")
+    smtp_host: str = Field(min_length=1)
+    """SMTP server (submission) host."""
     smtp_port: int = Field(default=587, ge=1, le=65_535)
-    smtp_tls: SmtpTlsMode = Field(
-        default="starttls",
-        description="`starttls` (port 587), `tls` (implicit TLS, port 465) or `none` (only "
-        "for a mail catcher on a private network).",
-    )
-    smtp_username: str | None = Field(default=None, description="Login, if the server needs one.")
-    smtp_password: SecretStr | None = Field(
-        default=None, description="Password of `smtp_username`; required with it."
-    )
+    smtp_tls: SmtpTlsMode = "starttls"
+    """`starttls` (port 587), `tls` (implicit TLS, port 465) or `none` (only for a mail catcher on a
+    private network)."""
+    smtp_username: str | None = None
+    """Login, if the server needs one."""
+    smtp_password: SecretStr | None = None
+    """Password of `smtp_username`; required with it."""
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    smtp_sender: EmailStr = Field(description="The From address of every email.")
-    public_base_url: AnyHttpUrl = Field(
-        description="Where users open the links in emails: `<url>/verify-email#token=...` and "
-        "`<url>/reset-password#token=...`."
-    )
-    email_poll_interval_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="How often an idle worker looks for new emails."
-    )
-    email_lease_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        le=3600,
-        description="How long a claimed email is the claiming worker's; after that (a crash), "
-        "another worker sends it. Longer than an SMTP exchange can take.",
-    )
+    smtp_sender: EmailStr
+    """The From address of every email."""
+    public_base_url: AnyHttpUrl
+    """Where users open the links in emails: `<url>/verify-email#token=...` and
+    `<url>/reset-password#token=...`."""
+    email_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often an idle worker looks for new emails."""
+    email_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """How long a claimed email is the claiming worker's; after that (a crash), another worker sends
+    it. Longer than an SMTP exchange can take."""
     email_retry_base_seconds: float = Field(default=2.0, gt=0, le=600)
     email_retry_max_seconds: float = Field(default=300.0, gt=0, le=86_400)
 

@@ -15,7 +15,7 @@ from opentelemetry import propagate
 from starlette.types import Scope
 
 from gatehouse_common.request_id import REQUEST_ID_HEADER, current_request_id
-from gatehouse_gateway.settings import IPNetwork
+from gatehouse_common.settings import IPNetwork
 
 Header = tuple[bytes, bytes]
 

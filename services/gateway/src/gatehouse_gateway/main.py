@@ -13,7 +13,8 @@ from prometheus_client import start_http_server
 from gatehouse_common.app import CorsPolicy, ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.authentication import token_verifier
-from gatehouse_common.events import open_event_redis, run_in_background
+from gatehouse_common.events import run_in_background
+from gatehouse_common.events.wiring import open_event_channel
 from gatehouse_common.logging import get_logger
 from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_common.settings import load_settings
@@ -67,11 +68,7 @@ def create_app(
             verifier = await stack.enter_async_context(
                 token_verifier(settings, transport=jwks_transport)
             )
-            events_redis = open_event_redis(
-                settings.events_redis_url.get_secret_value(),
-                timeout_seconds=settings.events_redis_timeout_seconds,
-                block_seconds=settings.events_block_seconds,
-            )
+            events_redis = open_event_channel(settings)
             stack.push_async_callback(events_redis.aclose)
             revocations = RevocationSet(
                 retention_seconds=settings.access_token_max_lifetime_seconds

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, field_validator
@@ -11,19 +9,12 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatehouse_common.events import EventSettings
 from gatehouse_common.revocation import RevocationSettings
-from gatehouse_common.settings import ServiceSettings, TokenVerificationSettings
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _list_from_env(value: Any) -> Any:
-    """Accept a JSON list or a comma-separated string: both are common in Compose files."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
+from gatehouse_common.settings import (
+    IPNetworks,
+    ServiceSettings,
+    TokenVerificationSettings,
+    list_from_env,
+)
 
 
 class GatewaySettings(
@@ -32,72 +23,50 @@ class GatewaySettings(
     """The gateway reads the event channel only to feed its revocation set: of the event
     settings, it uses the Redis URL, its timeout and the blocking time."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
-    auth_url: AnyHttpUrl = Field(description="Base URL of auth, e.g. http://auth:8001.")
-    users_url: AnyHttpUrl = Field(description="Base URL of users, e.g. http://users:8002.")
+    auth_url: AnyHttpUrl
+    """Base URL of auth, e.g. http://auth:8001."""
+    users_url: AnyHttpUrl
+    """Base URL of users, e.g. http://users:8002."""
 
-    metrics_host: str = Field(
-        default="0.0.0.0",  # noqa: S104 - the scraper reaches the container from outside
-        description="Address the separate metrics server binds to.",
-    )
-    metrics_port: int = Field(
-        default=9090, ge=0, le=65535, description="Port of the metrics server; 0 turns it off."
-    )
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Origins allowed by CORS (JSON list or comma-separated); empty: no CORS.",
-    )
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - the scraper reaches the container from outside
+    """Address the separate metrics server binds to."""
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    """Port of the metrics server; 0 turns it off."""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins allowed by CORS (JSON list or comma-separated); empty: no CORS."""
     max_body_bytes: int = Field(default=1_048_576, gt=0)
-    body_timeout_seconds: float = Field(
-        default=10.0,
-        gt=0,
-        description="Longest time a request body may take to arrive; then 408.",
-    )
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Longest time a request body may take to arrive; then 408."""
 
-    upstream_transport: Literal["aiohttp", "httpx2"] = Field(
-        default="aiohttp",
-        description=(
-            "HTTP transport of the upstream clients: 'aiohttp' (httpx-aiohttp) or 'httpx2' "
-            "(httpx2's own); see docs/decisions/0004-gateway-http-transport.md."
-        ),
-    )
+    upstream_transport: Literal["aiohttp", "httpx2"] = "aiohttp"
+    """HTTP transport of the upstream clients: 'aiohttp' (httpx-aiohttp) or 'httpx2' (httpx2's own);
+    see docs/decisions/0004-gateway-http-transport.md."""
     upstream_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     upstream_read_timeout_seconds: float = Field(default=30.0, gt=0)
     upstream_write_timeout_seconds: float = Field(default=30.0, gt=0)
-    upstream_pool_timeout_seconds: float = Field(
-        default=2.0,
-        gt=0,
-        description="Longest wait for a free upstream connection; then 503 (not a failure "
-        "of the upstream).",
-    )
-    upstream_max_connections: int = Field(default=100, gt=0, description="Per upstream.")
-    upstream_keepalive_seconds: float = Field(
-        default=30.0, gt=0, description="How long an idle upstream connection is kept open."
-    )
+    upstream_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    """Longest wait for a free upstream connection; then 503 (not a failure of the upstream)."""
+    upstream_max_connections: int = Field(default=100, gt=0)
+    """Per upstream."""
+    upstream_keepalive_seconds: float = Field(default=30.0, gt=0)
+    """How long an idle upstream connection is kept open."""
 
-    circuit_failure_threshold: int = Field(
-        default=5, gt=0, description="Consecutive connect failures that open an upstream's circuit."
-    )
-    circuit_open_seconds: float = Field(
-        default=1.0,
-        gt=0,
-        description="Cool-down of an open circuit: 503 without trying, then one trial request.",
-    )
+    circuit_failure_threshold: int = Field(default=5, gt=0)
+    """Consecutive connect failures that open an upstream's circuit."""
+    circuit_open_seconds: float = Field(default=1.0, gt=0)
+    """Cool-down of an open circuit: 503 without trying, then one trial request."""
     openapi_fetch_timeout_seconds: float = Field(default=2.0, gt=0)
 
-    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
-        default_factory=list,
-        description=(
-            "Addresses or networks of proxies in front of the gateway whose X-Forwarded-* "
-            "headers are extended rather than replaced (JSON list or comma-separated)."
-        ),
-    )
+    trusted_proxies: IPNetworks = ()
+    """Addresses or networks of proxies in front of the gateway whose X-Forwarded-* headers are
+    extended rather than replaced (JSON list or comma-separated)."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
-        return _list_from_env(value)
+        return list_from_env(value)
 
     @field_validator("cors_origins")
     @classmethod
@@ -105,11 +74,3 @@ class GatewaySettings(
         if "*" in origins:
             raise ValueError("'*' is not allowed; list the origins")
         return [origin.rstrip("/") for origin in origins]
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _parse_proxies(cls, value: Any) -> Any:
-        parsed = _list_from_env(value)
-        if isinstance(parsed, list):
-            return [ipaddress.ip_network(str(item), strict=False) for item in parsed]
-        return parsed

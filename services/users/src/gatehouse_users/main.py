@@ -18,11 +18,9 @@ from gatehouse_common.events import (
     USERS_STREAM,
     AccountRegistered,
     EventConsumer,
-    EventPublisher,
-    OutboxRelay,
-    open_event_redis,
     run_in_background,
 )
+from gatehouse_common.events.wiring import event_consumer, open_event_channel, outbox_relay
 from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_common.settings import load_settings
 from gatehouse_users.database import Database, open_database
@@ -45,15 +43,7 @@ def auth_events_consumer(
     settings: UsersSettings, events_redis: Redis, database: Database
 ) -> EventConsumer:
     """users' consumer group on events:auth: a registration creates the profile."""
-    consumer = EventConsumer(
-        events_redis,
-        stream=AUTH_STREAM,
-        group=INFO.name,
-        block_seconds=settings.events_block_seconds,
-        claim_min_idle_seconds=settings.events_claim_min_idle_seconds,
-        max_deliveries=settings.events_max_deliveries,
-        dedupe_ttl_seconds=settings.events_dedupe_ttl_seconds,
-    )
+    consumer = event_consumer(settings, events_redis, stream=AUTH_STREAM, group=INFO.name)
     consumer.on(AccountRegistered, functools.partial(create_registered_profile, database))
     return consumer
 
@@ -81,21 +71,11 @@ def create_app(
             database = await stack.enter_async_context(open_database(settings))
             profile_cache.start(settings.redis_url.get_secret_value())
             stack.push_async_callback(profile_cache.close)
-            events_redis = open_event_redis(
-                settings.events_redis_url.get_secret_value(),
-                timeout_seconds=settings.events_redis_timeout_seconds,
-                block_seconds=settings.events_block_seconds,
-            )
+            events_redis = open_event_channel(settings)
             stack.push_async_callback(events_redis.aclose)
             outbox = PostgresOutbox(database.sessions)
             stack.push_async_callback(outbox.close)
-            relay = OutboxRelay(
-                outbox,
-                EventPublisher(
-                    events_redis, stream=USERS_STREAM, max_length=settings.events_stream_max_length
-                ),
-                poll_interval_seconds=settings.events_outbox_poll_interval_seconds,
-            )
+            relay = outbox_relay(settings, events_redis, outbox, stream=USERS_STREAM)
             revocations = RevocationSet(
                 retention_seconds=settings.access_token_max_lifetime_seconds
                 + settings.jwt_leeway_seconds

@@ -30,13 +30,9 @@ class UsersResources:
 Resources = Annotated[UsersResources, Depends(resources_dependency(UsersResources))]
 
 
-async def _postgres_answers(resources: UsersResources) -> None:
-    await resources.database.ping()
-
-
 # The cache's Redis is not checked: it is optional and reads fall back to PostgreSQL. The
 # event channel is optional too: /ready shows it degraded while it is down (docs/events.md).
 READINESS = Readiness[UsersResources](
-    {"postgres": _postgres_answers},
+    {"postgres": lambda resources: resources.database.ping()},
     optional=event_channel_check(lambda resources: resources.events_redis),
 )

@@ -5,26 +5,25 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from gatehouse_common.events import EventSettings
 from gatehouse_common.revocation import RevocationSettings
-from gatehouse_common.settings import ServiceSettings, TokenVerificationSettings
+from gatehouse_common.settings import GatehouseSettings, ServiceSettings, TokenVerificationSettings
 
 _ENV_PREFIX = "USERS_"
 
 
-class MigrationSettings(BaseSettings):
+class MigrationSettings(GatehouseSettings):
     """What ``alembic upgrade head`` needs: the database URL and nothing else.
 
     The migration step runs before the service and must not require token or cache settings.
     """
 
-    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX)
 
-    database_url: SecretStr = Field(
-        description="PostgreSQL URL for SQLAlchemy's asyncpg driver: postgresql+asyncpg://..."
-    )
+    database_url: SecretStr
+    """PostgreSQL URL for SQLAlchemy's asyncpg driver: postgresql+asyncpg://..."""
 
     @field_validator("database_url")
     @classmethod
@@ -42,69 +41,47 @@ class UsersSettings(
     RevocationSettings,
     MigrationSettings,
 ):
-    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX)
 
-    redis_url: SecretStr = Field(description="Redis URL of the read cache: redis:// or rediss://")
+    redis_url: SecretStr
+    """Redis URL of the read cache: redis:// or rediss://"""
 
-    cache_enabled: bool = Field(
-        default=True,
-        description="False: every read goes to PostgreSQL and Redis is never used (benchmarks).",
-    )
-    cache_ttl_seconds: int = Field(default=300, gt=0, description="Lifetime of a cached profile.")
+    cache_enabled: bool = True
+    """False: every read goes to PostgreSQL and Redis is never used (benchmarks)."""
+    cache_ttl_seconds: int = Field(default=300, gt=0)
+    """Lifetime of a cached profile."""
     # Wall time, so it includes the wait for the event loop: on a saturated worker a reply
     # waits its turn (docs/performance.md), and a tighter bound would turn overload into a
     # cache outage that sends every read to PostgreSQL.
-    cache_timeout_seconds: float = Field(
-        default=1.0,
-        gt=0,
-        le=5,
-        description="Bound on each Redis command; past it the read or write goes on without cache.",
-    )
+    cache_timeout_seconds: float = Field(default=1.0, gt=0, le=5)
+    """Bound on each Redis command; past it the read or write goes on without cache."""
     # Short: past it a single request tries Redis (the others still skip it), so retrying
     # often costs a down Redis one timeout per interval, and a returning one is used at once.
-    cache_retry_interval_seconds: float = Field(
-        default=1.0,
-        gt=0,
-        description="After a Redis failure, how long the cache is skipped before one request "
-        "tries it again.",
-    )
+    cache_retry_interval_seconds: float = Field(default=1.0, gt=0)
+    """After a Redis failure, how long the cache is skipped before one request tries it again."""
 
-    db_pool_class: Literal["queue", "null"] = Field(
-        default="queue",
-        description="'queue': a connection pool; 'null': a new connection per session (NullPool).",
-    )
+    db_pool_class: Literal["queue", "null"] = "queue"
+    """'queue': a connection pool; 'null': a new connection per session (NullPool)."""
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=5, ge=0)
-    db_pool_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="How long a request waits for a pooled connection."
-    )
-    db_pool_recycle_seconds: int = Field(
-        default=1800, ge=-1, description="Replace connections older than this (-1: never)."
-    )
-    db_pool_pre_ping: bool = Field(
-        default=True, description="Test a pooled connection before use (survives a DB restart)."
-    )
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long a request waits for a pooled connection."""
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    """Replace connections older than this (-1: never)."""
+    db_pool_pre_ping: bool = True
+    """Test a pooled connection before use (survives a DB restart)."""
     # Connects and statements of this service take milliseconds; these bounds are what a
     # dead or frozen PostgreSQL costs the first requests before the gate opens (the later ones
     # get their 503 at once), so they are a few times the worst queueing on a saturated worker.
-    db_connect_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="Bound on opening one PostgreSQL connection."
-    )
-    db_command_timeout_seconds: float = Field(
-        default=3.0,
-        gt=0,
-        description="Client-side bound on one statement, so a frozen server cannot hang a request.",
-    )
-    db_retry_interval_seconds: float = Field(
-        default=1.0,
-        gt=0,
-        le=60,
-        description="After PostgreSQL failed to answer, how long requests that need it get 503 "
-        "at once before one of them tries it again.",
-    )
-    db_statement_timeout_ms: int | None = Field(
-        default=None, gt=0, description="Server-side statement_timeout for the service's sessions."
-    )
+    db_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    """Bound on opening one PostgreSQL connection."""
+    db_command_timeout_seconds: float = Field(default=3.0, gt=0)
+    """Client-side bound on one statement, so a frozen server cannot hang a request."""
+    db_retry_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """After PostgreSQL failed to answer, how long requests that need it get 503 at once before one
+    of them tries it again."""
+    db_statement_timeout_ms: int | None = Field(default=None, gt=0)
+    """Server-side statement_timeout for the service's sessions."""
 
     @field_validator("redis_url")
     @classmethod

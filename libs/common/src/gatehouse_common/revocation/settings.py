@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gatehouse_common.settings import GatehouseSettings
 
 
-class RevocationSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
-    access_token_max_lifetime_seconds: int = Field(
-        default=900,
-        ge=60,
-        le=86_400,
-        description="The longest lifetime auth gives an access token (at least "
-        "AUTH_ACCESS_TOKEN_TTL_SECONDS): how long a revocation must be remembered.",
-    )
-    revocation_replay_wait_seconds: float = Field(
-        default=5.0,
-        ge=0,
-        description="How long start-up waits for the revocation replay before serving anyway.",
-    )
+class RevocationSettings(GatehouseSettings):
+    access_token_max_lifetime_seconds: int = Field(default=900, ge=60, le=86_400)
+    """The longest lifetime auth gives an access token (at least AUTH_ACCESS_TOKEN_TTL_SECONDS):
+    how long a revocation must be remembered."""
+    revocation_replay_wait_seconds: float = Field(default=5.0, ge=0)
+    """How long start-up waits for the revocation replay before serving anyway."""
