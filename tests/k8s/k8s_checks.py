@@ -183,20 +183,26 @@ def gatehouse_service(container: Manifest) -> str | None:
 def _pod_security_violations(where: str, pod: Manifest) -> list[str]:
     # Pod-level defaults protect any container added later; each container also states its own
     # settings (checked below), so removing either one is caught.
-    context = pod.get("securityContext") or {}
-    violations = []
-    if context.get("runAsNonRoot") is not True:
-        violations.append(f"{where}: pod securityContext.runAsNonRoot must be true")
-    if not _is_non_root_uid(context.get("runAsUser")):
-        violations.append(f"{where}: pod securityContext.runAsUser must be a numeric uid > 0")
-    if (context.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
-        violations.append(
-            f"{where}: pod securityContext.seccompProfile.type must be RuntimeDefault"
-        )
+    violations = _identity_and_seccomp_violations(
+        f"{where}: pod securityContext", pod.get("securityContext") or {}
+    )
     if pod.get("automountServiceAccountToken") is not False:
         violations.append(f"{where}: automountServiceAccountToken must be false")
     if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
         violations.append(f"{where}: must not share the host's namespaces")
+    return violations
+
+
+def _identity_and_seccomp_violations(prefix: str, context: Manifest) -> list[str]:
+    """The settings a pod's securityContext and each container's both state; ``prefix`` says
+    which context the violations are of."""
+    violations = []
+    if context.get("runAsNonRoot") is not True:
+        violations.append(f"{prefix}.runAsNonRoot must be true")
+    if not _is_non_root_uid(context.get("runAsUser")):
+        violations.append(f"{prefix}.runAsUser must be a numeric uid > 0")
+    if (context.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        violations.append(f"{prefix}.seccompProfile.type must be RuntimeDefault")
     return violations
 
 
@@ -206,11 +212,7 @@ def _is_non_root_uid(value: Any) -> bool:
 
 def _container_security_violations(where: str, container: Manifest) -> list[str]:
     context = container.get("securityContext") or {}
-    violations = []
-    if context.get("runAsNonRoot") is not True:
-        violations.append(f"{where}: securityContext.runAsNonRoot must be true")
-    if not _is_non_root_uid(context.get("runAsUser")):
-        violations.append(f"{where}: securityContext.runAsUser must be a numeric uid > 0")
+    violations = _identity_and_seccomp_violations(f"{where}: securityContext", context)
     if context.get("allowPrivilegeEscalation") is not False:
         violations.append(f"{where}: securityContext.allowPrivilegeEscalation must be false")
     if context.get("readOnlyRootFilesystem") is not True:
@@ -222,8 +224,6 @@ def _container_security_violations(where: str, container: Manifest) -> list[str]
         violations.append(f"{where}: securityContext.capabilities.drop must contain ALL")
     if capabilities.get("add"):
         violations.append(f"{where}: securityContext.capabilities.add must be empty")
-    if (context.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
-        violations.append(f"{where}: securityContext.seccompProfile.type must be RuntimeDefault")
     return violations
 
 
