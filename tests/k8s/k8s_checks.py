@@ -59,32 +59,25 @@ def kubectl() -> str:
     return found
 
 
+def _run(argv: list[str], what: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``argv``, its output captured as text; a failure raises with ``what`` and stderr."""
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{completed.stderr}")
+    return completed
+
+
 def render(kustomization_dir: Path) -> list[Manifest]:
     """`kubectl kustomize DIR`, parsed into a list of objects."""
-    completed = subprocess.run(
-        [kubectl(), "kustomize", str(kustomization_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"kubectl kustomize {kustomization_dir} failed:\n{completed.stderr}")
+    argv = [kubectl(), "kustomize", str(kustomization_dir)]
+    completed = _run(argv, f"kubectl kustomize {kustomization_dir}", timeout=60)
     return [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
 
 
 def generate_dev_secrets(directory: Path = DEV_SECRETS_DIR) -> str:
     """Run the dev overlay's secret generator (keeps existing files); returns its messages."""
-    completed = subprocess.run(
-        [str(DEV_SECRETS_SCRIPT), str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{DEV_SECRETS_SCRIPT.name} failed:\n{completed.stderr}")
-    return completed.stderr
+    argv = [str(DEV_SECRETS_SCRIPT), str(directory)]
+    return _run(argv, DEV_SECRETS_SCRIPT.name, timeout=120).stderr
 
 
 def overlays() -> list[str]:
