@@ -30,7 +30,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,9 @@ import matplotlib as mpl
 
 mpl.use("Agg")
 import matplotlib.pyplot as plt
+
+from gatehouse_testing.compose import ComposeProject
+from gatehouse_testing.network import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -85,13 +87,6 @@ TRACEBACK = re.compile(r"Traceback \(most recent call last\)|\"exception\":|\"le
 
 def log(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- the stack ---------------------------------------------------------------------------
@@ -140,15 +135,8 @@ class ComposeStack:
     def compose(
         self, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "compose", *args],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
-        )
+        project = ComposeProject(("docker", "compose"), REPO, self.env)
+        return project.run(*args, check=check, timeout=timeout)
 
     def logs(self) -> str:
         return self.compose("logs", "--no-color", check=False, timeout=300).stdout

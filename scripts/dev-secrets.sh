@@ -81,24 +81,21 @@ write_redis_accounts() {
     replace_lines "$secrets_dir/redis.conf" "user "
   # The event channel (docs/events.md) is database 0, where the streams live, with each
   # service's own account: its ACL grants the stream commands of each of the service's roles.
-  replace_lines "$secrets_dir/auth.env" AUTH_REDIS_URL= <<END
-AUTH_REDIS_URL=redis://auth:$auth_password@redis:6379/0
-END
-  replace_lines "$secrets_dir/auth.env" AUTH_EVENTS_REDIS_URL= <<END
-AUTH_EVENTS_REDIS_URL=redis://auth:$auth_password@redis:6379/0
-END
-  replace_lines "$secrets_dir/users.env" USERS_REDIS_URL= <<END
-USERS_REDIS_URL=redis://users:$users_password@redis:6379/1
-END
-  replace_lines "$secrets_dir/users.env" USERS_EVENTS_REDIS_URL= <<END
-USERS_EVENTS_REDIS_URL=redis://users:$users_password@redis:6379/0
-END
+  set_redis_url "$secrets_dir/auth.env" AUTH_REDIS_URL auth "$auth_password" 0
+  set_redis_url "$secrets_dir/auth.env" AUTH_EVENTS_REDIS_URL auth "$auth_password" 0
+  set_redis_url "$secrets_dir/users.env" USERS_REDIS_URL users "$users_password" 1
+  set_redis_url "$secrets_dir/users.env" USERS_EVENTS_REDIS_URL users "$users_password" 0
   # The gateway's revocation feed reads the event streams, which live in database 0.
   touch "$secrets_dir/gateway.env"
   chmod 0644 "$secrets_dir/gateway.env"
-  replace_lines "$secrets_dir/gateway.env" GATEWAY_EVENTS_REDIS_URL= <<END
-GATEWAY_EVENTS_REDIS_URL=redis://gateway:$gateway_password@redis:6379/0
-END
+  set_redis_url "$secrets_dir/gateway.env" GATEWAY_EVENTS_REDIS_URL gateway "$gateway_password" 0
+}
+
+# Sets VARIABLE in FILE to the URL of USER's Redis account (PASSWORD) on DATABASE.
+set_redis_url() {
+  local file=$1 variable=$2 user=$3 password=$4 database=$5
+  printf '%s=redis://%s:%s@redis:6379/%s\n' "$variable" "$user" "$password" "$database" |
+    replace_lines "$file" "$variable="
 }
 
 run_key_cli() {

@@ -4,13 +4,6 @@ wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.body = "grant_type=password&username=" .. os.getenv("BENCH_EMAIL")
   .. "&password=" .. os.getenv("BENCH_PASSWORD")
 
-done = function(summary, latency, requests)
-  local errors = summary.errors
-  io.write(string.format(
-    'BENCH {"requests": %d, "duration_us": %d, "connect_errors": %d, "read_errors": %d, '
-      .. '"write_errors": %d, "timeouts": %d, "non_2xx": %d, "p50_us": %.1f, "p90_us": %.1f, '
-      .. '"p99_us": %.1f, "mean_us": %.1f}\n',
-    summary.requests, summary.duration, errors.connect, errors.read, errors.write,
-    errors.timeout, errors.status, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.mean))
-end
+-- The report line the harness reads (report.lua, beside this script).
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+done = require("report")

@@ -91,6 +91,11 @@ def _panel(spec: PanelSpec, panel_id: int) -> cog.Builder[Any]:
     return builder
 
 
+def _single(title: str, description: str, expr: str, legend: str, unit: str = "short") -> PanelSpec:
+    """A time series panel of one query."""
+    return PanelSpec(title, description, (Query(expr, legend),), unit=unit)
+
+
 def build(spec: DashboardSpec) -> grafana.Dashboard:
     board = (
         grafana.Dashboard(spec.title)
@@ -134,62 +139,48 @@ def _red_by_route(service: str) -> RowSpec:
     return RowSpec(
         "Requests, errors, duration per route",
         (
-            PanelSpec(
+            _single(
                 "Requests per second",
                 "Per route template and method (5 min rate).",
                 (
-                    Query(
-                        "sum by (method, route) "
-                        f"(service_route_method:http_requests:rate5m{{{selector}}})",
-                        "{{method}} {{route}}",
-                    ),
+                    "sum by (method, route) "
+                    f"(service_route_method:http_requests:rate5m{{{selector}}})"
                 ),
+                "{{method}} {{route}}",
                 unit="reqps",
             ),
-            PanelSpec(
+            _single(
                 "5xx ratio",
                 "Share of answers that were 5xx, per route (5 min rate).",
-                (
-                    Query(
-                        f"service_route_method:http_request_errors:ratio_rate5m{{{selector}}}",
-                        "{{method}} {{route}}",
-                    ),
-                ),
+                f"service_route_method:http_request_errors:ratio_rate5m{{{selector}}}",
+                "{{method}} {{route}}",
                 unit="percentunit",
             ),
-            PanelSpec(
+            _single(
                 "Latency p99",
                 "99th percentile of the time to the end of the response, per route.",
                 (
-                    Query(
-                        "service_route_method:http_request_duration_seconds:quantile_rate5m"
-                        f'{{{selector},quantile="0.99"}}',
-                        "{{method}} {{route}}",
-                    ),
+                    "service_route_method:http_request_duration_seconds:quantile_rate5m"
+                    f'{{{selector},quantile="0.99"}}'
                 ),
+                "{{method}} {{route}}",
                 unit="s",
             ),
-            PanelSpec(
+            _single(
                 "Latency p50",
                 "Median time to the end of the response, per route.",
                 (
-                    Query(
-                        "service_route_method:http_request_duration_seconds:quantile_rate5m"
-                        f'{{{selector},quantile="0.5"}}',
-                        "{{method}} {{route}}",
-                    ),
+                    "service_route_method:http_request_duration_seconds:quantile_rate5m"
+                    f'{{{selector},quantile="0.5"}}'
                 ),
+                "{{method}} {{route}}",
                 unit="s",
             ),
-            PanelSpec(
+            _single(
                 "Answers by status",
                 "All routes, by HTTP status.",
-                (
-                    Query(
-                        f"sum by (status) (rate(http_requests_total{{{selector}}}[{RATE}]))",
-                        "{{status}}",
-                    ),
-                ),
+                f"sum by (status) (rate(http_requests_total{{{selector}}}[{RATE}]))",
+                "{{status}}",
                 unit="reqps",
             ),
         ),
@@ -201,67 +192,53 @@ def _saturation(service: str) -> RowSpec:
     return RowSpec(
         "Saturation",
         (
-            PanelSpec(
+            _single(
                 "CPU per pod",
                 "Cores used per pod: one uvicorn worker per pod, so 1 is the ceiling.",
-                (
-                    Query(
-                        f"sum by (pod) (rate(process_cpu_seconds_total{{{selector}}}[{RATE}]))",
-                        "{{pod}}",
-                    ),
-                ),
+                f"sum by (pod) (rate(process_cpu_seconds_total{{{selector}}}[{RATE}]))",
+                "{{pod}}",
                 unit="short",
             ),
-            PanelSpec(
+            _single(
                 "Resident memory per pod",
                 "Compare with the container's memory limit.",
-                (Query(f"max by (pod) (process_resident_memory_bytes{{{selector}}})", "{{pod}}"),),
+                f"max by (pod) (process_resident_memory_bytes{{{selector}}})",
+                "{{pod}}",
                 unit="bytes",
             ),
-            PanelSpec(
+            _single(
                 "Open file descriptors per pod",
                 "Sockets included: a leak of connections shows here first.",
-                (Query(f"max by (pod) (process_open_fds{{{selector}}})", "{{pod}}"),),
+                f"max by (pod) (process_open_fds{{{selector}}})",
+                "{{pod}}",
             ),
         ),
     )
 
 
 def _readiness(service: str) -> PanelSpec:
-    return PanelSpec(
+    return _single(
         "Readiness checks",
         "1 when the check passed at the last /ready, per pod (alert: DependencyDown).",
-        (
-            Query(
-                f'min by (check, pod) (readiness_check_up{{service="{service}"}})',
-                "{{check}} {{pod}}",
-            ),
-        ),
+        f'min by (check, pod) (readiness_check_up{{service="{service}"}})',
+        "{{check}} {{pod}}",
     )
 
 
 def _jwks(service: str) -> tuple[PanelSpec, ...]:
     selector = f'service="{service}"'
     return (
-        PanelSpec(
+        _single(
             "JWKS fetch failures",
             "Failed fetches of auth's key set (alert: JwksRefreshFailing).",
-            (
-                Query(
-                    f"sum by (pod) (increase(jwks_refresh_failures_total{{{selector}}}[{RATE}]))",
-                    "{{pod}}",
-                ),
-            ),
+            f"sum by (pod) (increase(jwks_refresh_failures_total{{{selector}}}[{RATE}]))",
+            "{{pod}}",
         ),
-        PanelSpec(
+        _single(
             "Time since the last JWKS fetch",
             "Grows while no token needs a refresh; only failures with it are a problem.",
-            (
-                Query(
-                    f"time() - max by (pod) (jwks_last_success_timestamp_seconds{{{selector}}})",
-                    "{{pod}}",
-                ),
-            ),
+            f"time() - max by (pod) (jwks_last_success_timestamp_seconds{{{selector}}})",
+            "{{pod}}",
             unit="s",
         ),
     )
@@ -272,15 +249,11 @@ def _events(service: str) -> RowSpec:
     return RowSpec(
         "Events",
         (
-            PanelSpec(
+            _single(
                 "Published",
                 "Events this service published, per stream.",
-                (
-                    Query(
-                        f"sum by (stream) (rate(events_published_total{{{selector}}}[{RATE}]))",
-                        "{{stream}}",
-                    ),
-                ),
+                f"sum by (stream) (rate(events_published_total{{{selector}}}[{RATE}]))",
+                "{{stream}}",
                 unit="ops",
             ),
             PanelSpec(
@@ -322,6 +295,20 @@ def _events(service: str) -> RowSpec:
 # --- the dashboards ------------------------------------------------------------------------
 
 
+def _service_dashboard(
+    service: str, description: str, dependencies: RowSpec, *, events: bool = True
+) -> DashboardSpec:
+    """One service's dashboard: requests per route, its ``dependencies``, saturation and, for a
+    service that publishes or consumes events, its events."""
+    rows = (_red_by_route(service), dependencies, _saturation(service))
+    return DashboardSpec(
+        uid=f"gatehouse-{service}",
+        title=f"Gatehouse {service}",
+        description=description,
+        rows=(*rows, _events(service)) if events else rows,
+    )
+
+
 def overview() -> DashboardSpec:
     return DashboardSpec(
         uid="gatehouse-overview",
@@ -349,23 +336,24 @@ def overview() -> DashboardSpec:
                         kind="stat",
                         thresholds=(6, 14.4),
                     ),
-                    PanelSpec(
+                    _single(
                         "SLI error ratio (5 min)",
-                        "Share of bad requests per SLO: 5xx for availability, slower than "
-                        "the threshold for latency.",
-                        (Query("slo:sli_error:ratio_rate5m", "{{slo}}"),),
+                        (
+                            "Share of bad requests per SLO: 5xx for availability, slower than "
+                            "the threshold for latency."
+                        ),
+                        "slo:sli_error:ratio_rate5m",
+                        "{{slo}}",
                         unit="percentunit",
                     ),
-                    PanelSpec(
+                    _single(
                         "Throttled logins",
-                        "Logins refused by the per-email or per-address limit "
-                        "(alert: LoginThrottlingSpike).",
                         (
-                            Query(
-                                f"sum by (limit) (rate(auth_login_throttled_total[{RATE}]))",
-                                "{{limit}}",
-                            ),
+                            "Logins refused by the per-email or per-address limit "
+                            "(alert: LoginThrottlingSpike)."
                         ),
+                        f"sum by (limit) (rate(auth_login_throttled_total[{RATE}]))",
+                        "{{limit}}",
                         unit="ops",
                     ),
                 ),
@@ -373,40 +361,32 @@ def overview() -> DashboardSpec:
             RowSpec(
                 "Traffic",
                 (
-                    PanelSpec(
+                    _single(
                         "Requests per second",
                         "Per service, all routes.",
-                        (
-                            Query(
-                                "sum by (service) (service_route_method:http_requests:rate5m)",
-                                "{{service}}",
-                            ),
-                        ),
+                        "sum by (service) (service_route_method:http_requests:rate5m)",
+                        "{{service}}",
                         unit="reqps",
                     ),
-                    PanelSpec(
+                    _single(
                         "5xx ratio",
                         "Per service, all routes.",
                         (
-                            Query(
-                                "sum by (service) "
-                                f'(rate(http_requests_total{{status=~"5.."}}[{RATE}])) / '
-                                f"sum by (service) (rate(http_requests_total[{RATE}]))",
-                                "{{service}}",
-                            ),
+                            "sum by (service) "
+                            f'(rate(http_requests_total{{status=~"5.."}}[{RATE}])) / '
+                            f"sum by (service) (rate(http_requests_total[{RATE}]))"
                         ),
+                        "{{service}}",
                         unit="percentunit",
                     ),
-                    PanelSpec(
+                    _single(
                         "Latency p99",
                         "Per service, all routes.",
                         (
-                            Query(
-                                "histogram_quantile(0.99, sum by (service, le) "
-                                f"(rate(http_request_duration_seconds_bucket[{RATE}])))",
-                                "{{service}}",
-                            ),
+                            "histogram_quantile(0.99, sum by (service, le) "
+                            f"(rate(http_request_duration_seconds_bucket[{RATE}])))"
                         ),
+                        "{{service}}",
                         unit="s",
                     ),
                 ),
@@ -414,36 +394,29 @@ def overview() -> DashboardSpec:
             RowSpec(
                 "Dependencies",
                 (
-                    PanelSpec(
+                    _single(
                         "Failing readiness checks",
                         "Pods whose check failed at the last /ready (alert: DependencyDown).",
-                        (
-                            Query(
-                                "count by (service, check) (readiness_check_up == 0)",
-                                "{{service}} {{check}}",
-                            ),
-                        ),
+                        "count by (service, check) (readiness_check_up == 0)",
+                        "{{service}} {{check}}",
                     ),
-                    PanelSpec(
+                    _single(
                         "Gateway circuit breakers",
-                        "1 while the gateway's breaker to an upstream is open "
-                        "(alert: GatewayCircuitOpen).",
                         (
-                            Query(
-                                "max by (upstream) (gateway_upstream_circuit_open)", "{{upstream}}"
-                            ),
+                            "1 while the gateway's breaker to an upstream is open "
+                            "(alert: GatewayCircuitOpen)."
                         ),
+                        "max by (upstream) (gateway_upstream_circuit_open)",
+                        "{{upstream}}",
                     ),
-                    PanelSpec(
+                    _single(
                         "Users cache bypassed",
-                        "Cache operations skipped while Redis is failing "
-                        "(alert: UsersCacheBypassed).",
                         (
-                            Query(
-                                f"sum by (operation) (rate(users_cache_bypassed_total[{RATE}]))",
-                                "{{operation}}",
-                            ),
+                            "Cache operations skipped while Redis is failing "
+                            "(alert: UsersCacheBypassed)."
                         ),
+                        f"sum by (operation) (rate(users_cache_bypassed_total[{RATE}]))",
+                        "{{operation}}",
                         unit="ops",
                     ),
                 ),
@@ -451,36 +424,23 @@ def overview() -> DashboardSpec:
             RowSpec(
                 "Events",
                 (
-                    PanelSpec(
+                    _single(
                         "Consumer lag",
                         "Undelivered events per consumer group (alert: EventConsumerLagging).",
-                        (
-                            Query(
-                                "max by (stream, group) (events_consumer_lag)",
-                                "{{stream}}/{{group}}",
-                            ),
-                        ),
+                        "max by (stream, group) (events_consumer_lag)",
+                        "{{stream}}/{{group}}",
                     ),
-                    PanelSpec(
+                    _single(
                         "Dead-lettered events",
                         "Events that kept failing (alert: EventsDeadLettered).",
-                        (
-                            Query(
-                                "sum by (stream, group) "
-                                f"(increase(events_dead_lettered_total[{RATE}]))",
-                                "{{stream}}/{{group}}",
-                            ),
-                        ),
+                        (f"sum by (stream, group) (increase(events_dead_lettered_total[{RATE}]))"),
+                        "{{stream}}/{{group}}",
                     ),
-                    PanelSpec(
+                    _single(
                         "Published",
                         "Events published per stream.",
-                        (
-                            Query(
-                                f"sum by (stream) (rate(events_published_total[{RATE}]))",
-                                "{{stream}}",
-                            ),
-                        ),
+                        f"sum by (stream) (rate(events_published_total[{RATE}]))",
+                        "{{stream}}",
                         unit="ops",
                     ),
                 ),
@@ -490,122 +450,91 @@ def overview() -> DashboardSpec:
 
 
 def gateway() -> DashboardSpec:
-    return DashboardSpec(
-        uid="gatehouse-gateway",
-        title="Gatehouse gateway",
-        description="The public entry point: traffic per upstream, upstream health, JWKS.",
-        rows=(
-            _red_by_route("gateway"),
-            RowSpec(
-                "Dependencies",
-                (
-                    PanelSpec(
-                        "Upstream failures",
-                        "Proxied requests that got no upstream response, by kind.",
-                        (
-                            Query(
-                                "sum by (upstream, kind) "
-                                f"(rate(gateway_upstream_failures_total[{RATE}]))",
-                                "{{upstream}} {{kind}}",
-                            ),
-                        ),
-                        unit="ops",
-                    ),
-                    PanelSpec(
-                        "Circuit breakers",
-                        "1 while the breaker to an upstream is open, per pod.",
-                        (
-                            Query(
-                                "max by (upstream, pod) (gateway_upstream_circuit_open)",
-                                "{{upstream}} {{pod}}",
-                            ),
-                        ),
-                    ),
-                    _readiness("gateway"),
-                    *_jwks("gateway"),
+    return _service_dashboard(
+        "gateway",
+        "The public entry point: traffic per upstream, upstream health, JWKS.",
+        RowSpec(
+            "Dependencies",
+            (
+                _single(
+                    "Upstream failures",
+                    "Proxied requests that got no upstream response, by kind.",
+                    (f"sum by (upstream, kind) (rate(gateway_upstream_failures_total[{RATE}]))"),
+                    "{{upstream}} {{kind}}",
+                    unit="ops",
                 ),
+                _single(
+                    "Circuit breakers",
+                    "1 while the breaker to an upstream is open, per pod.",
+                    "max by (upstream, pod) (gateway_upstream_circuit_open)",
+                    "{{upstream}} {{pod}}",
+                ),
+                _readiness("gateway"),
+                *_jwks("gateway"),
             ),
-            _saturation("gateway"),
-            # No events row: the gateway neither publishes nor consumes events.
         ),
+        # No events row: the gateway neither publishes nor consumes events.
+        events=False,
     )
 
 
 def auth() -> DashboardSpec:
-    return DashboardSpec(
-        uid="gatehouse-auth",
-        title="Gatehouse auth",
-        description="Tokens and identities: logins, throttling, MongoDB and Redis.",
-        rows=(
-            _red_by_route("auth"),
-            RowSpec(
-                "Dependencies and abuse",
-                (
-                    _readiness("auth"),
-                    PanelSpec(
-                        "Throttled logins",
-                        "Refused by the per-email or per-address limit.",
-                        (
-                            Query(
-                                f"sum by (limit) (rate(auth_login_throttled_total[{RATE}]))",
-                                "{{limit}}",
-                            ),
-                        ),
-                        unit="ops",
-                    ),
+    return _service_dashboard(
+        "auth",
+        "Tokens and identities: logins, throttling, MongoDB and Redis.",
+        RowSpec(
+            "Dependencies and abuse",
+            (
+                _readiness("auth"),
+                _single(
+                    "Throttled logins",
+                    "Refused by the per-email or per-address limit.",
+                    f"sum by (limit) (rate(auth_login_throttled_total[{RATE}]))",
+                    "{{limit}}",
+                    unit="ops",
                 ),
             ),
-            _saturation("auth"),
-            _events("auth"),
         ),
     )
 
 
 def users() -> DashboardSpec:
-    return DashboardSpec(
-        uid="gatehouse-users",
-        title="Gatehouse users",
-        description="Profiles: PostgreSQL, the Redis cache, JWKS.",
-        rows=(
-            _red_by_route("users"),
-            RowSpec(
-                "Dependencies",
-                (
-                    _readiness("users"),
-                    PanelSpec(
-                        "Cache",
-                        "Profile reads from Redis, from PostgreSQL, and cache operations "
-                        "that failed or were skipped while Redis was failing.",
-                        (
-                            Query(f"sum(rate(users_cache_hits_total[{RATE}]))", "hits"),
-                            Query(f"sum(rate(users_cache_misses_total[{RATE}]))", "misses"),
-                            Query(
-                                f"sum by (operation) (rate(users_cache_errors_total[{RATE}]))",
-                                "errors {{operation}}",
-                            ),
-                            Query(
-                                f"sum by (operation) (rate(users_cache_bypassed_total[{RATE}]))",
-                                "bypassed {{operation}}",
-                            ),
+    return _service_dashboard(
+        "users",
+        "Profiles: PostgreSQL, the Redis cache, JWKS.",
+        RowSpec(
+            "Dependencies",
+            (
+                _readiness("users"),
+                PanelSpec(
+                    "Cache",
+                    "Profile reads from Redis, from PostgreSQL, and cache operations "
+                    "that failed or were skipped while Redis was failing.",
+                    (
+                        Query(f"sum(rate(users_cache_hits_total[{RATE}]))", "hits"),
+                        Query(f"sum(rate(users_cache_misses_total[{RATE}]))", "misses"),
+                        Query(
+                            f"sum by (operation) (rate(users_cache_errors_total[{RATE}]))",
+                            "errors {{operation}}",
                         ),
-                        unit="ops",
-                    ),
-                    PanelSpec(
-                        "SQL statements per request (p99)",
-                        "A rise means a query pattern changed (an N+1 shows here).",
-                        (
-                            Query(
-                                "histogram_quantile(0.99, sum by (route, le) "
-                                f"(rate(users_db_statements_per_request_bucket[{RATE}])))",
-                                "{{route}}",
-                            ),
+                        Query(
+                            f"sum by (operation) (rate(users_cache_bypassed_total[{RATE}]))",
+                            "bypassed {{operation}}",
                         ),
                     ),
-                    *_jwks("users"),
+                    unit="ops",
                 ),
+                _single(
+                    "SQL statements per request (p99)",
+                    "A rise means a query pattern changed (an N+1 shows here).",
+                    (
+                        "histogram_quantile(0.99, sum by (route, le) "
+                        f"(rate(users_db_statements_per_request_bucket[{RATE}])))"
+                    ),
+                    "{{route}}",
+                ),
+                *_jwks("users"),
             ),
-            _saturation("users"),
-            _events("users"),
         ),
     )
 

@@ -86,6 +86,21 @@ class Gateway:
         self.seen_secrets.add(token)
         return self.client.post("/auth/verify", json={"token": token})
 
+    def change_password(
+        self, tokens: Tokens, current_password: str, new_password: str
+    ) -> httpx2.Response:
+        """POST /auth/password as the login of ``tokens``; answers 200 with a new login."""
+        self.seen_secrets.update((current_password, new_password))
+        response = self.client.post(
+            "/auth/password",
+            json={"current_password": current_password, "new_password": new_password},
+            headers=tokens.bearer,
+        )
+        if response.status_code == 200:
+            body = response.json()
+            self.seen_secrets.update((body["access_token"], body["refresh_token"]))
+        return response
+
     def forgot_password(self, email: str) -> httpx2.Response:
         return self.client.post("/auth/password/forgot", json={"email": email})
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gatehouse_testing.compose import ComposeProject
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _USERS_STATUS_SCRIPT = """
@@ -32,11 +34,11 @@ class Stack:
     secrets_dir: Path
     env: dict[str, str]
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [*self.compose.compose_command_property, *args]
-        return subprocess.run(
-            command, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, check=check
-        )
+    def run(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        project = ComposeProject(self.compose.compose_command_property, REPO_ROOT, self.env)
+        return project.run(*args, check=check, stdin=stdin)
 
     def stop(self, service: str) -> None:
         self.run("stop", service)
@@ -54,6 +56,13 @@ class Stack:
 
     def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
         return self.run("exec", "-T", service, *command, check=False)
+
+    def grant_admin(self, email: str) -> None:
+        """Make the account an administrator, as an operator does: auth's admin CLI."""
+        created = self.exec(
+            "auth", "python", "-m", "gatehouse_auth.cli.admin", "create-admin", email
+        )
+        assert created.returncode == 0, created.stderr
 
     def slow_patches_to_users(self, count: int, access_token: str) -> SlowUploads:
         """Start ``count`` PATCH /users/me whose bodies take about 3 s to send, straight to
@@ -86,23 +95,8 @@ class Stack:
         """The status users itself answers to ``GET path`` with this token, asked from inside
         the backend network (users has no public port). The token goes through stdin, so it
         is on no command line."""
-        completed = subprocess.run(
-            [
-                *self.compose.compose_command_property,
-                "exec",
-                "-T",
-                "gateway",
-                "python",
-                "-c",
-                _USERS_STATUS_SCRIPT,
-                path,
-            ],
-            cwd=REPO_ROOT,
-            env=self.env,
-            input=access_token,
-            capture_output=True,
-            text=True,
-            check=True,
+        completed = self.run(
+            "exec", "-T", "gateway", "python", "-c", _USERS_STATUS_SCRIPT, path, stdin=access_token
         )
         return int(completed.stdout.strip())
 

@@ -69,10 +69,7 @@ def test_user_journey(gateway: Gateway) -> None:
 
 def test_admin_journey(stack: Stack, gateway: Gateway) -> None:
     admin = gateway.register()
-    created = stack.exec(
-        "auth", "python", "-m", "gatehouse_auth.cli.admin", "create-admin", admin.email
-    )
-    assert created.returncode == 0, created.stderr
+    stack.grant_admin(admin.email)
     admin_tokens = gateway.login(admin)
     assert "admin" in admin_tokens.scope.split()
 

@@ -18,15 +18,13 @@ import httpx2
 import pytest
 
 from gatehouse_auth.main import create_app as create_auth
-from gatehouse_auth.settings import AuthSettings
-from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_gateway.main import create_app as create_gateway
 from gatehouse_gateway.settings import GatewaySettings
 from gatehouse_testing.app import started
+from gatehouse_testing.issuer import AUDIENCE, ISSUER
 from gatehouse_testing.servers import ServerThread
+from tests.in_process_auth import auth_settings
 
-ISSUER = "https://auth.gatehouse.test"
-AUDIENCE = "gatehouse"
 PROXY = "10.1.2.3"  # in the gateway's trusted proxies
 UNTRUSTED = "198.51.100.5"
 MAX_FAILURES_PER_ADDRESS = 3
@@ -37,28 +35,19 @@ Client = Callable[[str], AbstractAsyncContextManager[httpx2.AsyncClient]]
 @pytest.fixture
 async def gateway_to_auth(mongo_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Client]:
     """``async with client(peer) as http``: a client of the gateway connecting from ``peer``."""
-    keys = tmp_path / "signing-keys.json"
-    SigningKeySet.create().save(keys)
-    auth_settings = AuthSettings(
-        environment="test",
-        mongo_url=mongo_url,
-        mongo_database=f"forwarding_{uuid.uuid4().hex[:12]}",
+    settings = auth_settings(
+        tmp_path,
+        mongo_url,
         redis_url=redis_url,
         redis_key_prefix=f"test:{uuid.uuid4().hex[:12]}:",
         events_redis_url=redis_url,
-        signing_keys_file=keys,
-        issuer=ISSUER,
-        audience=AUDIENCE,
-        argon2_time_cost=1,
-        argon2_memory_cost_kib=8192,
-        argon2_parallelism=1,
         login_max_failures_per_address=MAX_FAILURES_PER_ADDRESS,
         login_max_failures_per_email=100,
         # The gateway (on loopback) and the proxies the gateway trusts: X-Forwarded-For is
         # "client, proxy" plus the gateway's peer, and auth walks it from the right.
         trusted_proxies="127.0.0.1/32,10.0.0.0/8",
     )
-    with ServerThread(create_auth(auth_settings)) as auth:
+    with ServerThread(create_auth(settings)) as auth:
         gateway = create_gateway(
             GatewaySettings(
                 environment="test",

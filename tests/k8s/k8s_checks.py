@@ -59,32 +59,25 @@ def kubectl() -> str:
     return found
 
 
+def _run(argv: list[str], what: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``argv``, its output captured as text; a failure raises with ``what`` and stderr."""
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{completed.stderr}")
+    return completed
+
+
 def render(kustomization_dir: Path) -> list[Manifest]:
     """`kubectl kustomize DIR`, parsed into a list of objects."""
-    completed = subprocess.run(
-        [kubectl(), "kustomize", str(kustomization_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"kubectl kustomize {kustomization_dir} failed:\n{completed.stderr}")
+    argv = [kubectl(), "kustomize", str(kustomization_dir)]
+    completed = _run(argv, f"kubectl kustomize {kustomization_dir}", timeout=60)
     return [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
 
 
 def generate_dev_secrets(directory: Path = DEV_SECRETS_DIR) -> str:
     """Run the dev overlay's secret generator (keeps existing files); returns its messages."""
-    completed = subprocess.run(
-        [str(DEV_SECRETS_SCRIPT), str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{DEV_SECRETS_SCRIPT.name} failed:\n{completed.stderr}")
-    return completed.stderr
+    argv = [str(DEV_SECRETS_SCRIPT), str(directory)]
+    return _run(argv, DEV_SECRETS_SCRIPT.name, timeout=120).stderr
 
 
 def overlays() -> list[str]:
@@ -183,20 +176,26 @@ def gatehouse_service(container: Manifest) -> str | None:
 def _pod_security_violations(where: str, pod: Manifest) -> list[str]:
     # Pod-level defaults protect any container added later; each container also states its own
     # settings (checked below), so removing either one is caught.
-    context = pod.get("securityContext") or {}
-    violations = []
-    if context.get("runAsNonRoot") is not True:
-        violations.append(f"{where}: pod securityContext.runAsNonRoot must be true")
-    if not _is_non_root_uid(context.get("runAsUser")):
-        violations.append(f"{where}: pod securityContext.runAsUser must be a numeric uid > 0")
-    if (context.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
-        violations.append(
-            f"{where}: pod securityContext.seccompProfile.type must be RuntimeDefault"
-        )
+    violations = _identity_and_seccomp_violations(
+        f"{where}: pod securityContext", pod.get("securityContext") or {}
+    )
     if pod.get("automountServiceAccountToken") is not False:
         violations.append(f"{where}: automountServiceAccountToken must be false")
     if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
         violations.append(f"{where}: must not share the host's namespaces")
+    return violations
+
+
+def _identity_and_seccomp_violations(prefix: str, context: Manifest) -> list[str]:
+    """The settings a pod's securityContext and each container's both state; ``prefix`` says
+    which context the violations are of."""
+    violations = []
+    if context.get("runAsNonRoot") is not True:
+        violations.append(f"{prefix}.runAsNonRoot must be true")
+    if not _is_non_root_uid(context.get("runAsUser")):
+        violations.append(f"{prefix}.runAsUser must be a numeric uid > 0")
+    if (context.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        violations.append(f"{prefix}.seccompProfile.type must be RuntimeDefault")
     return violations
 
 
@@ -206,11 +205,7 @@ def _is_non_root_uid(value: Any) -> bool:
 
 def _container_security_violations(where: str, container: Manifest) -> list[str]:
     context = container.get("securityContext") or {}
-    violations = []
-    if context.get("runAsNonRoot") is not True:
-        violations.append(f"{where}: securityContext.runAsNonRoot must be true")
-    if not _is_non_root_uid(context.get("runAsUser")):
-        violations.append(f"{where}: securityContext.runAsUser must be a numeric uid > 0")
+    violations = _identity_and_seccomp_violations(f"{where}: securityContext", context)
     if context.get("allowPrivilegeEscalation") is not False:
         violations.append(f"{where}: securityContext.allowPrivilegeEscalation must be false")
     if context.get("readOnlyRootFilesystem") is not True:
@@ -222,8 +217,6 @@ def _container_security_violations(where: str, container: Manifest) -> list[str]
         violations.append(f"{where}: securityContext.capabilities.drop must contain ALL")
     if capabilities.get("add"):
         violations.append(f"{where}: securityContext.capabilities.add must be empty")
-    if (context.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
-        violations.append(f"{where}: securityContext.seccompProfile.type must be RuntimeDefault")
     return violations
 
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,6 @@ from testcontainers.community.redis import RedisContainer
 
 from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
-from gatehouse_auth.signing_keys import SigningKeySet
 from gatehouse_auth.throttling import LoginThrottle, SlidingWindows
 from gatehouse_common.events import (
     AUTH_STREAM,
@@ -45,6 +45,7 @@ from gatehouse_testing.app import started
 from gatehouse_testing.containers import REDIS_IMAGE
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileRead
+from tests.in_process_auth import auth_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_IN_CONTAINER = "/usr/local/etc/redis/redis.conf"
@@ -115,51 +116,39 @@ def accounts(stack_secrets: Path) -> Iterator[Accounts]:
         )
 
 
-@pytest.fixture
-async def admin(accounts: Accounts) -> AsyncIterator[Redis]:
-    client = Redis.from_url(accounts.admin)
-    yield client
-    await client.aclose()
+@asynccontextmanager
+async def _connected(urls: dict[str, str]) -> AsyncIterator[dict[str, Redis]]:
+    """A client per URL, under the same names; closed on exit."""
+    opened = {name: Redis.from_url(url) for name, url in urls.items()}
+    try:
+        yield opened
+    finally:
+        for client in opened.values():
+            await client.aclose()
 
 
 @pytest.fixture
-async def as_auth(accounts: Accounts) -> AsyncIterator[Redis]:
-    client = Redis.from_url(accounts.auth)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def as_users(accounts: Accounts) -> AsyncIterator[Redis]:
-    client = Redis.from_url(accounts.users)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def as_gateway(accounts: Accounts) -> AsyncIterator[Redis]:
-    client = Redis.from_url(accounts.gateway)
-    yield client
-    await client.aclose()
+async def as_account(accounts: Accounts) -> AsyncIterator[dict[str, Redis]]:
+    """A client under each account, on the database its URL names."""
+    urls = {
+        "admin": accounts.admin,
+        "auth": accounts.auth,
+        "users": accounts.users,
+        "gateway": accounts.gateway,
+    }
+    async with _connected(urls) as opened:
+        yield opened
 
 
 async def test_the_auth_service_works_under_its_account(
-    accounts: Accounts, mongo_url: str, tmp_path: Path, admin: Redis
+    accounts: Accounts, mongo_url: str, tmp_path: Path, as_account: dict[str, Redis]
 ) -> None:
-    keys_file = tmp_path / "signing-keys.json"
-    SigningKeySet.create().save(keys_file)
-    settings = AuthSettings(
-        environment="test",
-        mongo_url=mongo_url,
-        mongo_database=f"acl_{uuid.uuid4().hex[:12]}",
+    admin = as_account["admin"]
+    settings = auth_settings(
+        tmp_path,
+        mongo_url,
         redis_url=accounts.auth,
         events_redis_url=accounts.auth_events,
-        signing_keys_file=keys_file,
-        issuer="https://auth.gatehouse.test",
-        audience="gatehouse",
-        argon2_time_cost=1,
-        argon2_memory_cost_kib=8192,
-        argon2_parallelism=1,
         login_max_failures_per_email=2,
     )
     app = create_app(settings)
@@ -243,13 +232,9 @@ def _cache_errors() -> float:
 async def clients(accounts: Accounts) -> AsyncIterator[dict[str, Redis]]:
     """Each service's client of the event channel: its own account, and one database for all
     (streams live in a database, and users' cache URL names database 1)."""
-    opened = {
-        "auth": Redis.from_url(_database(accounts.auth, 0)),
-        "users": Redis.from_url(_database(accounts.users, 0)),
-    }
-    yield opened
-    for client in opened.values():
-        await client.aclose()
+    urls = {"auth": _database(accounts.auth, 0), "users": _database(accounts.users, 0)}
+    async with _connected(urls) as opened:
+        yield opened
 
 
 def _database(url: str, number: int) -> str:
@@ -318,9 +303,8 @@ async def test_no_service_writes_the_other_services_events(
             await command
 
 
-async def test_users_cannot_read_or_change_auth_keys(
-    as_auth: Redis, as_users: Redis, admin: Redis
-) -> None:
+async def test_users_cannot_read_or_change_auth_keys(as_account: dict[str, Redis]) -> None:
+    as_auth, as_users = as_account["auth"], as_account["users"]
     throttle = LoginThrottle(
         SlidingWindows(as_auth, window_seconds=900),
         prefix=AUTH_PREFIX,
@@ -352,10 +336,11 @@ async def test_users_cannot_read_or_change_auth_keys(
     for command in forbidden:
         with pytest.raises(NoPermissionError):
             await command
-    assert await admin.zcard(key) == 1
+    assert await as_account["admin"].zcard(key) == 1
 
 
-async def test_auth_cannot_read_or_change_users_keys(as_auth: Redis, as_users: Redis) -> None:
+async def test_auth_cannot_read_or_change_users_keys(as_account: dict[str, Redis]) -> None:
+    as_auth, as_users = as_account["auth"], as_account["users"]
     key = f"users:profile-entry:{uuid.uuid4()}"
     await as_users.set(key, "cached")
 
@@ -366,9 +351,10 @@ async def test_auth_cannot_read_or_change_users_keys(as_auth: Redis, as_users: R
 
 
 async def test_the_gateway_feeds_revocations_under_its_account(
-    as_gateway: Redis, clients: dict[str, Redis]
+    as_account: dict[str, Redis], clients: dict[str, Redis]
 ) -> None:
     """The revocation feed as the gateway runs it: replay with XRANGE, follow with XREAD."""
+    as_gateway = as_account["gateway"]
     user_id = uuid.uuid4()
     replayed, followed = str(uuid.uuid4()), str(uuid.uuid4())
 
@@ -392,12 +378,13 @@ async def test_the_gateway_feeds_revocations_under_its_account(
 
 
 async def test_the_gateway_can_only_read_the_event_streams(
-    as_gateway: Redis, admin: Redis, as_users: Redis, clients: dict[str, Redis]
+    as_account: dict[str, Redis], clients: dict[str, Redis]
 ) -> None:
+    as_gateway, admin = as_account["gateway"], as_account["admin"]
     auth_key = f"{AUTH_PREFIX}login-failures:address:{uuid.uuid4().hex}"
     await admin.zadd(auth_key, {"x": 1})
     users_key = f"users:profile-entry:{uuid.uuid4()}"
-    await as_users.set(users_key, "cached")
+    await as_account["users"].set(users_key, "cached")
     await clients["auth"].xadd(AUTH_STREAM, {"type": "test"})
 
     forbidden: list[Any] = [

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from gatehouse_gateway.settings import GatewaySettings
-from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL, TestIssuer
+from gatehouse_testing.issuer import TestIssuer, verification_settings
 
 MIB = 1024 * 1024
 
@@ -138,9 +138,7 @@ def gateway_settings(upstream_url: str, events_redis_url: str, **overrides: Any)
         "auth_url": upstream_url,
         "users_url": upstream_url,
         "events_redis_url": events_redis_url,
-        "jwt_issuer": ISSUER,
-        "jwt_audience": AUDIENCE,
-        "jwks_url": JWKS_URL,
+        **verification_settings(),
         "metrics_port": 0,
         "upstream_connect_timeout_seconds": 1.0,
         "upstream_read_timeout_seconds": 5.0,

@@ -7,16 +7,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import httpx2
 import pytest
 
 from gatehouse_gateway.upstream import CircuitBreaker, CircuitOpen
 from gatehouse_testing.issuer import TestIssuer
+from gatehouse_testing.servers import ServerThread
+from services.gateway.tests.support import GatewayFactory
 
-GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
 COOL_DOWN = 1.0
+# A gateway to the restartable upstream whose breaker opens after this many failures.
+BreakerGatewayFactory = Callable[[int], AbstractAsyncContextManager[httpx2.AsyncClient]]
 
 
 class Clock:
@@ -88,14 +90,24 @@ def bearer(issuer: TestIssuer) -> dict[str, str]:
     return {"authorization": f"Bearer {issuer.mint()}"}
 
 
+@pytest.fixture
+def breaker_gateway(
+    make_gateway: GatewayFactory, restartable_upstream: ServerThread
+) -> BreakerGatewayFactory:
+    def make(failure_threshold: int) -> AbstractAsyncContextManager[httpx2.AsyncClient]:
+        return make_gateway(
+            users_url=restartable_upstream.url,
+            circuit_failure_threshold=failure_threshold,
+            circuit_open_seconds=COOL_DOWN,
+        )
+
+    return make
+
+
 async def test_half_open_lets_exactly_one_request_through_while_others_get_503_fast(
-    make_gateway: GatewayFactory, issuer: TestIssuer, restartable_upstream: Any
+    breaker_gateway: BreakerGatewayFactory, issuer: TestIssuer, restartable_upstream: ServerThread
 ) -> None:
-    async with make_gateway(
-        users_url=restartable_upstream.url,
-        circuit_failure_threshold=1,
-        circuit_open_seconds=COOL_DOWN,
-    ) as gateway:
+    async with breaker_gateway(1) as gateway:
         assert (await gateway.get("/users/me", headers=bearer(issuer))).status_code == 502
         restartable_upstream.start()
         await asyncio.sleep(COOL_DOWN)
@@ -119,14 +131,10 @@ async def test_half_open_lets_exactly_one_request_through_while_others_get_503_f
 
 
 async def test_an_upstream_that_returns_is_used_again_within_a_cool_down(
-    make_gateway: GatewayFactory, issuer: TestIssuer, restartable_upstream: Any
+    breaker_gateway: BreakerGatewayFactory, issuer: TestIssuer, restartable_upstream: ServerThread
 ) -> None:
     """A restart: the upstream goes away while requests keep coming, then comes back."""
-    async with make_gateway(
-        users_url=restartable_upstream.url,
-        circuit_failure_threshold=5,
-        circuit_open_seconds=COOL_DOWN,
-    ) as gateway:
+    async with breaker_gateway(5) as gateway:
         for _ in range(10):
             await gateway.get("/users/me", headers=bearer(issuer))  # opens the circuit
         restartable_upstream.start()

@@ -21,6 +21,12 @@ AUDIENCE = "gatehouse"
 JWKS_URL = "http://auth.test/auth/.well-known/jwks.json"
 
 
+def verification_settings() -> dict[str, str]:
+    """The ``TokenVerificationSettings`` fields of a service that accepts this issuer's tokens
+    (its JWKS served in-process at ``JWKS_URL``), for a service's test settings."""
+    return {"jwt_issuer": ISSUER, "jwt_audience": AUDIENCE, "jwks_url": JWKS_URL}
+
+
 class TestIssuer:
     """Holds RSA signing keys, mints tokens, and answers JWKS requests through a transport."""
 
