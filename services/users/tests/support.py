@@ -16,7 +16,7 @@ import httpx2
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gatehouse_testing.issuer import AUDIENCE, ISSUER, JWKS_URL
+from gatehouse_testing.issuer import verification_settings
 from gatehouse_users.settings import UsersSettings
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
@@ -69,9 +69,7 @@ def settings_for(database_url: str, redis_url: str, **overrides: Any) -> UsersSe
         "redis_url": redis_url,
         # The event channel on the cache's Redis: its keys are all under events:.
         "events_redis_url": redis_url,
-        "jwt_issuer": ISSUER,
-        "jwt_audience": AUDIENCE,
-        "jwks_url": JWKS_URL,
+        **verification_settings(),
         **overrides,
     }
     return UsersSettings(**values)
