@@ -60,21 +60,20 @@ class Proxy:
             method, headers, receive, limit=self._max_body, seconds=self._body_timeout
         )
         async with self._exchange.open(upstream, scope, body) as response:
+            answer_headers = response_headers(response.headers.raw, self._internal_origins)
             try:
                 await send(
                     {
                         "type": "http.response.start",
                         "status": response.status_code,
-                        "headers": list(
-                            response_headers(response.headers.raw, self._internal_origins)
-                        ),
+                        "headers": answer_headers,
                     }
                 )
                 # With a Content-Length the chunk that completes the body goes out as the
                 # last message: a small response is one body message instead of two, and
                 # each message passes through every middleware's send wrapper (see
                 # docs/performance.md). Nothing is held back, so a slow stream is not delayed.
-                remaining = content_length(response.headers.raw)
+                remaining = content_length(answer_headers)
                 more_body = True
                 async for chunk in response.aiter_raw():
                     if remaining is not None:
