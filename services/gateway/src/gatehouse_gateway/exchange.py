@@ -5,11 +5,9 @@ connection slot, retried once when the connection was refused, with failures ans
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 
-import httpx2
 from starlette.types import Scope
 
 from gatehouse_common.logging import get_logger
@@ -23,7 +21,9 @@ from gatehouse_gateway.upstream import (
     CircuitBreaker,
     CircuitOpen,
     Failure,
-    classify_failure,
+    UpstreamClient,
+    UpstreamFailed,
+    UpstreamResponse,
 )
 
 _log = get_logger(__name__)
@@ -38,8 +38,8 @@ class UpstreamExchange:
     The slots (one per connection the upstream's client may open) are where a request waits
     for a connection, so that the wait is the gateway's own and bounded by the pool timeout:
     a request that finds every connection busy is answered 503 with ``Retry-After`` and is
-    no failure of the upstream. The transport's own pool, the same size, then never makes a
-    request wait (the aiohttp transport would report that wait as a connect timeout).
+    no failure of the upstream. The client's own pool, the same size, then never makes a
+    request wait (aiohttp would report that wait as a connect timeout).
     """
 
     def __init__(
@@ -47,7 +47,7 @@ class UpstreamExchange:
         table: RouteTable,
         settings: GatewaySettings,
         *,
-        clients: Mapping[str, httpx2.AsyncClient],
+        clients: Mapping[str, UpstreamClient],
         on_upstream_back: Callable[[Upstream], None],
     ) -> None:
         self._clients = clients
@@ -71,7 +71,7 @@ class UpstreamExchange:
     @asynccontextmanager
     async def open(
         self, upstream: Upstream, scope: Scope, body: bytes | None
-    ) -> AsyncIterator[httpx2.Response]:
+    ) -> AsyncIterator[UpstreamResponse]:
         """The upstream's response, its body not yet read, for the block."""
         slot = self._slots[upstream.name]
         with self._admitted(upstream):
@@ -84,7 +84,7 @@ class UpstreamExchange:
         try:
             yield response
         finally:
-            await response.aclose()
+            await response.close()
             slot.release()
 
     @contextmanager
@@ -106,25 +106,24 @@ class UpstreamExchange:
             UPSTREAM_FAILURES.labels(upstream.name, Failure.POOL_TIMEOUT.value).inc()
             raise problem_for(Failure.POOL_TIMEOUT, upstream) from None
 
-    async def _send(self, upstream: Upstream, scope: Scope, body: bytes | None) -> httpx2.Response:
+    async def _send(self, upstream: Upstream, scope: Scope, body: bytes | None) -> UpstreamResponse:
         breaker = self._breakers[upstream.name]
         method: str = scope["method"]
         attempts = 2 if method in _RETRIED_METHODS and body is None else 1
         url = upstream_url(upstream, scope)
         headers = upstream_headers(scope, self._trusted_proxies)
         for attempt in range(1, attempts + 1):
-            request = httpx2.Request(method, url, headers=headers, content=body or b"")
             try:
-                response = await self._clients[upstream.name].send(request, stream=True)
-            except httpx2.TransportError as exc:
-                failure = classify_failure(exc)
+                response = await self._clients[upstream.name].send(method, url, headers, body)
+            except UpstreamFailed as exc:
+                failure = exc.failure
                 UPSTREAM_FAILURES.labels(upstream.name, failure.value).inc()
                 _log.warning(
                     "upstream_failed",
                     upstream=upstream.name,
                     failure=failure.value,
                     attempt=attempt,
-                    error=type(exc.__cause__ or exc).__name__,
+                    error=exc.error,
                 )
                 if failure.counts_against_upstream:
                     breaker.record_failure()
@@ -139,26 +138,13 @@ class UpstreamExchange:
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
 
-def upstream_url(upstream: Upstream, scope: Scope) -> httpx2.URL:
+def upstream_url(upstream: Upstream, scope: Scope) -> str:
     # raw_path keeps the client's percent-encoding (an encoded '/' in an id stays encoded);
     # some ASGI servers include the query in it, so cut it off and add the query explicitly.
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     path = raw_path.split(b"?", 1)[0].decode("latin-1")
     query: bytes = scope.get("query_string", b"")
-    url = upstream.base_url + path + ("?" + query.decode("latin-1") if query else "")
-    return _parsed_url(url) if len(url) <= _CACHED_URL_MAX_LENGTH else httpx2.URL(url)
-
-
-# Parsing a URL (httpx2 checks and normalises every component) was about a twentieth of a
-# proxied request's CPU, and the same URLs recur (/users/me, a profile read again). Parsed
-# URLs are immutable; only short ones are kept, so the cache stays small whatever clients send
-# (at most about 1 MiB).
-_CACHED_URL_MAX_LENGTH = 512
-
-
-@functools.lru_cache(maxsize=1024)
-def _parsed_url(url: str) -> httpx2.URL:
-    return httpx2.URL(url)
+    return upstream.base_url + path + ("?" + query.decode("latin-1") if query else "")
 
 
 def problem_for(failure: Failure, upstream: Upstream) -> ProblemError:
