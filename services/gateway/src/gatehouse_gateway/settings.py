@@ -58,8 +58,8 @@ class GatewaySettings(
     upstream_transport: Literal["aiohttp", "httpx2"] = Field(
         default="aiohttp",
         description=(
-            "HTTP transport of the upstream clients: 'aiohttp' (httpx-aiohttp) or 'httpx2' "
-            "(httpx2's own); see docs/decisions/0004-gateway-http-transport.md."
+            "HTTP client of the upstreams: 'aiohttp' (aiohttp itself) or 'httpx2' (httpx2 "
+            "with its own transport); see docs/decisions/0018-raw-aiohttp-on-the-proxy-path.md."
         ),
     )
     upstream_connect_timeout_seconds: float = Field(default=1.0, gt=0)
