@@ -99,6 +99,10 @@ class UpstreamExchange:
             ) from None
 
     async def _take(self, slot: asyncio.Semaphore, upstream: Upstream) -> None:
+        if not slot.locked():
+            # A free slot (and nobody queued before us): taken at once, without the timer.
+            await slot.acquire()
+            return
         try:
             async with asyncio.timeout(self._pool_timeout):
                 await slot.acquire()
