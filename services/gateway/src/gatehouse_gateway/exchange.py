@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 
-import httpx2
 from starlette.types import Scope
 
 from gatehouse_common.logging import get_logger
@@ -22,7 +21,9 @@ from gatehouse_gateway.upstream import (
     CircuitBreaker,
     CircuitOpen,
     Failure,
-    classify_failure,
+    UpstreamClient,
+    UpstreamFailed,
+    UpstreamResponse,
 )
 
 _log = get_logger(__name__)
@@ -37,8 +38,8 @@ class UpstreamExchange:
     The slots (one per connection the upstream's client may open) are where a request waits
     for a connection, so that the wait is the gateway's own and bounded by the pool timeout:
     a request that finds every connection busy is answered 503 with ``Retry-After`` and is
-    no failure of the upstream. The transport's own pool, the same size, then never makes a
-    request wait (the aiohttp transport would report that wait as a connect timeout).
+    no failure of the upstream. The client's own pool, the same size, then never makes a
+    request wait (aiohttp would report that wait as a connect timeout).
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class UpstreamExchange:
         table: RouteTable,
         settings: GatewaySettings,
         *,
-        clients: Mapping[str, httpx2.AsyncClient],
+        clients: Mapping[str, UpstreamClient],
         on_upstream_back: Callable[[Upstream], None],
     ) -> None:
         self._clients = clients
@@ -70,7 +71,7 @@ class UpstreamExchange:
     @asynccontextmanager
     async def open(
         self, upstream: Upstream, scope: Scope, body: bytes | None
-    ) -> AsyncIterator[httpx2.Response]:
+    ) -> AsyncIterator[UpstreamResponse]:
         """The upstream's response, its body not yet read, for the block."""
         slot = self._slots[upstream.name]
         with self._admitted(upstream):
@@ -83,7 +84,7 @@ class UpstreamExchange:
         try:
             yield response
         finally:
-            await response.aclose()
+            await response.close()
             slot.release()
 
     @contextmanager
@@ -98,6 +99,10 @@ class UpstreamExchange:
             ) from None
 
     async def _take(self, slot: asyncio.Semaphore, upstream: Upstream) -> None:
+        if not slot.locked():
+            # A free slot (and nobody queued before us): taken at once, without the timer.
+            await slot.acquire()
+            return
         try:
             async with asyncio.timeout(self._pool_timeout):
                 await slot.acquire()
@@ -105,28 +110,24 @@ class UpstreamExchange:
             UPSTREAM_FAILURES.labels(upstream.name, Failure.POOL_TIMEOUT.value).inc()
             raise problem_for(Failure.POOL_TIMEOUT, upstream) from None
 
-    async def _send(self, upstream: Upstream, scope: Scope, body: bytes | None) -> httpx2.Response:
+    async def _send(self, upstream: Upstream, scope: Scope, body: bytes | None) -> UpstreamResponse:
         breaker = self._breakers[upstream.name]
         method: str = scope["method"]
         attempts = 2 if method in _RETRIED_METHODS and body is None else 1
+        url = upstream_url(upstream, scope)
+        headers = upstream_headers(scope, self._trusted_proxies)
         for attempt in range(1, attempts + 1):
-            request = httpx2.Request(
-                method,
-                upstream_url(upstream, scope),
-                headers=upstream_headers(scope, self._trusted_proxies),
-                content=body or b"",
-            )
             try:
-                response = await self._clients[upstream.name].send(request, stream=True)
-            except httpx2.TransportError as exc:
-                failure = classify_failure(exc)
+                response = await self._clients[upstream.name].send(method, url, headers, body)
+            except UpstreamFailed as exc:
+                failure = exc.failure
                 UPSTREAM_FAILURES.labels(upstream.name, failure.value).inc()
                 _log.warning(
                     "upstream_failed",
                     upstream=upstream.name,
                     failure=failure.value,
                     attempt=attempt,
-                    error=type(exc.__cause__ or exc).__name__,
+                    error=exc.error,
                 )
                 if failure.counts_against_upstream:
                     breaker.record_failure()

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from starlette.types import Scope
 
 from gatehouse_common.request_id import REQUEST_ID_HEADER, current_request_id
@@ -62,6 +62,8 @@ _IDENTITY_PREFIXES = (
 # The ASGI server writes its own; an upstream's copy would be a duplicate.
 _SERVER_SET_RESPONSE_HEADERS = frozenset({b"date", b"server"})
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+_DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | _SERVER_SET_RESPONSE_HEADERS
+_NO_TOKENS: frozenset[bytes] = frozenset()
 # Response headers holding a URL that may name the upstream itself (RFC 9110 §10.2.2, §8.7).
 _URL_HEADERS = frozenset({b"location", b"content-location"})
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
@@ -128,17 +130,15 @@ class InternalOrigins:
         return parts._replace(scheme="", netloc="", path=path).geturl().encode("latin-1")
 
 
-def response_headers(raw: Iterable[Header], internal: InternalOrigins) -> Iterable[Header]:
-    """The upstream's response headers to pass on to the client."""
+def response_headers(raw: Iterable[Header], internal: InternalOrigins) -> list[Header]:
+    """The upstream's response headers to pass on to the client, names in lower case."""
     headers = [(name.lower(), value) for name, value in raw]
     named_by_connection = _connection_tokens(headers)
-    for name, value in headers:
-        if (
-            name not in HOP_BY_HOP
-            and name not in named_by_connection
-            and name not in _SERVER_SET_RESPONSE_HEADERS
-        ):
-            yield name, internal.relative(value) if name in _URL_HEADERS else value
+    return [
+        (name, internal.relative(value) if name in _URL_HEADERS else value)
+        for name, value in headers
+        if name not in _DROPPED_RESPONSE_HEADERS and name not in named_by_connection
+    ]
 
 
 def _is_trusted(peer: str | None, trusted_proxies: Sequence[IPNetwork]) -> bool:
@@ -152,12 +152,11 @@ def _is_trusted(peer: str | None, trusted_proxies: Sequence[IPNetwork]) -> bool:
 
 
 def _connection_tokens(headers: Iterable[Header]) -> frozenset[bytes]:
+    values = [value for name, value in headers if name == b"connection"]
+    if not values:  # the common case, without building a set
+        return _NO_TOKENS
     return frozenset(
-        token.strip().lower()
-        for name, value in headers
-        if name == b"connection"
-        for token in value.split(b",")
-        if token.strip()
+        token.strip().lower() for value in values for token in value.split(b",") if token.strip()
     )
 
 
@@ -165,8 +164,11 @@ def _with_current_trace(headers: list[Header]) -> list[Header]:
     """Replace the client's ``traceparent`` with the gateway's span when tracing is on.
 
     With tracing off there is no current span, nothing is injected, and the client's
-    ``traceparent`` goes upstream unchanged.
+    ``traceparent`` goes upstream unchanged; the propagators are not even asked (they cost
+    about 2 % of a proxied request's CPU).
     """
+    if not trace.get_current_span().get_span_context().is_valid:
+        return headers
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     if "traceparent" not in carrier:

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx2
 from fastapi import FastAPI
 from prometheus_client import start_http_server
+from starlette.middleware import Middleware
 
 from gatehouse_common.app import CorsPolicy, ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
@@ -19,7 +20,7 @@ from gatehouse_common.logging import get_logger
 from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_common.settings import load_settings
 from gatehouse_gateway.docs_ui import docs_ui_router
-from gatehouse_gateway.endpoints import ProxyRoute, openapi_router
+from gatehouse_gateway.endpoints import ProxyFirst, ProxyRoute, openapi_router
 from gatehouse_gateway.exchange import UpstreamExchange
 from gatehouse_gateway.openapi import ApiDocs
 from gatehouse_gateway.proxy import Proxy
@@ -122,5 +123,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.router.routes.extend(ProxyRoute(upstream) for upstream in table.upstreams)
+    proxy_routes = [ProxyRoute(upstream) for upstream in table.upstreams]
+    app.router.routes.extend(proxy_routes)
+    # Innermost, inside the tracing and HEAD layers (create_app's ``middleware`` go outside them).
+    app.user_middleware.append(Middleware(ProxyFirst, routes=proxy_routes))
     return app

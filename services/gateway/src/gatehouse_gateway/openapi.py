@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx2
-
 from gatehouse_common.logging import get_logger
 from gatehouse_gateway.routing import RouteTable, Upstream
+from gatehouse_gateway.upstream import UpstreamClient, UpstreamFailed
 
 MISSING_REFETCH_SECONDS = 5.0
 _SCHEMA_REF = "#/components/schemas/"
@@ -31,7 +31,7 @@ class ApiDocs:
         self,
         table: RouteTable,
         own_document: Callable[[], Document],
-        clients: Mapping[str, httpx2.AsyncClient],
+        clients: Mapping[str, UpstreamClient],
         *,
         fetch_timeout: float,
         clock: Callable[[], float] = time.monotonic,
@@ -49,17 +49,25 @@ class ApiDocs:
     async def refresh(self, upstream: Upstream) -> None:
         self._attempted_at[upstream.name] = self._clock()
         try:
-            response = await self._clients[upstream.name].get(
-                "/openapi.json", timeout=self._fetch_timeout
-            )
-            response.raise_for_status()
-            document = response.json()
-        except (httpx2.HTTPError, ValueError) as exc:
+            async with asyncio.timeout(self._fetch_timeout):
+                document = await self._fetch(upstream)
+        except (UpstreamFailed, TimeoutError, ValueError) as exc:
             _log.info("openapi_fetch_failed", upstream=upstream.name, error=type(exc).__name__)
             return
         if isinstance(document, dict) and isinstance(document.get("paths"), dict):
             self._documents[upstream.name] = document
             self._merged = None
+
+    async def _fetch(self, upstream: Upstream) -> object:
+        response = await self._clients[upstream.name].send(
+            "GET", upstream.base_url + "/openapi.json", [], None
+        )
+        try:
+            if response.status != 200:
+                raise ValueError(f"status {response.status}")
+            return json.loads(b"".join([chunk async for chunk in response.chunks]))
+        finally:
+            await response.close()
 
     async def refresh_all(self) -> None:
         await asyncio.gather(*(self.refresh(upstream) for upstream in self._table.upstreams))

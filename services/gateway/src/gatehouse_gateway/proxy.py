@@ -9,7 +9,6 @@ before the response starts and answered as problem+json by the app's exception h
 
 from __future__ import annotations
 
-import httpx2
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
@@ -22,6 +21,7 @@ from gatehouse_gateway.errors import UpstreamUnavailable
 from gatehouse_gateway.exchange import UpstreamExchange
 from gatehouse_gateway.headers import InternalOrigins, response_headers
 from gatehouse_gateway.routing import RouteTable, Upstream
+from gatehouse_gateway.upstream import UpstreamFailed
 
 _log = get_logger(__name__)
 
@@ -60,23 +60,22 @@ class Proxy:
             method, headers, receive, limit=self._max_body, seconds=self._body_timeout
         )
         async with self._exchange.open(upstream, scope, body) as response:
+            answer_headers = response_headers(response.headers, self._internal_origins)
             try:
                 await send(
                     {
                         "type": "http.response.start",
-                        "status": response.status_code,
-                        "headers": list(
-                            response_headers(response.headers.raw, self._internal_origins)
-                        ),
+                        "status": response.status,
+                        "headers": answer_headers,
                     }
                 )
                 # With a Content-Length the chunk that completes the body goes out as the
                 # last message: a small response is one body message instead of two, and
                 # each message passes through every middleware's send wrapper (see
                 # docs/performance.md). Nothing is held back, so a slow stream is not delayed.
-                remaining = content_length(response.headers.raw)
+                remaining = content_length(answer_headers)
                 more_body = True
-                async for chunk in response.aiter_raw():
+                async for chunk in response.chunks:
                     if remaining is not None:
                         remaining -= len(chunk)
                         more_body = remaining > 0
@@ -85,13 +84,12 @@ class Proxy:
                     )
                 if more_body:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except (httpx2.TransportError, OSError) as exc:
+            except (UpstreamFailed, OSError) as exc:
                 # The status line is out: returning without the last body message makes the
                 # server drop the connection, so the client sees a truncated response, not a
                 # complete-looking one.
-                _log.warning(
-                    "proxy_stream_aborted", upstream=upstream.name, error=type(exc).__name__
-                )
+                error = exc.error if isinstance(exc, UpstreamFailed) else type(exc).__name__
+                _log.warning("proxy_stream_aborted", upstream=upstream.name, error=error)
 
     async def _authenticate(self, scope: Scope, headers: Headers) -> None:
         scheme, _, token = headers.get("authorization", "").partition(" ")

@@ -71,4 +71,9 @@ def has_dot_segment(path: str) -> bool:
     routed prefix, such as an upstream's root ``/metrics``. Backslashes count as separators
     because some servers treat them so.
     """
-    return any(segment in {".", ".."} for segment in re.split(r"[/\\]", path))
+    if "." not in path:  # most paths: nothing to split
+        return False
+    return any(segment in {".", ".."} for segment in _SEPARATORS.split(path))
+
+
+_SEPARATORS = re.compile(r"[/\\]")

@@ -41,8 +41,8 @@ class GatewaySettings(
     """Longest time a request body may take to arrive; then 408."""
 
     upstream_transport: Literal["aiohttp", "httpx2"] = "aiohttp"
-    """HTTP transport of the upstream clients: 'aiohttp' (httpx-aiohttp) or 'httpx2' (httpx2's own);
-    see docs/decisions/0004-gateway-http-transport.md."""
+    """HTTP client of the upstreams: 'aiohttp' (aiohttp itself) or 'httpx2' (httpx2 with its own
+    transport); see docs/decisions/0018-raw-aiohttp-on-the-proxy-path.md."""
     upstream_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     upstream_read_timeout_seconds: float = Field(default=30.0, gt=0)
     upstream_write_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -1,8 +1,8 @@
 """Upstream HTTP clients, failure classification and per-upstream circuit breakers.
 
 ``upstream_client`` is the one place that chooses the HTTP transport (see
-docs/decisions/0004-gateway-http-transport.md): swapping it changes nothing else, except
-``classify_failure``, which knows how each transport reports a refused connection.
+docs/decisions/0004-gateway-http-transport.md): both clients answer the proxy's one question,
+``send``, with an ``UpstreamResponse`` or an ``UpstreamFailed`` naming what went wrong.
 """
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import httpx2
-from httpx_aiohttp.httpx2 import AiohttpTransport
 from prometheus_client import Counter, Gauge
 
 from gatehouse_gateway.routing import RouteTable
 from gatehouse_gateway.settings import GatewaySettings
+
+Header = tuple[bytes, bytes]
 
 UPSTREAM_FAILURES = Counter(
     "gateway_upstream_failures_total",
@@ -31,69 +34,6 @@ CIRCUIT_OPEN = Gauge(
     "1 while the upstream's circuit breaker is open or half-open.",
     ["upstream"],
 )
-
-
-@asynccontextmanager
-async def upstream_clients(
-    table: RouteTable, settings: GatewaySettings
-) -> AsyncIterator[Mapping[str, httpx2.AsyncClient]]:
-    """One client per upstream, by name, for the app's lifetime; closed at shutdown."""
-    async with AsyncExitStack() as stack:
-        yield {
-            upstream.name: await stack.enter_async_context(
-                upstream_client(upstream.base_url, settings)
-            )
-            for upstream in table.upstreams
-        }
-
-
-def upstream_client(base_url: str, settings: GatewaySettings) -> httpx2.AsyncClient:
-    """The client for one upstream, shared by all requests to it."""
-    timeout = httpx2.Timeout(
-        connect=settings.upstream_connect_timeout_seconds,
-        read=settings.upstream_read_timeout_seconds,
-        write=settings.upstream_write_timeout_seconds,
-        pool=settings.upstream_pool_timeout_seconds,
-    )
-    if settings.upstream_transport == "httpx2":
-        # httpx2's own transport: slower (docs/performance.md), kept for comparison and as
-        # the fallback should the aiohttp transport misbehave.
-        return httpx2.AsyncClient(
-            base_url=base_url,
-            limits=httpx2.Limits(
-                max_connections=settings.upstream_max_connections,
-                keepalive_expiry=settings.upstream_keepalive_seconds,
-            ),
-            timeout=timeout,
-            follow_redirects=False,
-            trust_env=False,
-        )
-    return httpx2.AsyncClient(
-        base_url=base_url,
-        transport=AiohttpTransport(client=lambda: _aiohttp_session(settings), trust_env=False),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-    )
-
-
-def _aiohttp_session(settings: GatewaySettings) -> aiohttp.ClientSession:
-    """The aiohttp transport's session (made by the transport on its first request).
-
-    Without aiohttp's DNS cache: each new connection resolves the name in its own request's
-    task. The cache shares one lookup between concurrent requests through shielded tasks and
-    futures, and when the name does not resolve (a stopped container's) while those requests
-    time out, the lookup's exception can be left without a reader, which asyncio reports at
-    error level ("Future exception was never retrieved"); the cache would also keep a
-    restarted container's old address for ten seconds. Connections are pooled, so lookups
-    are rare.
-    """
-    connector = aiohttp.TCPConnector(
-        limit=settings.upstream_max_connections,
-        keepalive_timeout=settings.upstream_keepalive_seconds,
-        use_dns_cache=False,
-    )
-    return aiohttp.ClientSession(connector=connector)
 
 
 class Failure(enum.Enum):
@@ -113,29 +53,193 @@ class Failure(enum.Enum):
         return self in {Failure.CONNECT, Failure.CONNECT_TIMEOUT}
 
 
-def classify_failure(exc: httpx2.TransportError) -> Failure:
-    """Sort a transport error into what happened.
+class UpstreamFailed(Exception):
+    """No response, or its body broke off; ``error`` names the transport's own exception."""
 
-    The aiohttp transport maps every ``aiohttp.ClientConnectionError`` (a refused connection,
-    a server that hung up) to ``httpx2.ConnectTimeout``, so the aiohttp cause decides. httpx2's
-    own transport raises the matching httpx2 exception (``ConnectError``, ``ReadTimeout``...).
+    def __init__(self, failure: Failure, error: BaseException) -> None:
+        super().__init__(f"{failure.value}: {type(error).__name__}")
+        self.failure = failure
+        self.error = type(error).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """An upstream's status and raw headers; its body, not yet read, as raw chunks (never
+    decompressed), which raise ``UpstreamFailed`` if the connection breaks. ``close`` gives
+    the connection back (or drops it, if the body was not read to the end)."""
+
+    status: int
+    headers: list[Header]
+    chunks: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
+
+
+class UpstreamClient(Protocol):
+    """One upstream's client, shared by every request to it."""
+
+    async def send(
+        self, method: str, url: str, headers: list[Header], body: bytes | None
+    ) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+@asynccontextmanager
+async def upstream_clients(
+    table: RouteTable, settings: GatewaySettings
+) -> AsyncIterator[Mapping[str, UpstreamClient]]:
+    """One client per upstream, by name, for the app's lifetime; closed at shutdown."""
+    async with AsyncExitStack() as stack:
+        clients: dict[str, UpstreamClient] = {}
+        for upstream in table.upstreams:
+            client = upstream_client(settings)
+            stack.push_async_callback(client.aclose)
+            clients[upstream.name] = client
+        yield clients
+
+
+def upstream_client(settings: GatewaySettings) -> UpstreamClient:
+    """The client for one upstream (made in a running event loop)."""
+    if settings.upstream_transport == "httpx2":
+        # httpx2's own transport: slower (docs/performance.md), kept for comparison and as
+        # the fallback should aiohttp misbehave.
+        return Httpx2Client(settings)
+    return AiohttpClient(settings)
+
+
+class AiohttpClient:
+    """aiohttp itself, without an adapter: the cheapest client measured (decision 0004).
+
+    Without aiohttp's DNS cache: each new connection resolves the name in its own request's
+    task. The cache shares one lookup between concurrent requests through shielded tasks and
+    futures, and when the name does not resolve (a stopped container's) while those requests
+    time out, the lookup's exception can be left without a reader, which asyncio reports at
+    error level ("Future exception was never retrieved"); the cache would also keep a
+    restarted container's old address for ten seconds. Connections are pooled, so lookups
+    are rare.
     """
-    cause = exc.__cause__
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=settings.upstream_max_connections,
+            keepalive_timeout=settings.upstream_keepalive_seconds,
+            use_dns_cache=False,
+        )
+        # No total timeout. The connect timeout also covers the wait for a pooled connection,
+        # which the exchange's connection slots make sure no request ever has.
+        timeout = aiohttp.ClientTimeout(
+            connect=settings.upstream_pool_timeout_seconds,
+            sock_connect=settings.upstream_connect_timeout_seconds,
+            sock_read=settings.upstream_read_timeout_seconds,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False, trust_env=False
+        )
+
+    async def send(
+        self, method: str, url: str, headers: list[Header], body: bytes | None
+    ) -> UpstreamResponse:
+        with _failures_of(_AIOHTTP_ERRORS, aiohttp_failure):
+            response = await self._session.request(
+                method,
+                url,
+                headers=[
+                    (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers
+                ],
+                data=body,
+                allow_redirects=False,
+            )
+
+        async def release() -> None:
+            response.release()
+
+        chunks = _chunks(response.content.iter_any(), _AIOHTTP_ERRORS, aiohttp_failure)
+        return UpstreamResponse(response.status, list(response.raw_headers), chunks, release)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+_AIOHTTP_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+
+def aiohttp_failure(exc: BaseException) -> Failure:
+    """Sort an aiohttp error into what happened."""
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, or the name does not resolve
+        return Failure.CONNECT
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return Failure.CONNECT_TIMEOUT
+    if isinstance(exc, TimeoutError):  # the read timeout (aiohttp's SocketTimeoutError)
+        return Failure.TIMEOUT
+    return Failure.BROKEN  # the server hung up, a broken body, a reset
+
+
+class Httpx2Client:
+    """httpx2 with its own transport."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._client = httpx2.AsyncClient(
+            limits=httpx2.Limits(
+                max_connections=settings.upstream_max_connections,
+                keepalive_expiry=settings.upstream_keepalive_seconds,
+            ),
+            timeout=httpx2.Timeout(
+                connect=settings.upstream_connect_timeout_seconds,
+                read=settings.upstream_read_timeout_seconds,
+                write=settings.upstream_write_timeout_seconds,
+                pool=settings.upstream_pool_timeout_seconds,
+            ),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def send(
+        self, method: str, url: str, headers: list[Header], body: bytes | None
+    ) -> UpstreamResponse:
+        request = httpx2.Request(method, url, headers=headers, content=body or b"")
+        with _failures_of(_HTTPX2_ERRORS, httpx2_failure):
+            response = await self._client.send(request, stream=True)
+        chunks = _chunks(response.aiter_raw(), _HTTPX2_ERRORS, httpx2_failure)
+        return UpstreamResponse(response.status_code, response.headers.raw, chunks, response.aclose)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+_HTTPX2_ERRORS = (httpx2.TransportError,)
+
+
+def httpx2_failure(exc: BaseException) -> Failure:
+    """Sort an error of httpx2's own transport into what happened."""
     if isinstance(exc, httpx2.PoolTimeout):
         return Failure.POOL_TIMEOUT
-    if isinstance(exc, httpx2.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError):
+    if isinstance(exc, httpx2.ConnectError):
         return Failure.CONNECT
-    # A timeout, unless the aiohttp transport reports a connection error as one; httpx2's own
-    # transport chains its internal timeout exception, which is no aiohttp error.
-    if isinstance(exc, httpx2.TimeoutException) and (
-        not isinstance(cause, aiohttp.ClientError) or isinstance(cause, TimeoutError)
-    ):
-        # The aiohttp transport's connect timeout would also cover waiting for a pooled
-        # connection; the exchange's connection slots make sure no request ever waits there.
-        return (
-            Failure.CONNECT_TIMEOUT if isinstance(exc, httpx2.ConnectTimeout) else Failure.TIMEOUT
-        )
+    if isinstance(exc, httpx2.ConnectTimeout):
+        return Failure.CONNECT_TIMEOUT
+    if isinstance(exc, httpx2.TimeoutException):
+        return Failure.TIMEOUT
     return Failure.BROKEN
+
+
+Errors = tuple[type[BaseException], ...]
+
+
+@contextmanager
+def _failures_of(errors: Errors, classify: Callable[[BaseException], Failure]) -> Iterator[None]:
+    """The client's ``errors`` raised in the block, as ``UpstreamFailed``."""
+    try:
+        yield
+    except errors as exc:
+        raise UpstreamFailed(classify(exc), exc) from exc
+
+
+async def _chunks(
+    body: AsyncIterator[bytes], errors: Errors, classify: Callable[[BaseException], Failure]
+) -> AsyncIterator[bytes]:
+    with _failures_of(errors, classify):
+        async for chunk in body:
+            yield chunk
 
 
 class CircuitOpen(Exception):
