@@ -636,8 +636,6 @@ def profile_gateway(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str])
 _LAYERS = (
     ("gatehouse_gateway", "gateway proxy code"),
     ("gatehouse_common", "gatehouse_common middleware (logging, metrics, request id)"),
-    ("httpx_aiohttp", "httpx-aiohttp transport"),
-    ("httpx2", "httpx2 client"),
     ("aiohttp", "aiohttp client"),
     ("starlette", "starlette/FastAPI"),
     ("fastapi", "starlette/FastAPI"),
