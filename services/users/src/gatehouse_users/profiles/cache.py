@@ -141,7 +141,7 @@ class ProfileCache:
     async def read(self, profile_id: uuid.UUID) -> CachedRead:
         redis = self._redis
         if redis is None:
-            # No version either: nothing is filled.
+            # The cache is disabled: no version either, so nothing is filled.
             return CachedRead(profile=None, version=None)
         try:
             await self._announce_writes("read")
