@@ -6,9 +6,10 @@ under load the collector took about a fifth of users' CPU per cached read (docs/
 - every full collection traversed the ~150,000 objects that exist from start-up on (modules,
   the app and its routes, pydantic's schemas) to free nothing of them; ``gc.freeze`` moves them
   out of the collector's generations while the app runs;
-- a young collection ran every 700 allocations, each scanning the live objects of the requests
-  in flight (at 64 concurrent requests, thousands) only to move them to an older generation,
-  which then had to be scanned too. Less often, with the same work each time, is cheaper.
+- a young collection ran every 700 allocations, scanning the objects of the requests in
+  flight only to move them to an older generation, which then had to be scanned too. Every
+  10,000, most of a request's objects are freed by reference counting before any collection
+  sees them.
 """
 
 from __future__ import annotations
