@@ -10,8 +10,8 @@
 #
 #   auth     keys gatehouse:auth:* (AUTH_REDIS_KEY_PREFIX; change both together): throttling,
 #            one Lua script (EVALSHA; TIME and the sorted-set commands inside it), ZREM in MULTI
-#   users    keys users:* (the profile cache: MGET, SET with expiry, UNLINK; cashews names its
-#            connections)
+#   users    keys users:* (the profile cache: MGET, SET with expiry, UNLINK; it names its
+#            connections users-cache)
 #   auth and users   the event channel (docs/events.md), one selector per role: redis_acl_events
 #   gateway  the revocation feed only: both streams, read only (redis_acl_feed)
 redis_acl_users() {

@@ -207,3 +207,16 @@ async def test_a_token_without_sid_is_still_accepted(
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_openapi_documents_the_password_flow_on_every_protected_operation(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    schema = make_app(_router()).openapi()
+
+    scheme = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]
+    assert scheme["type"] == "oauth2"
+    assert scheme["flows"]["password"]["tokenUrl"] == "/auth/token"
+    assert set(scheme["flows"]["password"]["scopes"]) == {scope.value for scope in AccessScope}
+    for path in ("/me", "/admin"):
+        assert schema["paths"][path]["get"]["security"] == [{"OAuth2PasswordBearer": []}]

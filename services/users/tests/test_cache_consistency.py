@@ -75,13 +75,15 @@ async def test_a_write_made_again_while_its_announcement_is_in_flight_is_announc
     profile_id = uuid.uuid4()
     # The first write's announcement stalls between its new version and the entry's deletion.
     release = asyncio.Event()
-    delete_many = profile_cache._cache.delete_many
+    redis = profile_cache._redis
+    assert redis is not None
+    unlink = redis.unlink
 
-    async def stalled_delete(*keys: str) -> None:
+    async def stalled_unlink(*keys: str) -> None:
         await release.wait()
-        await delete_many(*keys)
+        await unlink(*keys)
 
-    monkeypatch.setattr(profile_cache._cache, "delete_many", stalled_delete)
+    monkeypatch.setattr(redis, "unlink", stalled_unlink)
     try:
         first_write = asyncio.create_task(profile_cache.invalidate(profile_id))
         await asyncio.sleep(0.1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from gatehouse_common.event_loop_lag import event_loop_lag_sampled
+from gatehouse_common.garbage_collection import collector_set_for_serving
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
 from gatehouse_common.methods import HeadAsGet
@@ -135,7 +136,8 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     streamed bodies stay streamed.
 
     While the app runs, a task samples the event loop's lag (``event_loop_lag_seconds``; a
-    warning above ``settings.event_loop_lag_warning_seconds``).
+    warning above ``settings.event_loop_lag_warning_seconds``), and the garbage collector is
+    set for serving once the lifespan has started (``garbage_collection``).
     """
     configure_logging(info.name, settings.log_level)
     provider = tracer_provider(
@@ -145,14 +147,17 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     @asynccontextmanager
     async def lifespan_state(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         try:
-            async with event_loop_lag_sampled(
-                _LAG_SAMPLE_INTERVAL_SECONDS, settings.event_loop_lag_warning_seconds
+            async with (
+                event_loop_lag_sampled(
+                    _LAG_SAMPLE_INTERVAL_SECONDS, settings.event_loop_lag_warning_seconds
+                ),
+                AsyncExitStack() as stack,
             ):
-                if lifespan is None:
-                    yield {RESOURCES_KEY: None}
-                else:
-                    async with lifespan(app) as resources:
-                        yield {RESOURCES_KEY: resources}
+                resources = (
+                    None if lifespan is None else await stack.enter_async_context(lifespan(app))
+                )
+                with collector_set_for_serving():
+                    yield {RESOURCES_KEY: resources}
         finally:
             if provider is not None:
                 provider.shutdown()

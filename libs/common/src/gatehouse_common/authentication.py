@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated
 
 import httpx2
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import OAuthFlowPassword
+from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
+from fastapi.security.base import SecurityBase
+from starlette.types import Scope
 
 from gatehouse_common.logging import bind_log_context, get_logger, scope_state
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
@@ -19,9 +22,11 @@ from gatehouse_common.scopes import AccessScope, scope_descriptions
 from gatehouse_common.settings import TokenVerificationSettings
 from gatehouse_common.tokens import AccessTokenVerifier, InvalidTokenError, JWKSClient, Principal
 
-# The public token endpoint; declaring it lets Swagger UI's Authorize button log in.
-oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl="/auth/token", scopes=scope_descriptions(), auto_error=False
+# The public token endpoint's password flow, as OpenAPI documents it.
+_PASSWORD_FLOW = OAuth2Model(
+    flows=OAuthFlowsModel(
+        password=OAuthFlowPassword(tokenUrl="/auth/token", scopes=scope_descriptions())
+    )
 )
 
 _log = get_logger(__name__)
@@ -110,58 +115,71 @@ async def token_verifier(
             await jwks.aclose()
 
 
-@dataclass(frozen=True, slots=True)
-class _TokenChecks:
-    verifier: AccessTokenVerifier
-    revocations: RevocationSet | None
-
-
-async def _token_checks(request: Request) -> _TokenChecks:
+def _token_checks(scope: Scope) -> tuple[AccessTokenVerifier, RevocationSet | None]:
     """What the resources offer (``VerifiesTokens``, optionally ``RefusesRevokedTokens``).
 
     Read by attribute and checked against the concrete classes: ``isinstance`` with a runtime
     Protocol costs about 25 µs, more than verifying a cached token, on every request.
     """
-    resources = lifespan_resources(request.scope)
+    resources = lifespan_resources(scope)
     verifier = getattr(resources, "token_verifier", None)
     if not isinstance(verifier, AccessTokenVerifier):
         raise TypeError("the lifespan's resources have no token_verifier (VerifiesTokens)")
     revocations = getattr(resources, "revocations", None)
-    return _TokenChecks(verifier, revocations if isinstance(revocations, RevocationSet) else None)
+    return verifier, revocations if isinstance(revocations, RevocationSet) else None
 
 
-async def authenticated_principal(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    checks: Annotated[_TokenChecks, Depends(_token_checks)],
-) -> Principal:
-    if not token:
-        raise NotAuthenticated
-    try:
-        principal = await checks.verifier.verify(token)
-    except InvalidTokenError as exc:
-        _log.info("token_rejected", reason=str(exc))
-        raise InvalidAccessToken(str(exc)) from None
-    # After the signature: only a genuine token's claims are looked up (two dict lookups).
-    if checks.revocations is not None and checks.revocations.is_revoked(
-        principal.subject, principal.session_id, principal.issued_at
-    ):
-        _log.info("token_rejected", reason=REVOKED_LOGIN)
-        raise InvalidAccessToken(REVOKED_LOGIN)
-    scope_state(request.scope)["user_id"] = principal.subject
-    bind_log_context(user_id=principal.subject)
-    return principal
+class BearerPrincipal(SecurityBase):
+    """A dependency: the principal of the request's bearer token (401 without a valid one),
+    and 403 ``insufficient_scope`` unless the token carries ``scope`` (when given).
 
+    One dependency, not a chain (scheme, token checks, principal, scope): FastAPI solves each
+    dependency of a route anew on every request, at a cost per dependency that was a tenth of
+    users' cached read (docs/performance.md). As a ``SecurityBase`` it still documents the
+    OAuth2 password flow on every operation that uses it, under the name
+    ``OAuth2PasswordBearer``, which lets Swagger UI's Authorize button log in.
+    """
 
-CurrentPrincipal = Annotated[Principal, Depends(authenticated_principal)]
+    def __init__(self, scope: AccessScope | None = None) -> None:
+        self.model = _PASSWORD_FLOW
+        self.scheme_name = "OAuth2PasswordBearer"
+        self.scope = scope
 
-
-def require_scope(scope: AccessScope) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency yielding the principal if its token carries ``scope``, else 403."""
-
-    async def principal_with_scope(principal: CurrentPrincipal) -> Principal:
-        if not principal.has_scopes({scope}):
-            raise InsufficientScope(scope)
+    async def __call__(self, request: Request) -> Principal:
+        token = _bearer_token(request)
+        if not token:
+            raise NotAuthenticated
+        verifier, revocations = _token_checks(request.scope)
+        try:
+            principal = await verifier.verify(token)
+        except InvalidTokenError as exc:
+            _log.info("token_rejected", reason=str(exc))
+            raise InvalidAccessToken(str(exc)) from None
+        # After the signature: only a genuine token's claims are looked up (two dict lookups).
+        if revocations is not None and revocations.is_revoked(
+            principal.subject, principal.session_id, principal.issued_at
+        ):
+            _log.info("token_rejected", reason=REVOKED_LOGIN)
+            raise InvalidAccessToken(REVOKED_LOGIN)
+        scope_state(request.scope)["user_id"] = principal.subject
+        bind_log_context(user_id=principal.subject)
+        if self.scope is not None and not principal.has_scopes({self.scope}):
+            raise InsufficientScope(self.scope)
         return principal
 
-    return principal_with_scope
+
+def _bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token if scheme.lower() == "bearer" else None
+
+
+CurrentPrincipal = Annotated[Principal, Depends(BearerPrincipal())]
+
+
+def require_scope(scope: AccessScope) -> BearerPrincipal:
+    """A dependency yielding the principal if its token carries ``scope``, else 403."""
+    return BearerPrincipal(scope)

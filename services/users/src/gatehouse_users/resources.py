@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends
 from redis.asyncio import Redis
 
 from gatehouse_common.events import OutboxRelay, event_channel_check
 from gatehouse_common.health import Readiness
-from gatehouse_common.resources import resources_dependency
 from gatehouse_common.revocation import RevocationSet
 from gatehouse_common.tokens import AccessTokenVerifier
 from gatehouse_users.database import Database
@@ -25,9 +22,6 @@ class UsersResources:
     profile_cache: ProfileCache
     events_redis: Redis
     outbox_relay: OutboxRelay
-
-
-Resources = Annotated[UsersResources, Depends(resources_dependency(UsersResources))]
 
 
 # The cache's Redis is not checked: it is optional and reads fall back to PostgreSQL. The

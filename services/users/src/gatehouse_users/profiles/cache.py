@@ -1,4 +1,4 @@
-"""Read cache of profiles on Redis (cashews), consistent under concurrent writes and fail-open.
+"""Read cache of profiles on Redis (redis-py), consistent under concurrent writes and fail-open.
 
 Consistency: versioned entries. Each profile has a version token in Redis and one entry,
 stored under a fixed key together with the version it was filled under. A read gets both in
@@ -36,8 +36,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from cashews import Cache, CacheBackendInteractionError
 from pydantic import BaseModel, ValidationError
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from gatehouse_common.logging import get_logger
@@ -48,7 +48,7 @@ from gatehouse_users.profiles.schemas import ProfileRead
 T = TypeVar("T")
 
 _log = get_logger(__name__)
-_REDIS_FAILURES = (CacheBackendInteractionError, RedisError, OSError, TimeoutError)
+_REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 # Version used while a profile has never been written (or its version key expired).
 _INITIAL_VERSION = "v0"
 _MAX_CONNECTIONS = 32
@@ -102,7 +102,7 @@ class ProfileCache:
         self._timeout = timeout_seconds
         self._retry_interval = retry_interval_seconds
         self._clock = clock
-        self._cache = Cache(name="users")
+        self._redis: Redis | None = None
         # Circuit: closed while _open_until is 0; open until then; past it, one trial at a time.
         self._open_until = 0.0
         self._trial_in_flight = False
@@ -113,38 +113,40 @@ class ProfileCache:
         self._announcing = asyncio.Lock()
 
     def start(self, redis_url: str) -> None:
-        """Configure the Redis backend; connections are opened lazily, so Redis may be down."""
+        """Make the Redis client; connections are opened lazily, so Redis may be down."""
         if not self._enabled:
             return
-        self._cache.setup(
+        # Values are JSON bytes, read and written as they are (no decoding, never unpickled).
+        # A blocking pool: under load a command waits for a free connection, up to the timeout.
+        pool = BlockingConnectionPool.from_url(
             redis_url,
-            suppress=False,  # errors reach _run, which counts them and fails open
-            pickle_type="null",  # values are JSON bytes: never unpickle what Redis returns
+            max_connections=_MAX_CONNECTIONS,
+            timeout=self._timeout,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
-            wait_for_connection_timeout=self._timeout,
-            max_connections=_MAX_CONNECTIONS,
+            client_name="users-cache",
             # A connection Redis closed while pooled (a restart) is replaced, not an error.
             retry=retry_once_on_broken_connection(),
         )
+        self._redis = Redis.from_pool(pool)
 
     async def close(self) -> None:
-        if not self._enabled:
+        if self._redis is None:
             return
         try:
-            await self._cache.close()
+            await self._redis.aclose()
         except _REDIS_FAILURES as exc:
             _log.info("cache_close_failed", error=type(exc).__name__)
 
     async def read(self, profile_id: uuid.UUID) -> CachedRead:
-        if not self._enabled:
-            # No version either: nothing is filled.
+        redis = self._redis
+        if redis is None:
+            # The cache is disabled: no version either, so nothing is filled.
             return CachedRead(profile=None, version=None)
         try:
             await self._announce_writes("read")
             stored_version, raw_entry = await self._run(
-                "read",
-                lambda: self._cache.get_many(_version_key(profile_id), _entry_key(profile_id)),
+                "read", lambda: redis.mget(_version_key(profile_id), _entry_key(profile_id))
             )
         except _CacheSkipped:
             CACHE_MISSES.inc()
@@ -159,15 +161,13 @@ class ProfileCache:
 
     async def fill(self, lookup: CachedRead, profile: ProfileRead) -> None:
         """Cache ``profile`` with the version ``lookup`` saw before the database was read."""
-        if lookup.version is None:
+        redis = self._redis
+        if redis is None or lookup.version is None:
             return
         entry = _Entry(version=lookup.version, profile=profile).model_dump_json().encode()
         try:
             await self._announce_writes("fill")
-            await self._run(
-                "fill",
-                lambda: self._cache.set(_entry_key(profile.id), entry, expire=self._ttl),
-            )
+            await self._run("fill", lambda: redis.set(_entry_key(profile.id), entry, ex=self._ttl))
         except _CacheSkipped:
             return
 
@@ -177,7 +177,7 @@ class ProfileCache:
         Waits for a batch being announced (the next one carries this write), so that when
         the write's response is sent, other processes no longer serve the old entry either.
         """
-        if not self._enabled:
+        if self._redis is None:
             return
         self._unannounced_writes[profile_id] = next(self._write_sequence)
         try:
@@ -191,7 +191,8 @@ class ProfileCache:
 
         Without ``wait``, a batch already being announced skips the cache for ``operation``.
         """
-        if not self._unannounced_writes:
+        redis = self._redis
+        if redis is None or not self._unannounced_writes:
             return
         if self._announcing.locked() and not wait:
             CACHE_BYPASSED.labels(operation).inc()
@@ -203,13 +204,11 @@ class ProfileCache:
             # Random versions, never a counter: a counter could restart after its key expired
             # and meet an entry cached under the same number before.
             versions = {_version_key(profile_id): _new_version() for profile_id in batch}
-            await self._run(
-                "invalidate", lambda: self._cache.set_many(versions, expire=self._version_ttl)
-            )
+            await self._run("invalidate", lambda: _set_all(redis, versions, self._version_ttl))
             # The entries, filled under older versions, can no longer be hits; free them now
             # rather than at their TTL.
             entries = [_entry_key(profile_id) for profile_id in batch]
-            await self._run("invalidate", lambda: self._cache.delete_many(*entries))
+            await self._run("invalidate", lambda: redis.unlink(*entries))
             for profile_id, sequence in batch.items():
                 if self._unannounced_writes.get(profile_id) == sequence:
                     del self._unannounced_writes[profile_id]
@@ -242,6 +241,14 @@ class ProfileCache:
             self._open_until = 0.0
             _log.info("cache_recovered")
         return result
+
+
+async def _set_all(redis: Redis, values: dict[str, bytes], ttl_seconds: int) -> None:
+    """``SET`` each key with its TTL, pipelined: one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for key, value in values.items():
+            pipe.set(key, value, ex=ttl_seconds)
+        await pipe.execute()
 
 
 def _new_version() -> bytes:

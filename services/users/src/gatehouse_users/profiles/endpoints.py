@@ -11,7 +11,7 @@ from gatehouse_common.authentication import require_scope
 from gatehouse_common.problems import problem_responses
 from gatehouse_common.scopes import AccessScope
 from gatehouse_common.tokens import Principal
-from gatehouse_users.dependencies import Cache, Relay, Session
+from gatehouse_users.dependencies import Storage
 from gatehouse_users.profiles import service
 from gatehouse_users.profiles.schemas import ProfileChanges, ProfilePage, ProfileRead, PublicProfile
 
@@ -34,8 +34,8 @@ router = APIRouter(prefix="/users", tags=["users"])
     summary="Your profile, created from your token on first use",
     responses=problem_responses(401, 403, 503),
 )
-async def read_own_profile(principal: Reader, session: Session, cache: Cache) -> ProfileRead:
-    return await service.own_profile(session, cache, principal)
+async def read_own_profile(principal: Reader, storage: Storage) -> ProfileRead:
+    return await service.own_profile(storage.session, storage.cache, principal)
 
 
 @router.patch(
@@ -46,9 +46,9 @@ async def read_own_profile(principal: Reader, session: Session, cache: Cache) ->
     responses=problem_responses(400, 401, 403, 422, 503),
 )
 async def update_own_profile(
-    changes: ProfileChanges, principal: Writer, session: Session, cache: Cache
+    changes: ProfileChanges, principal: Writer, storage: Storage
 ) -> ProfileRead:
-    return await service.update_own_profile(session, cache, principal, changes)
+    return await service.update_own_profile(storage.session, storage.cache, principal, changes)
 
 
 @router.delete(
@@ -58,11 +58,13 @@ async def update_own_profile(
     summary="Erase your account: profile, identity and every login",
     responses=problem_responses(401, 403, 503),
 )
-async def erase_own_account(
-    principal: Writer, session: Session, cache: Cache, relay: Relay
-) -> None:
+async def erase_own_account(principal: Writer, storage: Storage) -> None:
     await service.erase_account(
-        session, cache, relay, service.owner_id(principal), profile_required=False
+        storage.session,
+        storage.cache,
+        storage.relay,
+        service.owner_id(principal),
+        profile_required=False,
     )
 
 
@@ -74,13 +76,13 @@ async def erase_own_account(
 )
 async def list_profiles(
     _: Administrator,
-    session: Session,
+    storage: Storage,
     limit: Annotated[int, Query(ge=1, le=100, description="Profiles per page.")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> ProfilePage:
-    return await service.list_profiles(session, limit=limit, cursor=cursor)
+    return await service.list_profiles(storage.session, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -89,10 +91,8 @@ async def list_profiles(
     summary="Someone's public profile",
     responses=problem_responses(401, 403, 404, 503),
 )
-async def read_public_profile(
-    profile_id: ProfileId, _: Reader, session: Session, cache: Cache
-) -> PublicProfile:
-    return await service.public_profile(session, cache, profile_id)
+async def read_public_profile(profile_id: ProfileId, _: Reader, storage: Storage) -> PublicProfile:
+    return await service.public_profile(storage.session, storage.cache, profile_id)
 
 
 @router.delete(
@@ -102,7 +102,7 @@ async def read_public_profile(
     summary="Erase someone's account (administrators)",
     responses=problem_responses(401, 403, 404, 503),
 )
-async def erase_account(
-    profile_id: ProfileId, _: Administrator, session: Session, cache: Cache, relay: Relay
-) -> None:
-    await service.erase_account(session, cache, relay, profile_id, profile_required=True)
+async def erase_account(profile_id: ProfileId, _: Administrator, storage: Storage) -> None:
+    await service.erase_account(
+        storage.session, storage.cache, storage.relay, profile_id, profile_required=True
+    )
