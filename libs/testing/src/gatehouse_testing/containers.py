@@ -35,8 +35,13 @@ def redis() -> Iterator[RedisContainer]:
 
 
 @contextmanager
-def mongo() -> Iterator[MongoDbContainer]:
-    with MongoDbContainer(image=MONGO_IMAGE) as container:
+def mongo(*, fixed_port: bool = False) -> Iterator[MongoDbContainer]:
+    """MongoDB; with ``fixed_port`` published on a fixed free host port, so that a test can
+    stop and start it (an outage) and find it at the same address again."""
+    container = MongoDbContainer(image=MONGO_IMAGE)
+    if fixed_port:
+        container.with_bind_ports(container.port, free_port())
+    with container:
         yield container
 
 

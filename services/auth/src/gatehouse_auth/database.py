@@ -7,6 +7,7 @@ from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure
 
 from gatehouse_auth.settings import IdentityStoreSettings
 from gatehouse_common.logging import get_logger
@@ -17,6 +18,12 @@ _log = get_logger(__name__)
 
 # An erasure record only carries its event to the stream; a week outlasts any relay outage.
 ERASURE_RECORD_SECONDS = 7 * 24 * 3600
+
+
+def is_outage(error: Exception) -> bool:
+    """True when MongoDB could not be reached: ``ConnectionFailure`` covers AutoReconnect,
+    NetworkTimeout and ServerSelectionTimeoutError. Opens the requests' ``AvailabilityGate``."""
+    return isinstance(error, ConnectionFailure)
 
 
 def mongo_client(settings: IdentityStoreSettings) -> AsyncMongoClient[Document]:

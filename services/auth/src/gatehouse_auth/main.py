@@ -42,6 +42,7 @@ from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
+from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.events import (
     AUTH_STREAM,
     USERS_STREAM,
@@ -160,6 +161,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                 yield AuthResources(
                     settings=settings,
                     database=database,
+                    mongo_gate=AvailabilityGate("mongodb", settings.mongo_retry_interval_seconds),
                     redis=redis,
                     identities=identities,
                     passwords=passwords,

@@ -56,6 +56,13 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, Revoca
 
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", frozen=True)
 
+    mongo_retry_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="After MongoDB failed to answer, how long requests that need it get 503 "
+        "at once before one request tries it again.",
+    )
     redis_url: SecretStr = Field(description="Redis URL for login throttling.")
     redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     redis_key_prefix: str = Field(default="gatehouse:auth:")

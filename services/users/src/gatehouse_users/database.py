@@ -1,14 +1,13 @@
 """One async engine per process, a session per request, and database failures as 503.
 
-After PostgreSQL failed to answer, ``AvailabilityGate`` answers 503 at once for a short
-interval instead of letting every request wait for its own connect or statement timeout;
-then one request at a time tries again, and its success reopens the gate for all. Cache hits
-never open a session, so they pass neither the gate nor PostgreSQL.
+After PostgreSQL failed to answer, the gate (``gatehouse_common.availability``) answers 503 at
+once for a short interval instead of letting every request wait for its own connect or
+statement timeout; then one request at a time tries again, and its success reopens the gate
+for all. Cache hits never open a session, so they pass neither the gate nor PostgreSQL.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.logging import get_logger
 from gatehouse_common.problems import DependencyUnavailable
 from gatehouse_users.metrics import DB_STATEMENTS_PER_REQUEST
@@ -109,61 +109,6 @@ def _count_statement(*_: object) -> None:
         counter[0] += 1
 
 
-class AvailabilityGate:
-    """A circuit breaker in front of PostgreSQL, shared by the requests of this process.
-
-    Closed, it admits everyone. A failure to reach PostgreSQL opens it for
-    ``retry_interval_seconds``: meanwhile ``admit`` raises ``DependencyUnavailable`` (503 with
-    ``Retry-After``) at once. Past the interval it admits one request, the trial, and still
-    refuses the others until the trial ends: its success closes the gate, its failure opens
-    it again. So a dead or frozen database costs one timeout per interval, not one per
-    request, and a database that is back is used within the interval.
-    """
-
-    def __init__(
-        self, retry_interval_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._retry_interval = retry_interval_seconds
-        self._clock = clock
-        self._open_until: float | None = None  # None: closed
-        self._trial_in_flight = False
-
-    def admit(self) -> bool:
-        """Let the caller use PostgreSQL, or raise ``DependencyUnavailable``.
-
-        True when the caller is the trial: it must report ``succeeded``, ``failed`` or
-        ``abandoned``.
-        """
-        if self._open_until is None:
-            return False
-        now = self._clock()
-        if now < self._open_until:
-            raise DependencyUnavailable("postgres", retry_after_seconds=self._open_until - now)
-        if self._trial_in_flight:
-            raise DependencyUnavailable("postgres", retry_after_seconds=self._retry_interval)
-        self._trial_in_flight = True
-        return True
-
-    def succeeded(self, *, trial: bool) -> None:
-        if trial:
-            self._trial_in_flight = False
-        if self._open_until is not None:
-            self._open_until = None
-            _log.info("database_recovered")
-
-    def failed(self, *, trial: bool) -> float:
-        """Open (again) for the interval; returns the interval, for ``Retry-After``."""
-        if trial:
-            self._trial_in_flight = False
-        self._open_until = self._clock() + self._retry_interval
-        return self._retry_interval
-
-    def abandoned(self, *, trial: bool) -> None:
-        """The caller ended without learning whether PostgreSQL answers (e.g. cancelled)."""
-        if trial:
-            self._trial_in_flight = False
-
-
 @dataclass(frozen=True, slots=True)
 class Database:
     """The engine, the session factory and the gate of this process, made by ``open_database``."""
@@ -174,20 +119,8 @@ class Database:
 
     async def ping(self) -> None:
         """``select 1`` through the gate: while it is open, fails at once."""
-        trial = self.gate.admit()
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("select 1"))
-        except Exception as exc:
-            if opens_gate(exc):
-                self.gate.failed(trial=trial)
-            else:
-                self.gate.abandoned(trial=trial)
-            raise
-        except BaseException:
-            self.gate.abandoned(trial=trial)
-            raise
-        self.gate.succeeded(trial=trial)
+        async with self.gate.passage(opens_gate), self.engine.connect() as connection:
+            await connection.execute(text("select 1"))
 
 
 @asynccontextmanager
@@ -199,7 +132,7 @@ async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
         yield Database(
             engine,
             async_sessionmaker(engine, expire_on_commit=False),
-            AvailabilityGate(settings.db_retry_interval_seconds),
+            AvailabilityGate("postgres", settings.db_retry_interval_seconds),
         )
     finally:
         await engine.dispose()
