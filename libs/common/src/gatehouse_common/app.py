@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gatehouse_common.event_loop_lag import event_loop_lag_sampled
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
+from gatehouse_common.loop_exceptions import abandoned_dns_lookups_as_warnings
 from gatehouse_common.methods import HeadAsGet
 from gatehouse_common.metrics import metrics_router
 from gatehouse_common.problems import (
@@ -135,7 +136,8 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     streamed bodies stay streamed.
 
     While the app runs, a task samples the event loop's lag (``event_loop_lag_seconds``; a
-    warning above ``settings.event_loop_lag_warning_seconds``).
+    warning above ``settings.event_loop_lag_warning_seconds``), and the loop logs a failed
+    name lookup that a cancelled connect abandoned as a warning (``loop_exceptions``).
     """
     configure_logging(info.name, settings.log_level)
     provider = tracer_provider(
@@ -145,8 +147,11 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     @asynccontextmanager
     async def lifespan_state(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         try:
-            async with event_loop_lag_sampled(
-                _LAG_SAMPLE_INTERVAL_SECONDS, settings.event_loop_lag_warning_seconds
+            async with (
+                abandoned_dns_lookups_as_warnings(),
+                event_loop_lag_sampled(
+                    _LAG_SAMPLE_INTERVAL_SECONDS, settings.event_loop_lag_warning_seconds
+                ),
             ):
                 if lifespan is None:
                     yield {RESOURCES_KEY: None}
