@@ -1,17 +1,22 @@
 """Fail fast while a required datastore is down: a circuit breaker shared by a process's requests.
 
 Without it every request that needs a dead or frozen datastore waits for its own connect or
-server-selection timeout (seconds) before its 503; with it only one request per interval does,
-and the others get their 503 with ``Retry-After`` at once. Users guards PostgreSQL with it,
-auth MongoDB. Background loops (outbox relays, the mail worker) keep their own backoff: they
-wait anyway, and nobody waits for them.
+statement timeout (seconds) before its 503; with it only the requests in flight when the
+datastore failed do, and the others get their 503 with ``Retry-After`` at once. No request
+is ever a trial: a background probe finds the datastore back, so while it is away every
+answer is immediate, and once it answers the gate closes within an interval. Users guards
+PostgreSQL with it and its cache's Redis, auth MongoDB. Background
+loops (outbox relays, the mail worker) keep their own backoff: nobody waits for them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Self
 
 from gatehouse_common.logging import get_logger
 from gatehouse_common.problems import DependencyUnavailable
@@ -20,80 +25,85 @@ _log = get_logger(__name__)
 
 
 class AvailabilityGate:
-    """A half-open circuit breaker in front of one datastore, named ``dependency``.
+    """A circuit breaker in front of one datastore, named ``dependency``, with a probe.
 
-    Closed, it admits everyone. A failure to reach the datastore opens it for
-    ``retry_interval_seconds``: meanwhile ``admit`` raises ``DependencyUnavailable`` (503 with
-    ``Retry-After``) at once. Past the interval it admits one request, the trial, and still
-    refuses the others until the trial ends: its success closes the gate, its failure opens
-    it again. So a dead or frozen datastore costs one timeout per interval, not one per
-    request, and a datastore that is back is used within the interval.
+    Closed, it admits everyone. A failure to reach the datastore (``failed``) opens it:
+    ``admit`` then raises ``DependencyUnavailable`` (503 with ``Retry-After``) at once, and a
+    task calls ``probe`` every ``retry_interval_seconds`` until it succeeds, which closes the
+    gate. ``probe`` must be cheap and bounded by its client's own timeouts (a ping). The
+    probing ends with the ``async with`` block of the gate (a lifespan). So a dead
+    or frozen datastore costs a timeout only to the requests in flight when it failed, and a
+    datastore that is back is used again within about an interval.
     """
 
     def __init__(
         self,
         dependency: str,
         retry_interval_seconds: float,
+        probe: Callable[[], Awaitable[object]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dependency = dependency
         self._retry_interval = retry_interval_seconds
+        self._probe = probe
         self._clock = clock
-        self._open_until: float | None = None  # None: closed
-        self._trial_in_flight = False
+        self._next_probe_at: float | None = None  # None: closed
+        self._prober: asyncio.Task[None] | None = None
 
-    def admit(self) -> bool:
-        """Let the caller use the datastore, or raise ``DependencyUnavailable``.
+    @property
+    def is_open(self) -> bool:
+        return self._next_probe_at is not None
 
-        True when the caller is the trial: it must report ``succeeded``, ``failed`` or
-        ``abandoned``.
-        """
-        if self._open_until is None:
-            return False
-        now = self._clock()
-        if now < self._open_until:
-            raise DependencyUnavailable(self.dependency, retry_after_seconds=self._open_until - now)
-        if self._trial_in_flight:
-            raise DependencyUnavailable(self.dependency, retry_after_seconds=self._retry_interval)
-        self._trial_in_flight = True
-        return True
+    def admit(self) -> None:
+        """Return while the gate is closed; raise ``DependencyUnavailable`` while it is open."""
+        if self._next_probe_at is not None:
+            raise DependencyUnavailable(
+                self.dependency, retry_after_seconds=self._next_probe_at - self._clock()
+            )
 
-    def succeeded(self, *, trial: bool) -> None:
-        if trial:
-            self._trial_in_flight = False
-        if self._open_until is not None:
-            self._open_until = None
-            _log.info("dependency_recovered", dependency=self.dependency)
-
-    def failed(self, *, trial: bool) -> float:
-        """Open (again) for the interval; returns the interval, for ``Retry-After``."""
-        if trial:
-            self._trial_in_flight = False
-        self._open_until = self._clock() + self._retry_interval
+    def failed(self) -> float:
+        """Open the gate (if closed) and probe until the datastore answers; returns the
+        interval, for ``Retry-After``."""
+        if self._next_probe_at is None:
+            self._next_probe_at = self._clock() + self._retry_interval
+            self._prober = asyncio.get_running_loop().create_task(
+                self._probe_until_back(), name=f"probe {self.dependency}"
+            )
         return self._retry_interval
 
-    def abandoned(self, *, trial: bool) -> None:
-        """The caller ended without learning whether the datastore answers (e.g. cancelled)."""
-        if trial:
-            self._trial_in_flight = False
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop probing (the end of the lifespan)."""
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
 
     @asynccontextmanager
     async def passage(self, is_outage: Callable[[Exception], bool]) -> AsyncIterator[None]:
-        """Admit the block (or raise ``DependencyUnavailable``) and report how it ended.
-
-        An exception for which ``is_outage`` is true opens the gate; any other ends the
-        caller's trial without a verdict; a block that completes closes the gate.
-        """
-        trial = self.admit()
+        """Admit the block (or raise ``DependencyUnavailable``); an exception for which
+        ``is_outage`` is true opens the gate."""
+        self.admit()
         try:
             yield
         except Exception as exc:
             if is_outage(exc):
-                self.failed(trial=trial)
-            else:
-                self.abandoned(trial=trial)
+                self.failed()
             raise
-        except BaseException:
-            self.abandoned(trial=trial)
-            raise
-        self.succeeded(trial=trial)
+
+    async def _probe_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry_interval)
+            try:
+                await self._probe()
+            except Exception:  # noqa: BLE001 - whatever a ping raises, the datastore is still away
+                self._next_probe_at = self._clock() + self._retry_interval
+                continue
+            self._next_probe_at = None
+            _log.info("dependency_recovered", dependency=self.dependency)
+            return

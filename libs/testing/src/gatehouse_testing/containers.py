@@ -23,8 +23,12 @@ MAILDEV_WEB_PORT = 1080
 
 
 @contextmanager
-def postgres() -> Iterator[PostgresContainer]:
-    with PostgresContainer(image=POSTGRES_IMAGE, driver="asyncpg") as container:
+def postgres(*, fixed_port: bool = False) -> Iterator[PostgresContainer]:
+    """PostgreSQL; ``fixed_port`` as for ``mongo``."""
+    container = PostgresContainer(image=POSTGRES_IMAGE, driver="asyncpg")
+    if fixed_port:
+        container.with_bind_ports(container.port, free_port())
+    with container:
         yield container
 
 

@@ -155,13 +155,18 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             async with (
                 own_token_verifier(settings, key_set) as verifier,
                 run_in_background(erasures, relay, feed),
+                AvailabilityGate(
+                    "mongodb",
+                    settings.mongo_retry_interval_seconds,
+                    probe=lambda: client.admin.command("ping"),
+                ) as mongo_gate,
             ):
                 await feed.wait_caught_up(settings.revocation_replay_wait_seconds)
                 _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
                 yield AuthResources(
                     settings=settings,
                     database=database,
-                    mongo_gate=AvailabilityGate("mongodb", settings.mongo_retry_interval_seconds),
+                    mongo_gate=mongo_gate,
                     redis=redis,
                     identities=identities,
                     passwords=passwords,

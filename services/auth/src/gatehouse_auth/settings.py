@@ -60,8 +60,8 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, Revoca
         default=1.0,
         gt=0,
         le=60,
-        description="After MongoDB failed to answer, how long requests that need it get 503 "
-        "at once before one request tries it again.",
+        description="After MongoDB failed to answer, how often the gate's probe tries it "
+        "while requests that need it get 503 at once.",
     )
     redis_url: SecretStr = Field(description="Redis URL for login throttling.")
     redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

@@ -1,9 +1,9 @@
 """One async engine per process, a session per request, and database failures as 503.
 
 After PostgreSQL failed to answer, the gate (``gatehouse_common.availability``) answers 503 at
-once for a short interval instead of letting every request wait for its own connect or
-statement timeout; then one request at a time tries again, and its success reopens the gate
-for all. Cache hits never open a session, so they pass neither the gate nor PostgreSQL.
+once instead of letting every request wait for its own connect or statement timeout, until
+its probe (``select 1``, once an interval) finds PostgreSQL back. Cache hits never open a
+session, so they pass neither the gate nor PostgreSQL.
 """
 
 from __future__ import annotations
@@ -119,8 +119,13 @@ class Database:
 
     async def ping(self) -> None:
         """``select 1`` through the gate: while it is open, fails at once."""
-        async with self.gate.passage(opens_gate), self.engine.connect() as connection:
-            await connection.execute(text("select 1"))
+        async with self.gate.passage(opens_gate):
+            await _select_one(self.engine)
+
+
+async def _select_one(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("select 1"))
 
 
 @asynccontextmanager
@@ -128,12 +133,11 @@ async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
     """The database for a lifespan; connections open lazily, so PostgreSQL may be down."""
     engine = make_engine(settings)
     try:
-        # expire_on_commit=False: rows stay readable after the commit that ends each request.
-        yield Database(
-            engine,
-            async_sessionmaker(engine, expire_on_commit=False),
-            AvailabilityGate("postgres", settings.db_retry_interval_seconds),
-        )
+        async with AvailabilityGate(
+            "postgres", settings.db_retry_interval_seconds, probe=lambda: _select_one(engine)
+        ) as gate:
+            # expire_on_commit=False: rows stay readable after the commit that ends each request.
+            yield Database(engine, async_sessionmaker(engine, expire_on_commit=False), gate)
     finally:
         await engine.dispose()
 
@@ -147,29 +151,24 @@ class RequestSession:
     (docs/performance.md).
     """
 
-    __slots__ = ("_after_commit", "_database", "_is_trial", "_session")
+    __slots__ = ("_after_commit", "_database", "_session")
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._session: AsyncSession | None = None
-        self._is_trial = False
         self._after_commit: list[AfterCommit] = []
 
     @property
     def session(self) -> AsyncSession:
         """The request's session; ``DependencyUnavailable`` at once while the gate is open."""
         if self._session is None:
-            self._is_trial = self._database.gate.admit()
+            self._database.gate.admit()
             self._session = self._database.sessions()
         return self._session
 
     @property
     def opened(self) -> bool:
         return self._session is not None
-
-    @property
-    def is_trial(self) -> bool:
-        return self._is_trial
 
     def after_commit(self, action: AfterCommit) -> None:
         """Run ``action`` once this request's transaction has committed, before the response.
@@ -216,27 +215,20 @@ async def request_session(database: Database, route: str) -> AsyncIterator[Reque
             yield session
             await session.commit()
         except BaseException as exc:
+            unavailable = isinstance(exc, Exception) and is_unavailable(exc)
+            # The gate opens before the rollback, which on a frozen server waits for a timeout.
+            retry_after = gate.failed() if unavailable and opens_gate(exc) else 1.0
             await session.rollback()
-            if isinstance(exc, Exception) and is_unavailable(exc):
-                if opens_gate(exc):
-                    retry_after = gate.failed(trial=session.is_trial)
-                else:
-                    gate.abandoned(trial=session.is_trial)
-                    retry_after = 1.0
+            if unavailable:
                 # A warning without traceback: an outage is expected, not a bug.
                 _log.warning("database_unavailable", error=type(exc).__name__)
                 raise DependencyUnavailable("postgres", retry_after_seconds=retry_after) from exc
             if isinstance(exc, DBAPIError):
-                # PostgreSQL answered: it is there.
-                gate.succeeded(trial=session.is_trial)
                 # from None: the original, with the values in its text, is not chained.
                 raise StatementFailed.replacing(exc).with_traceback(exc.__traceback__) from None
-            gate.abandoned(trial=session.is_trial)
             raise
         finally:
             await session.close()
-        if session.opened:
-            gate.succeeded(trial=session.is_trial)
         await session.run_after_commit()
     finally:
         DB_STATEMENTS_PER_REQUEST.labels(route).observe(statements[0])

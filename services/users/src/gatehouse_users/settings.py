@@ -84,14 +84,16 @@ class UsersSettings(
     db_pool_pre_ping: bool = Field(
         default=True, description="Test a pooled connection before use (survives a DB restart)."
     )
-    # Connects and statements of this service take milliseconds; these bounds are what a
-    # dead or frozen PostgreSQL costs the first requests before the gate opens (the later ones
-    # get their 503 at once), so they are a few times the worst queueing on a saturated worker.
+    # Connects and statements of this service take milliseconds (key lookups); these bounds
+    # are how long a dead or frozen PostgreSQL goes unnoticed: the requests in flight wait for
+    # them, then the gate opens and the later ones get their 503 at once. One second: within
+    # the chaos run's first second of a fault, and still tens of times a saturated worker's
+    # slowest statement.
     db_connect_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="Bound on opening one PostgreSQL connection."
+        default=1.0, gt=0, description="Bound on opening one PostgreSQL connection."
     )
     db_command_timeout_seconds: float = Field(
-        default=3.0,
+        default=1.0,
         gt=0,
         description="Client-side bound on one statement, so a frozen server cannot hang a request.",
     )
@@ -99,8 +101,8 @@ class UsersSettings(
         default=1.0,
         gt=0,
         le=60,
-        description="After PostgreSQL failed to answer, how long requests that need it get 503 "
-        "at once before one of them tries it again.",
+        description="After PostgreSQL failed to answer, how often the gate's probe tries it "
+        "while requests that need it get 503 at once.",
     )
     db_statement_timeout_ms: int | None = Field(
         default=None, gt=0, description="Server-side statement_timeout for the service's sessions."
