@@ -9,27 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import httpx2
-import pytest
 from pymongo import AsyncMongoClient
 from testcontainers.community.mongodb import MongoDbContainer
 
 from gatehouse_auth.main import create_app
-from gatehouse_testing import containers
 from gatehouse_testing.problems import assert_problem
 from services.auth.tests.support import AuthApi, SettingsFactory, running
 
 MONGO_TIMEOUT_MS = 2000  # AUTH_MONGO_TIMEOUT_MS's default: what a request waits without the gate
 RETRY_INTERVAL = 1.0  # AUTH_MONGO_RETRY_INTERVAL_SECONDS's default
 FAST = 0.5  # a refused request's bound; a server selection alone takes MONGO_TIMEOUT_MS
-
-
-@pytest.fixture
-def dedicated_mongo() -> Iterator[MongoDbContainer]:
-    with containers.mongo(fixed_port=True) as container:
-        yield container
 
 
 async def _wait_until_accepting(url: str) -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx2
-import pytest
 from testcontainers.community.postgres import PostgresContainer
 
-from gatehouse_testing import containers
+from gatehouse_testing.targets import FAST_ANSWER_SECONDS, NOTICE_SECONDS, RECOVERY_SECONDS
 from services.users.tests.support import AppStarter, Authorizer, SettingsFactory, alembic
 from services.users.tests.test_database_outage import (
     cached_profiles,
@@ -25,17 +23,7 @@ from services.users.tests.test_database_outage import (
 )
 
 FROZEN_SECONDS = 4.0
-# The targets are 1 s to notice and 200 ms per answer; a shared test machine gets slack.
-NOTICE_SECONDS = 1.5
-FAST_ANSWER_SECONDS = 0.5
-RECOVERY_SECONDS = 3.0
 CLIENTS = 4
-
-
-@pytest.fixture
-def dedicated_postgres() -> Iterator[PostgresContainer]:
-    with containers.postgres(fixed_port=True) as container:
-        yield container
 
 
 async def test_frozen_postgres_costs_one_second_then_answers_fast_and_recovers(

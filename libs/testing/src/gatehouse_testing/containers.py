@@ -33,8 +33,12 @@ def postgres(*, fixed_port: bool = False) -> Iterator[PostgresContainer]:
 
 
 @contextmanager
-def redis() -> Iterator[RedisContainer]:
-    with RedisContainer(image=REDIS_IMAGE) as container:
+def redis(*, fixed_port: bool = False) -> Iterator[RedisContainer]:
+    """Redis; ``fixed_port`` as for ``mongo``."""
+    container = RedisContainer(image=REDIS_IMAGE)
+    if fixed_port:
+        container.with_bind_ports(container.port, free_port())
+    with container:
         yield container
 
 

@@ -55,6 +55,28 @@ def mongo_url(mongo_container: MongoDbContainer) -> str:
     return url
 
 
+# A test's own datastore, for a test that stops, kills or pauses it: on a fixed host port, so
+# that the service's URL still points at it after a restart.
+
+
+@pytest.fixture
+def dedicated_postgres() -> Iterator[PostgresContainer]:
+    with containers.postgres(fixed_port=True) as container:
+        yield container
+
+
+@pytest.fixture
+def dedicated_redis() -> Iterator[RedisContainer]:
+    with containers.redis(fixed_port=True) as container:
+        yield container
+
+
+@pytest.fixture
+def dedicated_mongo() -> Iterator[MongoDbContainer]:
+    with containers.mongo(fixed_port=True) as container:
+        yield container
+
+
 @pytest.fixture(scope="session")
 def maildev() -> Iterator[MailCatcher]:
     """MailDev for the session; tests tell their emails apart by recipient."""

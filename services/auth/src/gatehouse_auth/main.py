@@ -113,6 +113,9 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             health_check_interval=30,
             retry=retry_once_on_broken_connection(),
         )
+        throttle_gate = AvailabilityGate(
+            "redis", settings.redis_retry_interval_seconds, probe=redis.ping
+        )
         sessions = SessionRepository(database, notify=relay.notify)
         email_tokens = EmailTokenRepository(database)
         passwords = PasswordHasher(settings)
@@ -139,7 +142,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             events_redis, revocations, block_seconds=settings.events_block_seconds
         )
         email_request_windows = SlidingWindows(
-            redis, window_seconds=settings.email_requests_window_seconds
+            redis, window_seconds=settings.email_requests_window_seconds, gate=throttle_gate
         )
 
         def email_request_throttle(counter: str) -> EmailRequestThrottle:
@@ -171,7 +174,11 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     identities=identities,
                     passwords=passwords,
                     registration_throttle=RegistrationThrottle(
-                        SlidingWindows(redis, window_seconds=settings.registration_window_seconds),
+                        SlidingWindows(
+                            redis,
+                            window_seconds=settings.registration_window_seconds,
+                            gate=throttle_gate,
+                        ),
                         prefix=settings.redis_key_prefix,
                         max_per_address=settings.registration_max_per_address,
                     ),
@@ -182,7 +189,9 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                         passwords=passwords,
                         throttle=LoginThrottle(
                             SlidingWindows(
-                                redis, window_seconds=settings.login_failure_window_seconds
+                                redis,
+                                window_seconds=settings.login_failure_window_seconds,
+                                gate=throttle_gate,
                             ),
                             prefix=settings.redis_key_prefix,
                             max_failures_per_email=settings.login_max_failures_per_email,
@@ -207,6 +216,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     verification_requests=email_request_throttle("verification-requests"),
                 )
         finally:
+            await throttle_gate.aclose()
             await events_redis.aclose()
             await redis.aclose()
             await client.close()

@@ -64,7 +64,15 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, Revoca
         "while requests that need it get 503 at once.",
     )
     redis_url: SecretStr = Field(description="Redis URL for login throttling.")
-    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # A second: a frozen Redis opens the throttles' gate within the first second of a fault.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    redis_retry_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="After Redis failed to answer, how often the throttles' gate probes it "
+        "while logins get 503 at once (registrations go on unthrottled).",
+    )
     redis_key_prefix: str = Field(default="gatehouse:auth:")
     signing_keys_file: Path = Field(description="Private JWK set file (see docs/auth.md).")
     issuer: str = Field(min_length=1, description="`iss` of every access token.")
