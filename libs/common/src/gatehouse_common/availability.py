@@ -5,7 +5,7 @@ statement timeout (seconds) before its 503; with it only the requests in flight 
 datastore failed do, and the others get their 503 with ``Retry-After`` at once. No request
 is ever a trial: a background probe finds the datastore back, so while it is away every
 answer is immediate, and once it answers the gate closes within an interval. Users guards
-PostgreSQL with it and its cache's Redis, auth MongoDB. Background
+PostgreSQL and its cache's Redis with it, auth MongoDB and its throttles' Redis. Background
 loops (outbox relays, the mail worker) keep their own backoff: nobody waits for them.
 """
 
@@ -31,8 +31,8 @@ class AvailabilityGate:
     ``admit`` then raises ``DependencyUnavailable`` (503 with ``Retry-After``) at once, and a
     task calls ``probe`` every ``retry_interval_seconds`` until it succeeds, which closes the
     gate. ``probe`` must be cheap and bounded by its client's own timeouts (a ping). The
-    probing ends with the ``async with`` block of the gate (a lifespan). So a dead
-    or frozen datastore costs a timeout only to the requests in flight when it failed, and a
+    probing ends with ``aclose``, or the ``async with`` block of the gate. So a dead or
+    frozen datastore costs a timeout only to the requests in flight when it failed, and a
     datastore that is back is used again within about an interval.
     """
 

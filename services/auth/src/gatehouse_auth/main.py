@@ -79,6 +79,11 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[AuthResources]:
         client = mongo_client(settings)
         database = AuthDatabase(client, settings.mongo_database)
+        mongo_gate = AvailabilityGate(
+            "mongodb",
+            settings.mongo_retry_interval_seconds,
+            probe=lambda: client.admin.command("ping"),
+        )
         events_redis = open_event_redis(
             settings.events_redis_url.get_secret_value(),
             timeout_seconds=settings.events_redis_timeout_seconds,
@@ -158,11 +163,6 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             async with (
                 own_token_verifier(settings, key_set) as verifier,
                 run_in_background(erasures, relay, feed),
-                AvailabilityGate(
-                    "mongodb",
-                    settings.mongo_retry_interval_seconds,
-                    probe=lambda: client.admin.command("ping"),
-                ) as mongo_gate,
             ):
                 await feed.wait_caught_up(settings.revocation_replay_wait_seconds)
                 _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))
@@ -216,6 +216,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     verification_requests=email_request_throttle("verification-requests"),
                 )
         finally:
+            await mongo_gate.aclose()
             await throttle_gate.aclose()
             await events_redis.aclose()
             await redis.aclose()
