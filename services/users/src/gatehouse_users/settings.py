@@ -86,14 +86,15 @@ class UsersSettings(
     )
     # Connects and statements of this service take milliseconds (key lookups); these bounds
     # are how long a dead or frozen PostgreSQL goes unnoticed: the requests in flight wait for
-    # them, then the gate opens and the later ones get their 503 at once. One second: within
-    # the chaos run's first second of a fault, and still tens of times a saturated worker's
-    # slowest statement.
+    # them, then the gate opens and the later ones get their 503 at once. A pooled
+    # connection's pre-ping on a frozen server costs two commands (BEGIN or the ping, then
+    # its rollback), so half a second per command keeps it within the chaos run's first
+    # second of a fault; still tens of times a busy worker's slowest statement.
     db_connect_timeout_seconds: float = Field(
         default=1.0, gt=0, description="Bound on opening one PostgreSQL connection."
     )
     db_command_timeout_seconds: float = Field(
-        default=1.0,
+        default=0.5,
         gt=0,
         description="Client-side bound on one statement, so a frozen server cannot hang a request.",
     )
