@@ -41,12 +41,10 @@ class AvailabilityGate:
         dependency: str,
         retry_interval_seconds: float,
         probe: Callable[[], Awaitable[object]],
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dependency = dependency
         self._retry_interval = retry_interval_seconds
         self._probe = probe
-        self._clock = clock
         self._next_probe_at: float | None = None  # None: closed
         self._prober: asyncio.Task[None] | None = None
 
@@ -58,14 +56,14 @@ class AvailabilityGate:
         """Return while the gate is closed; raise ``DependencyUnavailable`` while it is open."""
         if self._next_probe_at is not None:
             raise DependencyUnavailable(
-                self.dependency, retry_after_seconds=self._next_probe_at - self._clock()
+                self.dependency, retry_after_seconds=self._next_probe_at - time.monotonic()
             )
 
     def failed(self) -> float:
         """Open the gate (if closed) and probe until the datastore answers; returns the
         interval, for ``Retry-After``."""
         if self._next_probe_at is None:
-            self._next_probe_at = self._clock() + self._retry_interval
+            self._next_probe_at = time.monotonic() + self._retry_interval
             self._prober = asyncio.get_running_loop().create_task(
                 self._probe_until_back(), name=f"probe {self.dependency}"
             )
@@ -102,7 +100,7 @@ class AvailabilityGate:
             try:
                 await self._probe()
             except Exception:  # noqa: BLE001 - whatever a ping raises, the datastore is still away
-                self._next_probe_at = self._clock() + self._retry_interval
+                self._next_probe_at = time.monotonic() + self._retry_interval
                 continue
             self._next_probe_at = None
             _log.info("dependency_recovered", dependency=self.dependency)
