@@ -114,6 +114,11 @@ class ComposeStack:
             "GATEHOUSE_BACKEND_SUBNET": f"10.211.{random.randint(1, 254)}.0/24",  # noqa: S311
             "GATEWAY_PORT": str(port),
             "GATEHOUSE_TAG": os.environ.get("GATEHOUSE_TAG", "chaos"),
+            # One client address plays every virtual user. Auth reserves a place in the
+            # address's counter for each password check in flight, so when a fault slows
+            # logins down, 20 (the default) in flight would refuse legitimate ones with 429.
+            "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": str(USERS * 10),
+            "AUTH_REGISTRATION_MAX_PER_ADDRESS": str(USERS * 10),
         }
         stack = cls(project, workdir, port, env)
         try:
@@ -458,7 +463,11 @@ async def final_check(load: Load) -> list[dict[str, Any]]:
             bearer = {"Authorization": f"Bearer {user.access_token}"}
             status, body = await load.request("final", "GET", "/users/me", headers=bearer)
             if status == 401:
-                await load.login(user)
+                # The login was revoked: a refresh whose answer was lost, retried with the
+                # spent token, is reuse and ends the login (the contract). Log in again; a
+                # refused login is the status to report.
+                login = await load.login(user)
+                return status if login == 200 else login
             return status
 
         await with_retries(read, "final read")
@@ -525,6 +534,8 @@ def scan_logs(text: str, secrets_seen: set[str]) -> dict[str, int]:
         "tracebacks": len(TRACEBACK.findall(text)),
         "logged_500s": sum(count for status, count in statuses.items() if status == "500"),
         "secrets_in_logs": sum(1 for secret in secrets_seen if secret and secret in text),
+        # Logins auth ended because a spent refresh token came back (see final_check).
+        "refresh_reuse_revocations": text.count('"refresh_token_reuse_detected"'),
         "log_lines": text.count("\n"),
     }
 

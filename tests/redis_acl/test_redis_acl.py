@@ -29,6 +29,7 @@ from testcontainers.community.redis import RedisContainer
 from gatehouse_auth.main import create_app
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.throttling import LoginThrottle, SlidingWindows
+from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.events import (
     AUTH_STREAM,
     USERS_STREAM,
@@ -306,7 +307,9 @@ async def test_no_service_writes_the_other_services_events(
 async def test_users_cannot_read_or_change_auth_keys(as_account: dict[str, Redis]) -> None:
     as_auth, as_users = as_account["auth"], as_account["users"]
     throttle = LoginThrottle(
-        SlidingWindows(as_auth, window_seconds=900),
+        SlidingWindows(
+            as_auth, window_seconds=900, gate=AvailabilityGate("redis", 1.0, probe=as_auth.ping)
+        ),
         prefix=AUTH_PREFIX,
         max_failures_per_email=5,
         max_failures_per_address=20,

@@ -8,10 +8,9 @@ points at it after a restart.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import httpx2
@@ -20,7 +19,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from testcontainers.community.postgres import PostgresContainer
 
-from gatehouse_testing.network import free_port
 from gatehouse_testing.problems import assert_problem
 from services.users.tests.support import AppStarter, Authorizer, SettingsFactory, alembic
 
@@ -28,16 +26,6 @@ POOL_SIZE = 2
 MAX_OVERFLOW = 1
 POOL_TIMEOUT = 1.0
 RETRY_INTERVAL = 1.0  # USERS_DB_RETRY_INTERVAL_SECONDS's default
-
-
-@pytest.fixture
-def dedicated_postgres() -> Iterator[PostgresContainer]:
-    container = PostgresContainer(
-        image=os.environ.get("POSTGRES_IMAGE", "postgres:16-alpine"), driver="asyncpg"
-    )
-    container.with_bind_ports(5432, free_port())
-    with container:
-        yield container
 
 
 @pytest.fixture
@@ -146,6 +134,20 @@ async def patched_once_back(
         await asyncio.sleep(0.1)
 
 
+async def cached_profiles(
+    client: httpx2.AsyncClient, auth: Authorizer, count: int
+) -> list[uuid.UUID]:
+    """Owners of ``count`` new profiles, each with bio "cached" and in the cache."""
+    owners = [uuid.uuid4() for _ in range(count)]
+    for owner in owners:
+        assert (
+            await client.patch("/users/me", json={"bio": "cached"}, headers=auth(owner))
+        ).is_success
+        for _ in range(2):  # the first read fills the cache, the second is a hit
+            assert (await client.get("/users/me", headers=auth(owner))).status_code == 200
+    return owners
+
+
 async def test_postgres_down_gives_503_and_the_service_recovers_by_itself(
     client: httpx2.AsyncClient,
     auth: Authorizer,
@@ -199,13 +201,7 @@ async def test_postgres_down_or_frozen_cached_reads_answer_and_the_rest_fail_fas
     database_url: str,
     fault: str,
 ) -> None:
-    owners = [uuid.uuid4() for _ in range(3)]
-    for owner in owners:
-        assert (
-            await client.patch("/users/me", json={"bio": "cached"}, headers=auth(owner))
-        ).is_success
-        for _ in range(2):  # the first read fills the cache, the second is a hit
-            assert (await client.get("/users/me", headers=auth(owner))).status_code == 200
+    owners = await cached_profiles(client, auth, 3)
 
     container = dedicated_postgres.get_wrapped_container()
     if fault == "stop":
@@ -220,7 +216,7 @@ async def test_postgres_down_or_frozen_cached_reads_answer_and_the_rest_fail_fas
         assert_problem(first, 503)
         assert elapsed < 3 * FAST_TIMEOUT + 1
 
-        # Only a trial, one per interval, waits for a timeout; every other answer is at once.
+        # Every answer is at once: the gate probes PostgreSQL itself, no request is a trial.
         slow_answers = 0
         started = time.perf_counter()
         while time.perf_counter() - started < 3 * GATE_INTERVAL:

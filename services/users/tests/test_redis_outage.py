@@ -212,20 +212,20 @@ async def test_redis_killed_while_profiles_change_the_cache_returns_fresh(
     assert cache_errors() == errors
 
 
-async def test_a_frozen_redis_is_tried_by_one_request_per_interval(
+async def test_a_frozen_redis_costs_a_timeout_only_to_the_first_reads(
     client: httpx2.AsyncClient, auth: Authorizer, dedicated_redis: RedisContainer
 ) -> None:
     owners = [await cached_profile(client, auth, "cached") for _ in range(CONCURRENCY)]
     dedicated_redis.get_wrapped_container().pause()
     try:
-        await timed(client.get(f"/users/{owners[0]}", headers=auth()))  # opens the circuit
+        await timed(client.get(f"/users/{owners[0]}", headers=auth()))  # opens the gate
         errors = cache_errors()
         started = time.perf_counter()
         while time.perf_counter() - started < 2.5 * RETRY_INTERVAL:
             await asyncio.gather(
                 *(timed(client.get(f"/users/{owner}", headers=auth())) for owner in owners)
             )
-        # One trial per interval, each a timeout; not one per concurrent reader.
-        assert 1 <= cache_errors() - errors <= 3
+        # The gate pings the frozen Redis itself: no read is a trial that waits a timeout.
+        assert cache_errors() == errors
     finally:
         dedicated_redis.get_wrapped_container().unpause()

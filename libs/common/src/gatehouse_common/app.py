@@ -18,6 +18,7 @@ from gatehouse_common.event_loop_lag import event_loop_lag_sampled
 from gatehouse_common.garbage_collection import collector_set_for_serving
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
+from gatehouse_common.loop_exceptions import abandoned_dns_lookups_as_warnings
 from gatehouse_common.methods import HeadAsGet
 from gatehouse_common.metrics import metrics_router
 from gatehouse_common.problems import (
@@ -136,8 +137,9 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     streamed bodies stay streamed.
 
     While the app runs, a task samples the event loop's lag (``event_loop_lag_seconds``; a
-    warning above ``settings.event_loop_lag_warning_seconds``), and the garbage collector is
-    set for serving once the lifespan has started (``garbage_collection``).
+    warning above ``settings.event_loop_lag_warning_seconds``), the garbage collector is set
+    for serving once the lifespan has started (``garbage_collection``), and the loop logs a
+    failed name lookup that a cancelled connect abandoned as a warning (``loop_exceptions``).
     """
     configure_logging(info.name, settings.log_level)
     provider = tracer_provider(
@@ -148,6 +150,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
     async def lifespan_state(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         try:
             async with (
+                abandoned_dns_lookups_as_warnings(),
                 event_loop_lag_sampled(
                     _LAG_SAMPLE_INTERVAL_SECONDS, settings.event_loop_lag_warning_seconds
                 ),

@@ -23,25 +23,33 @@ MAILDEV_WEB_PORT = 1080
 
 
 @contextmanager
-def postgres() -> Iterator[PostgresContainer]:
-    with PostgresContainer(image=POSTGRES_IMAGE, driver="asyncpg") as container:
-        yield container
-
-
-@contextmanager
-def redis(*, restartable: bool = False) -> Iterator[RedisContainer]:
-    """A Redis; ``restartable`` binds it to a fixed free host port, so that stopped and started
-    again (an outage) it answers at the same address to the clients made before."""
-    container = RedisContainer(image=REDIS_IMAGE)
-    if restartable:
+def postgres(*, fixed_port: bool = False) -> Iterator[PostgresContainer]:
+    """PostgreSQL; ``fixed_port`` as for ``mongo``."""
+    container = PostgresContainer(image=POSTGRES_IMAGE, driver="asyncpg")
+    if fixed_port:
         container.with_bind_ports(container.port, free_port())
     with container:
         yield container
 
 
 @contextmanager
-def mongo() -> Iterator[MongoDbContainer]:
-    with MongoDbContainer(image=MONGO_IMAGE) as container:
+def redis(*, fixed_port: bool = False) -> Iterator[RedisContainer]:
+    """Redis; ``fixed_port`` as for ``mongo``."""
+    container = RedisContainer(image=REDIS_IMAGE)
+    if fixed_port:
+        container.with_bind_ports(container.port, free_port())
+    with container:
+        yield container
+
+
+@contextmanager
+def mongo(*, fixed_port: bool = False) -> Iterator[MongoDbContainer]:
+    """MongoDB; with ``fixed_port`` published on a fixed free host port, so that a test can
+    stop and start it (an outage) and find it at the same address again."""
+    container = MongoDbContainer(image=MONGO_IMAGE)
+    if fixed_port:
+        container.with_bind_ports(container.port, free_port())
+    with container:
         yield container
 
 

@@ -52,13 +52,6 @@ async def events_redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-def dedicated_redis() -> Iterator[RedisContainer]:
-    """A Redis of the test's own, to stop, freeze or restart (the session's one is shared)."""
-    with containers.redis(restartable=True) as container:
-        yield container
-
-
 @pytest.fixture(scope="session")
 def mongo_container() -> Iterator[MongoDbContainer]:
     with containers.mongo() as container:
@@ -69,6 +62,28 @@ def mongo_container() -> Iterator[MongoDbContainer]:
 def mongo_url(mongo_container: MongoDbContainer) -> str:
     url: str = mongo_container.get_connection_url()
     return url
+
+
+# A test's own datastore, for a test that stops, kills or pauses it: on a fixed host port, so
+# that the service's URL still points at it after a restart.
+
+
+@pytest.fixture
+def dedicated_postgres() -> Iterator[PostgresContainer]:
+    with containers.postgres(fixed_port=True) as container:
+        yield container
+
+
+@pytest.fixture
+def dedicated_redis() -> Iterator[RedisContainer]:
+    with containers.redis(fixed_port=True) as container:
+        yield container
+
+
+@pytest.fixture
+def dedicated_mongo() -> Iterator[MongoDbContainer]:
+    with containers.mongo(fixed_port=True) as container:
+        yield container
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure
 
 from gatehouse_auth.settings import IdentityStoreSettings
 from gatehouse_common.logging import get_logger
@@ -25,6 +26,12 @@ async def insert_new(collection: AsyncCollection[Document], fields: Document) ->
     document_id = str(uuid.uuid4())
     await collection.insert_one({"_id": document_id, **fields})
     return document_id
+
+
+def is_outage(error: Exception) -> bool:
+    """True when MongoDB could not be reached: ``ConnectionFailure`` covers AutoReconnect,
+    NetworkTimeout and ServerSelectionTimeoutError. Opens the requests' ``AvailabilityGate``."""
+    return isinstance(error, ConnectionFailure)
 
 
 def mongo_client(settings: IdentityStoreSettings) -> AsyncMongoClient[Document]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gatehouse_auth.account_email.service import AccountEmails
 from gatehouse_auth.client_address import client_address
+from gatehouse_auth.database import is_outage
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.resources import Resources
@@ -17,25 +19,34 @@ from gatehouse_auth.throttling import RegistrationThrottle
 from gatehouse_auth.tokens.service import TokenIssuer
 
 
-async def _identities(resources: Resources) -> IdentityRepository:
-    # Indexes are ensured before the first query, so a service that started while MongoDB
-    # was down gets its unique email index as soon as MongoDB is back.
-    await resources.database.ensure_indexes()
+async def _mongodb(resources: Resources) -> AsyncIterator[None]:
+    """Once per request that uses MongoDB: through the gate, so that while MongoDB is away
+    the request gets its 503 at once, and a ``ConnectionFailure`` it meets opens the gate.
+
+    Indexes are ensured before the first query, so a service that started while MongoDB was
+    down gets its unique email index as soon as MongoDB is back.
+    """
+    async with resources.mongo_gate.passage(is_outage):
+        await resources.database.ensure_indexes()
+        yield
+
+
+MongoDB = Annotated[None, Depends(_mongodb)]
+
+
+async def _identities(resources: Resources, _: MongoDB) -> IdentityRepository:
     return resources.identities
 
 
-async def _token_issuer(resources: Resources) -> TokenIssuer:
-    await resources.database.ensure_indexes()
+async def _token_issuer(resources: Resources, _: MongoDB) -> TokenIssuer:
     return resources.tokens
 
 
-async def _sessions(resources: Resources) -> SessionRepository:
-    await resources.database.ensure_indexes()
+async def _sessions(resources: Resources, _: MongoDB) -> SessionRepository:
     return resources.tokens.sessions
 
 
-async def _account_emails(resources: Resources) -> AccountEmails:
-    await resources.database.ensure_indexes()
+async def _account_emails(resources: Resources, _: MongoDB) -> AccountEmails:
     return resources.account_emails
 
 

@@ -43,6 +43,7 @@ from gatehouse_auth.tokens.repository import RefreshTokenRepository
 from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
+from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.events import AUTH_STREAM, USERS_STREAM, AccountErased, run_in_background
 from gatehouse_common.events.wiring import event_consumer, open_event_channel, outbox_relay
 from gatehouse_common.logging import get_logger
@@ -71,6 +72,11 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[AuthResources]:
         client = mongo_client(settings)
         database = AuthDatabase(client, settings.mongo_database)
+        mongo_gate = AvailabilityGate(
+            "mongodb",
+            settings.mongo_retry_interval_seconds,
+            probe=lambda: client.admin.command("ping"),
+        )
         events_redis = open_event_channel(settings)
         relay = outbox_relay(settings, events_redis, MongoOutbox(database), stream=AUTH_STREAM)
         identities = IdentityRepository(database.identities, notify=relay.notify)
@@ -95,6 +101,9 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             health_check_interval=30,
             retry=retry_once_on_broken_connection(),
         )
+        throttle_gate = AvailabilityGate(
+            "redis", settings.redis_retry_interval_seconds, probe=redis.ping
+        )
         sessions = SessionRepository(database, notify=relay.notify)
         email_tokens = EmailTokenRepository(database)
         passwords = PasswordHasher(settings)
@@ -113,7 +122,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             events_redis, revocations, block_seconds=settings.events_block_seconds
         )
         email_request_windows = SlidingWindows(
-            redis, window_seconds=settings.email_requests_window_seconds
+            redis, window_seconds=settings.email_requests_window_seconds, gate=throttle_gate
         )
 
         def email_request_throttle(counter: str) -> EmailRequestThrottle:
@@ -135,11 +144,16 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                 yield AuthResources(
                     settings=settings,
                     database=database,
+                    mongo_gate=mongo_gate,
                     redis=redis,
                     identities=identities,
                     passwords=passwords,
                     registration_throttle=RegistrationThrottle(
-                        SlidingWindows(redis, window_seconds=settings.registration_window_seconds),
+                        SlidingWindows(
+                            redis,
+                            window_seconds=settings.registration_window_seconds,
+                            gate=throttle_gate,
+                        ),
                         prefix=settings.redis_key_prefix,
                         max_per_address=settings.registration_max_per_address,
                     ),
@@ -150,7 +164,9 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                         passwords=passwords,
                         throttle=LoginThrottle(
                             SlidingWindows(
-                                redis, window_seconds=settings.login_failure_window_seconds
+                                redis,
+                                window_seconds=settings.login_failure_window_seconds,
+                                gate=throttle_gate,
                             ),
                             prefix=settings.redis_key_prefix,
                             max_failures_per_email=settings.login_max_failures_per_email,
@@ -182,6 +198,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     ),
                 )
         finally:
+            await mongo_gate.aclose()
+            await throttle_gate.aclose()
             await events_redis.aclose()
             await redis.aclose()
             await client.close()

@@ -9,12 +9,13 @@ from fastapi import Depends
 from redis.asyncio import Redis
 
 from gatehouse_auth.account_email.service import AccountEmails
-from gatehouse_auth.database import AuthDatabase
+from gatehouse_auth.database import AuthDatabase, is_outage
 from gatehouse_auth.identities.repository import IdentityRepository
 from gatehouse_auth.passwords import PasswordHasher
 from gatehouse_auth.settings import AuthSettings
 from gatehouse_auth.throttling import RegistrationThrottle
 from gatehouse_auth.tokens.service import TokenIssuer
+from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.events import event_channel_check
 from gatehouse_common.health import Readiness
 from gatehouse_common.resources import resources_dependency
@@ -26,6 +27,8 @@ from gatehouse_common.tokens import AccessTokenVerifier
 class AuthResources:
     settings: AuthSettings
     database: AuthDatabase
+    # Requests' way to MongoDB: 503 at once for a moment after it failed to answer.
+    mongo_gate: AvailabilityGate
     redis: Redis
     identities: IdentityRepository
     passwords: PasswordHasher
@@ -43,10 +46,15 @@ class AuthResources:
 Resources = Annotated[AuthResources, Depends(resources_dependency(AuthResources))]
 
 
+async def _mongodb_answers(resources: AuthResources) -> None:
+    async with resources.mongo_gate.passage(is_outage):
+        await resources.database.ping()
+
+
 def readiness(settings: AuthSettings) -> Readiness[AuthResources]:
     return Readiness[AuthResources](
         {
-            "mongodb": lambda resources: resources.database.ping(),
+            "mongodb": _mongodb_answers,
             "redis": lambda resources: resources.redis.ping(),
         },
         # Optional: without it auth serves on, and its events wait in the outbox.

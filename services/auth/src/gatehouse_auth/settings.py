@@ -41,9 +41,16 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, Revoca
 
     model_config = SettingsConfigDict(env_prefix="AUTH_")
 
+    mongo_retry_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """After MongoDB failed to answer, how often the gate's probe tries it while requests that
+    need it get 503 at once."""
     redis_url: SecretStr
     """Redis URL for login throttling."""
-    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # A second: a frozen Redis opens the throttles' gate within the first second of a fault.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    redis_retry_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """After Redis failed to answer, how often the throttles' gate probes it while logins get
+    503 at once (registrations go on unthrottled)."""
     redis_key_prefix: str = "gatehouse:auth:"
     signing_keys_file: Path
     """Private JWK set file (see docs/auth.md)."""

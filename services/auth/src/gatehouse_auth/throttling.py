@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gatehouse_auth.metrics import LOGIN_THROTTLED, REGISTRATION_THROTTLED
+from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.logging import get_logger
-from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
+from gatehouse_common.problems import PROBLEM_TYPE_BASE, DependencyUnavailable, ProblemError
 
 _log = get_logger(__name__)
 
@@ -105,21 +108,33 @@ class WindowFull(Exception):
         self.retry_after = retry_after
 
 
-class SlidingWindows:
-    """Sliding-window counters in Redis whose places are reserved atomically."""
+def is_redis_outage(error: Exception) -> bool:
+    """Redis could not be reached or did not answer in time: opens the throttles' gate."""
+    return isinstance(error, RedisConnectionError | RedisTimeoutError)
 
-    def __init__(self, redis: Redis, *, window_seconds: int) -> None:
+
+class SlidingWindows:
+    """Sliding-window counters in Redis whose places are reserved atomically.
+
+    Reservations pass ``gate``, shared by every counter on this Redis: after Redis failed to
+    answer, they raise ``DependencyUnavailable`` at once until the gate's probe finds it back,
+    so a frozen Redis costs one timeout to the requests in flight, not one to every login.
+    """
+
+    def __init__(self, redis: Redis, *, window_seconds: int, gate: AvailabilityGate) -> None:
         self._redis = redis
         self._window = window_seconds
         self._reserve = redis.register_script(_RESERVE)
+        self._gate = gate
 
     async def reserve(self, counters: Sequence[WindowLimit]) -> Reservation:
         """Take a place in every counter, or raise ``WindowFull`` and take none."""
         member = secrets.token_hex(16)
-        refused, value = await self._reserve(
-            keys=[counter.key for counter in counters],
-            args=[self._window, member, *(counter.limit for counter in counters)],
-        )
+        async with self._gate.passage(is_redis_outage):
+            refused, value = await self._reserve(
+                keys=[counter.key for counter in counters],
+                args=[self._window, member, *(counter.limit for counter in counters)],
+            )
         if int(refused):
             retry_after = max(1, math.ceil(float(value)))
             raise WindowFull(counters[int(refused) - 1], retry_after)
@@ -254,7 +269,7 @@ class RegistrationThrottle:
                 "registration_throttled", retry_after=full.retry_after, client_address=address
             )
             raise RegistrationThrottled(full.retry_after) from None
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, DependencyUnavailable) as exc:
             _log.warning("registration_throttle_unavailable", error=type(exc).__name__)
 
 

@@ -1,14 +1,13 @@
 """One async engine per process, a session per request, and database failures as 503.
 
-After PostgreSQL failed to answer, ``AvailabilityGate`` answers 503 at once for a short
-interval instead of letting every request wait for its own connect or statement timeout;
-then one request at a time tries again, and its success reopens the gate for all. Cache hits
-never open a session, so they pass neither the gate nor PostgreSQL.
+After PostgreSQL failed to answer, the gate (``gatehouse_common.availability``) answers 503 at
+once instead of letting every request wait for its own connect or statement timeout, until
+its probe (``select 1``, once an interval) finds PostgreSQL back. Cache hits never open a
+session, so they pass neither the gate nor PostgreSQL.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.logging import get_logger
 from gatehouse_common.problems import DependencyUnavailable
 from gatehouse_users.metrics import DB_STATEMENTS_PER_REQUEST
@@ -109,61 +109,6 @@ def _count_statement(*_: object) -> None:
         counter[0] += 1
 
 
-class AvailabilityGate:
-    """A circuit breaker in front of PostgreSQL, shared by the requests of this process.
-
-    Closed, it admits everyone. A failure to reach PostgreSQL opens it for
-    ``retry_interval_seconds``: meanwhile ``admit`` raises ``DependencyUnavailable`` (503 with
-    ``Retry-After``) at once. Past the interval it admits one request, the trial, and still
-    refuses the others until the trial ends: its success closes the gate, its failure opens
-    it again. So a dead or frozen database costs one timeout per interval, not one per
-    request, and a database that is back is used within the interval.
-    """
-
-    def __init__(
-        self, retry_interval_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._retry_interval = retry_interval_seconds
-        self._clock = clock
-        self._open_until: float | None = None  # None: closed
-        self._trial_in_flight = False
-
-    def admit(self) -> bool:
-        """Let the caller use PostgreSQL, or raise ``DependencyUnavailable``.
-
-        True when the caller is the trial: it must report ``succeeded``, ``failed`` or
-        ``abandoned``.
-        """
-        if self._open_until is None:
-            return False
-        now = self._clock()
-        if now < self._open_until:
-            raise DependencyUnavailable("postgres", retry_after_seconds=self._open_until - now)
-        if self._trial_in_flight:
-            raise DependencyUnavailable("postgres", retry_after_seconds=self._retry_interval)
-        self._trial_in_flight = True
-        return True
-
-    def succeeded(self, *, trial: bool) -> None:
-        if trial:
-            self._trial_in_flight = False
-        if self._open_until is not None:
-            self._open_until = None
-            _log.info("database_recovered")
-
-    def failed(self, *, trial: bool) -> float:
-        """Open (again) for the interval; returns the interval, for ``Retry-After``."""
-        if trial:
-            self._trial_in_flight = False
-        self._open_until = self._clock() + self._retry_interval
-        return self._retry_interval
-
-    def abandoned(self, *, trial: bool) -> None:
-        """The caller ended without learning whether PostgreSQL answers (e.g. cancelled)."""
-        if trial:
-            self._trial_in_flight = False
-
-
 @dataclass(frozen=True, slots=True)
 class Database:
     """The engine, the session factory and the gate of this process, made by ``open_database``."""
@@ -174,20 +119,13 @@ class Database:
 
     async def ping(self) -> None:
         """``select 1`` through the gate: while it is open, fails at once."""
-        trial = self.gate.admit()
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("select 1"))
-        except Exception as exc:
-            if opens_gate(exc):
-                self.gate.failed(trial=trial)
-            else:
-                self.gate.abandoned(trial=trial)
-            raise
-        except BaseException:
-            self.gate.abandoned(trial=trial)
-            raise
-        self.gate.succeeded(trial=trial)
+        async with self.gate.passage(opens_gate):
+            await _select_one(self.engine)
+
+
+async def _select_one(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("select 1"))
 
 
 @asynccontextmanager
@@ -195,12 +133,11 @@ async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
     """The database for a lifespan; connections open lazily, so PostgreSQL may be down."""
     engine = make_engine(settings)
     try:
-        # expire_on_commit=False: rows stay readable after the commit that ends each request.
-        yield Database(
-            engine,
-            async_sessionmaker(engine, expire_on_commit=False),
-            AvailabilityGate(settings.db_retry_interval_seconds),
-        )
+        async with AvailabilityGate(
+            "postgres", settings.db_retry_interval_seconds, probe=lambda: _select_one(engine)
+        ) as gate:
+            # expire_on_commit=False: rows stay readable after the commit that ends each request.
+            yield Database(engine, async_sessionmaker(engine, expire_on_commit=False), gate)
     finally:
         await engine.dispose()
 
@@ -214,29 +151,24 @@ class RequestSession:
     (docs/performance.md).
     """
 
-    __slots__ = ("_after_commit", "_database", "_is_trial", "_session")
+    __slots__ = ("_after_commit", "_database", "_session")
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._session: AsyncSession | None = None
-        self._is_trial = False
         self._after_commit: list[AfterCommit] = []
 
     @property
     def session(self) -> AsyncSession:
         """The request's session; ``DependencyUnavailable`` at once while the gate is open."""
         if self._session is None:
-            self._is_trial = self._database.gate.admit()
+            self._database.gate.admit()
             self._session = self._database.sessions()
         return self._session
 
     @property
     def opened(self) -> bool:
         return self._session is not None
-
-    @property
-    def is_trial(self) -> bool:
-        return self._is_trial
 
     def after_commit(self, action: AfterCommit) -> None:
         """Run ``action`` once this request's transaction has committed, before the response.
@@ -283,27 +215,20 @@ async def request_session(database: Database, route: str) -> AsyncIterator[Reque
             yield session
             await session.commit()
         except BaseException as exc:
+            unavailable = isinstance(exc, Exception) and is_unavailable(exc)
+            # The gate opens before the rollback, which on a frozen server waits for a timeout.
+            retry_after = gate.failed() if unavailable and opens_gate(exc) else 1.0
             await session.rollback()
-            if isinstance(exc, Exception) and is_unavailable(exc):
-                if opens_gate(exc):
-                    retry_after = gate.failed(trial=session.is_trial)
-                else:
-                    gate.abandoned(trial=session.is_trial)
-                    retry_after = 1.0
+            if unavailable:
                 # A warning without traceback: an outage is expected, not a bug.
                 _log.warning("database_unavailable", error=type(exc).__name__)
                 raise DependencyUnavailable("postgres", retry_after_seconds=retry_after) from exc
             if isinstance(exc, DBAPIError):
-                # PostgreSQL answered: it is there.
-                gate.succeeded(trial=session.is_trial)
                 # from None: the original, with the values in its text, is not chained.
                 raise StatementFailed.replacing(exc).with_traceback(exc.__traceback__) from None
-            gate.abandoned(trial=session.is_trial)
             raise
         finally:
             await session.close()
-        if session.opened:
-            gate.succeeded(trial=session.is_trial)
         await session.run_after_commit()
     finally:
         DB_STATEMENTS_PER_REQUEST.labels(route).observe(statements[0])

@@ -55,10 +55,10 @@ class UsersSettings(
     # cache outage that sends every read to PostgreSQL.
     cache_timeout_seconds: float = Field(default=1.0, gt=0, le=5)
     """Bound on each Redis command; past it the read or write goes on without cache."""
-    # Short: past it a single request tries Redis (the others still skip it), so retrying
-    # often costs a down Redis one timeout per interval, and a returning one is used at once.
+    # Short: a returning Redis is used again within it; the probe, not a request, pays for
+    # trying a Redis that is still away (gatehouse_common.availability).
     cache_retry_interval_seconds: float = Field(default=1.0, gt=0)
-    """After a Redis failure, how long the cache is skipped before one request tries it again."""
+    """After a Redis failure, how often the gate's probe tries it while the cache is skipped."""
 
     db_pool_class: Literal["queue", "null"] = "queue"
     """'queue': a connection pool; 'null': a new connection per session (NullPool)."""
@@ -70,16 +70,19 @@ class UsersSettings(
     """Replace connections older than this (-1: never)."""
     db_pool_pre_ping: bool = True
     """Test a pooled connection before use (survives a DB restart)."""
-    # Connects and statements of this service take milliseconds; these bounds are what a
-    # dead or frozen PostgreSQL costs the first requests before the gate opens (the later ones
-    # get their 503 at once), so they are a few times the worst queueing on a saturated worker.
-    db_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Connects and statements of this service take milliseconds (key lookups); these bounds
+    # are how long a dead or frozen PostgreSQL goes unnoticed: the requests in flight wait for
+    # them, then the gate opens and the later ones get their 503 at once. A pooled
+    # connection's pre-ping on a frozen server costs two commands (BEGIN or the ping, then
+    # its rollback), so half a second per command keeps it within the chaos run's first
+    # second of a fault; still tens of times a busy worker's slowest statement.
+    db_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     """Bound on opening one PostgreSQL connection."""
-    db_command_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_command_timeout_seconds: float = Field(default=0.5, gt=0)
     """Client-side bound on one statement, so a frozen server cannot hang a request."""
     db_retry_interval_seconds: float = Field(default=1.0, gt=0, le=60)
-    """After PostgreSQL failed to answer, how long requests that need it get 503 at once before one
-    of them tries it again."""
+    """After PostgreSQL failed to answer, how often the gate's probe tries it while requests
+    that need it get 503 at once."""
     db_statement_timeout_ms: int | None = Field(default=None, gt=0)
     """Server-side statement_timeout for the service's sessions."""
 

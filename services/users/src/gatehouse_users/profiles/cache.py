@@ -11,12 +11,13 @@ that began before a write carries an older version: it can overwrite a newer ent
 only costs a miss, but it is never served.
 
 Availability: every Redis command is bounded by ``timeout``; a failure or timeout logs a
-warning, counts in ``users_cache_errors_total`` and opens a circuit for ``retry_interval``,
-during which the cache is skipped and requests go straight to PostgreSQL. Then one command
-at a time tries Redis (the others keep skipping it) until one succeeds, which closes the
-circuit: a Redis that is still down costs one request per interval one timeout, not every
-request. A pooled connection that Redis closed (a restart) is replaced and its command
-retried once, so a restart does not fail one command per pooled connection.
+warning, counts in ``users_cache_errors_total`` and opens an ``AvailabilityGate``
+(gatehouse_common.availability): while it is open the cache is skipped and requests go
+straight to PostgreSQL, and the gate pings Redis once every ``retry_interval`` until it
+answers, which closes it. A dead or frozen Redis costs a timeout only to the commands in
+flight when it failed, never a request per interval. A pooled connection that Redis closed
+(a restart) is replaced and its command retried once, so a restart does not fail one command
+per pooled connection.
 
 Writes made while Redis cannot be told are remembered and their versions are replaced, all
 in one batch by one request, before this process uses the cache again, so an entry cached
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.logging import get_logger
 from gatehouse_common.redis_retry import retry_once_on_broken_connection
 from gatehouse_users.metrics import CACHE_BYPASSED, CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
@@ -92,7 +93,6 @@ class ProfileCache:
         timeout_seconds: float,
         retry_interval_seconds: float,
         enabled: bool = True,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._enabled = enabled
         self._ttl = ttl_seconds
@@ -101,11 +101,9 @@ class ProfileCache:
         self._version_ttl = 2 * ttl_seconds + 60
         self._timeout = timeout_seconds
         self._retry_interval = retry_interval_seconds
-        self._clock = clock
         self._redis: Redis | None = None
-        # Circuit: closed while _open_until is 0; open until then; past it, one trial at a time.
-        self._open_until = 0.0
-        self._trial_in_flight = False
+        # Closed while Redis answers; after a failure the cache is skipped until its probe does.
+        self._gate = AvailabilityGate("redis", retry_interval_seconds, probe=self._ping)
         # Each remembered write with its sequence number: a batch forgets only the writes it
         # announced, not one made again while its commands were in flight.
         self._unannounced_writes: dict[uuid.UUID, int] = {}
@@ -131,6 +129,7 @@ class ProfileCache:
         self._redis = Redis.from_pool(pool)
 
     async def close(self) -> None:
+        await self._gate.aclose()
         if self._redis is None:
             return
         try:
@@ -214,18 +213,15 @@ class ProfileCache:
                     del self._unannounced_writes[profile_id]
 
     async def _run(self, operation: str, command: Callable[[], Awaitable[T]]) -> T:
-        trial = self._open_until != 0.0
-        if trial and (self._trial_in_flight or self._clock() < self._open_until):
+        if self._gate.is_open:
             CACHE_BYPASSED.labels(operation).inc()
             raise _CacheSkipped
-        if trial:
-            self._trial_in_flight = True
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps each command in a task.
             async with asyncio.timeout(self._timeout):
-                result = await command()
+                return await command()
         except _REDIS_FAILURES as exc:
-            self._open_until = self._clock() + self._retry_interval
+            self._gate.failed()
             CACHE_ERRORS.labels(operation).inc()
             _log.warning(
                 "cache_unavailable",
@@ -234,13 +230,12 @@ class ProfileCache:
                 retry_in_seconds=self._retry_interval,
             )
             raise _CacheSkipped from exc
-        finally:
-            if trial:
-                self._trial_in_flight = False
-        if trial:
-            self._open_until = 0.0
-            _log.info("cache_recovered")
-        return result
+
+    async def _ping(self) -> None:
+        """The gate's probe (it only runs after a command failed, so the client exists)."""
+        if self._redis is not None:
+            async with asyncio.timeout(self._timeout):
+                await self._redis.ping()
 
 
 async def _set_all(redis: Redis, values: dict[str, bytes], ttl_seconds: int) -> None:

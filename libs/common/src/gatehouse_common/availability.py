@@ -1,0 +1,107 @@
+"""Fail fast while a required datastore is down: a circuit breaker shared by a process's requests.
+
+Without it every request that needs a dead or frozen datastore waits for its own connect or
+statement timeout (seconds) before its 503; with it only the requests in flight when the
+datastore failed do, and the others get their 503 with ``Retry-After`` at once. No request
+is ever a trial: a background probe finds the datastore back, so while it is away every
+answer is immediate, and once it answers the gate closes within an interval. Users guards
+PostgreSQL and its cache's Redis with it, auth MongoDB and its throttles' Redis. Background
+loops (outbox relays, the mail worker) keep their own backoff: nobody waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Self
+
+from gatehouse_common.logging import get_logger
+from gatehouse_common.problems import DependencyUnavailable
+
+_log = get_logger(__name__)
+
+
+class AvailabilityGate:
+    """A circuit breaker in front of one datastore, named ``dependency``, with a probe.
+
+    Closed, it admits everyone. A failure to reach the datastore (``failed``) opens it:
+    ``admit`` then raises ``DependencyUnavailable`` (503 with ``Retry-After``) at once, and a
+    task calls ``probe`` every ``retry_interval_seconds`` until it succeeds, which closes the
+    gate. ``probe`` must be cheap and bounded by its client's own timeouts (a ping). The
+    probing ends with ``aclose``, or the ``async with`` block of the gate. So a dead or
+    frozen datastore costs a timeout only to the requests in flight when it failed, and a
+    datastore that is back is used again within about an interval.
+    """
+
+    def __init__(
+        self,
+        dependency: str,
+        retry_interval_seconds: float,
+        probe: Callable[[], Awaitable[object]],
+    ) -> None:
+        self.dependency = dependency
+        self._retry_interval = retry_interval_seconds
+        self._probe = probe
+        self._next_probe_at: float | None = None  # None: closed
+        self._prober: asyncio.Task[None] | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._next_probe_at is not None
+
+    def admit(self) -> None:
+        """Return while the gate is closed; raise ``DependencyUnavailable`` while it is open."""
+        if self._next_probe_at is not None:
+            raise DependencyUnavailable(
+                self.dependency, retry_after_seconds=self._next_probe_at - time.monotonic()
+            )
+
+    def failed(self) -> float:
+        """Open the gate (if closed) and probe until the datastore answers; returns the
+        interval, for ``Retry-After``."""
+        if self._next_probe_at is None:
+            self._next_probe_at = time.monotonic() + self._retry_interval
+            self._prober = asyncio.get_running_loop().create_task(
+                self._probe_until_back(), name=f"probe {self.dependency}"
+            )
+        return self._retry_interval
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop probing (the end of the lifespan)."""
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
+
+    @asynccontextmanager
+    async def passage(self, is_outage: Callable[[Exception], bool]) -> AsyncIterator[None]:
+        """Admit the block (or raise ``DependencyUnavailable``); an exception for which
+        ``is_outage`` is true opens the gate."""
+        self.admit()
+        try:
+            yield
+        except Exception as exc:
+            if is_outage(exc):
+                self.failed()
+            raise
+
+    async def _probe_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry_interval)
+            try:
+                await self._probe()
+            except Exception:  # noqa: BLE001 - whatever a ping raises, the datastore is still away
+                self._next_probe_at = time.monotonic() + self._retry_interval
+                continue
+            self._next_probe_at = None
+            _log.info("dependency_recovered", dependency=self.dependency)
+            return
