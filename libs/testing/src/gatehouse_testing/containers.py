@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
 
 from testcontainers.community.mongodb import MongoDbContainer
 from testcontainers.community.postgres import PostgresContainer
@@ -21,34 +22,34 @@ MAILDEV_IMAGE = os.environ.get("MAILDEV_IMAGE", "maildev/maildev:2.2.1")
 MAILDEV_SMTP_PORT = 1025
 MAILDEV_WEB_PORT = 1080
 
+Container = TypeVar("Container", bound=DockerContainer)
 
-@contextmanager
-def postgres(*, fixed_port: bool = False) -> Iterator[PostgresContainer]:
-    """PostgreSQL; ``fixed_port`` as for ``mongo``."""
+
+def postgres(*, fixed_port: bool = False) -> AbstractContextManager[PostgresContainer]:
+    """PostgreSQL; ``fixed_port`` as for ``_started``."""
     container = PostgresContainer(image=POSTGRES_IMAGE, driver="asyncpg")
-    if fixed_port:
-        container.with_bind_ports(container.port, free_port())
-    with container:
-        yield container
+    return _started(container, container.port, fixed_port=fixed_port)
 
 
-@contextmanager
-def redis(*, fixed_port: bool = False) -> Iterator[RedisContainer]:
-    """Redis; ``fixed_port`` as for ``mongo``."""
+def redis(*, fixed_port: bool = False) -> AbstractContextManager[RedisContainer]:
+    """Redis; ``fixed_port`` as for ``_started``."""
     container = RedisContainer(image=REDIS_IMAGE)
-    if fixed_port:
-        container.with_bind_ports(container.port, free_port())
-    with container:
-        yield container
+    return _started(container, container.port, fixed_port=fixed_port)
+
+
+def mongo(*, fixed_port: bool = False) -> AbstractContextManager[MongoDbContainer]:
+    """MongoDB; ``fixed_port`` as for ``_started``."""
+    container = MongoDbContainer(image=MONGO_IMAGE)
+    return _started(container, container.port, fixed_port=fixed_port)
 
 
 @contextmanager
-def mongo(*, fixed_port: bool = False) -> Iterator[MongoDbContainer]:
-    """MongoDB; with ``fixed_port`` published on a fixed free host port, so that a test can
-    stop and start it (an outage) and find it at the same address again."""
-    container = MongoDbContainer(image=MONGO_IMAGE)
+def _started(container: Container, port: int, *, fixed_port: bool) -> Iterator[Container]:
+    """``container`` running; with ``fixed_port`` its ``port`` is published on a fixed free
+    host port, so that a test can stop and start it (an outage) and find it at the same
+    address again."""
     if fixed_port:
-        container.with_bind_ports(container.port, free_port())
+        container.with_bind_ports(port, free_port())
     with container:
         yield container
 

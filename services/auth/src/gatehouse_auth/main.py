@@ -121,9 +121,12 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         feed = RevocationFeed(
             events_redis, revocations, block_seconds=settings.events_block_seconds
         )
-        email_request_windows = SlidingWindows(
-            redis, window_seconds=settings.email_requests_window_seconds, gate=throttle_gate
-        )
+
+        def windows(seconds: int) -> SlidingWindows:
+            """Throttle counters in auth's Redis, behind the throttles' one gate."""
+            return SlidingWindows(redis, window_seconds=seconds, gate=throttle_gate)
+
+        email_request_windows = windows(settings.email_requests_window_seconds)
 
         def email_request_throttle(counter: str) -> EmailRequestThrottle:
             return EmailRequestThrottle(
@@ -149,11 +152,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     identities=identities,
                     passwords=passwords,
                     registration_throttle=RegistrationThrottle(
-                        SlidingWindows(
-                            redis,
-                            window_seconds=settings.registration_window_seconds,
-                            gate=throttle_gate,
-                        ),
+                        windows(settings.registration_window_seconds),
                         prefix=settings.redis_key_prefix,
                         max_per_address=settings.registration_max_per_address,
                     ),
@@ -163,11 +162,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                         sessions=sessions,
                         passwords=passwords,
                         throttle=LoginThrottle(
-                            SlidingWindows(
-                                redis,
-                                window_seconds=settings.login_failure_window_seconds,
-                                gate=throttle_gate,
-                            ),
+                            windows(settings.login_failure_window_seconds),
                             prefix=settings.redis_key_prefix,
                             max_failures_per_email=settings.login_max_failures_per_email,
                             max_failures_per_address=settings.login_max_failures_per_address,
