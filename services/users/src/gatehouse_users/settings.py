@@ -74,11 +74,12 @@ class UsersSettings(
     # are how long a dead or frozen PostgreSQL goes unnoticed: the requests in flight wait for
     # them, then the gate opens and the later ones get their 503 at once. A pooled
     # connection's pre-ping on a frozen server costs two commands (BEGIN or the ping, then
-    # its rollback), so half a second per command keeps it within the chaos run's first
-    # second of a fault; still tens of times a busy worker's slowest statement.
+    # its rollback). Not lower: at 0.5 s a chaos run on a busy 2-core machine saw healthy
+    # statements time out while Docker killed another container, and the gate they opened
+    # refused every write for a second (docs/resilience.md).
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     """Bound on opening one PostgreSQL connection."""
-    db_command_timeout_seconds: float = Field(default=0.5, gt=0)
+    db_command_timeout_seconds: float = Field(default=1.5, gt=0)
     """Client-side bound on one statement, so a frozen server cannot hang a request."""
     db_retry_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     """After PostgreSQL failed to answer, how often the gate's probe tries it while requests
