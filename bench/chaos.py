@@ -250,6 +250,10 @@ class Sample:
     def failed(self) -> bool:
         return (self.status == 0 or self.status >= 500) and not self.shed
 
+    @property
+    def answered(self) -> float:  # monotonic
+        return self.started + self.latency_ms / 1000
+
 
 @dataclass
 class Ack:
@@ -562,18 +566,20 @@ class FaultWindow:
 
 
 def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
-    inside = [s for s in samples if window.started <= s.started < window.ended]
+    # A window holds the answers given in it: a request sent just before the next fault and
+    # failed by it is that fault's error, not a late error of this one.
+    inside = [s for s in samples if window.started <= s.answered < window.ended]
     errors = [s for s in inside if s.failed]
     statuses = Counter("503 shed" if s.shed else str(s.status) for s in inside)
-    error_seconds = {int(s.started - window.started) for s in errors}
+    error_seconds = {int(s.answered - window.started) for s in errors}
     summary: dict[str, Any] = {
         "fault": window.fault.name,
         "requests": len(inside),
         "statuses": dict(sorted(statuses.items())),
         "error_seconds": len(error_seconds),
         "error_span_seconds": round(
-            max((s.started for s in errors), default=window.started)
-            - min((s.started for s in errors), default=window.started),
+            max((s.answered for s in errors), default=window.started)
+            - min((s.answered for s in errors), default=window.started),
             2,
         ),
         "slowest_ms": round(max((s.latency_ms for s in inside), default=0.0), 1),
@@ -586,7 +592,7 @@ def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
         )
         unaffected = [s for s in down if target not in NEEDS.get(s.op, {target})]
         summary["errors_of_requests_not_needing_it"] = sum(1 for s in unaffected if s.failed)
-        late = [s.started for s in errors if s.started >= window.back]
+        late = [s.answered for s in errors if s.answered >= window.back]
         summary["recovery_seconds"] = round(max(late) - window.back, 2) if late else 0.0
     return summary
 
@@ -696,6 +702,7 @@ async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
         lost = await final_check(load)
 
     samples = load.recorder.samples
+    dump_for_analysis(stack.workdir, samples, windows)
     steady_samples = [s for s in samples if s.started < origin + FAULT_INTERVAL]
     stack_logs = stack.logs()
     result: dict[str, Any] = {
@@ -732,6 +739,19 @@ async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
         chart(window, samples, CHARTS_DIR / f"chaos-{window.fault.name}.png")
     memory_chart(memory.series, CHARTS_DIR / "chaos-memory.png")
     return result
+
+
+def dump_for_analysis(workdir: Path, samples: list[Sample], windows: list[FaultWindow]) -> None:
+    """Every sample and fault window on the wall clock, next to stack.log, to read one against
+    the other (the services log wall-clock times)."""
+    to_wall = time.time() - time.monotonic()
+    with (workdir / "samples.jsonl").open("w") as out:
+        for window in windows:
+            fault = {"fault": window.fault.name, "started": window.started + to_wall}
+            out.write(json.dumps({**fault, "back": window.back + to_wall}) + "\n")
+        for s in samples:
+            row = {"t": s.started + to_wall, "op": s.op, "status": s.status, "ms": s.latency_ms}
+            out.write(json.dumps({**row, "shed": s.shed}) + "\n")
 
 
 def _ms(seconds: float | None) -> float | None:

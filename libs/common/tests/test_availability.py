@@ -64,3 +64,41 @@ async def test_other_errors_leave_the_gate_closed() -> None:
         assert not gate.is_open
         await asyncio.sleep(INTERVAL * 2)
         assert datastore.probes == 0
+
+
+async def test_callers_in_flight_stop_waiting_when_another_one_finds_the_datastore_gone() -> None:
+    datastore = Datastore()
+    frozen = asyncio.Event()  # never set: a datastore that does not answer
+    async with AvailabilityGate("store", INTERVAL, probe=datastore.ping) as gate:
+
+        async def waiting_caller() -> None:
+            async with gate.passage(_is_outage):
+                await frozen.wait()
+
+        async def caller_not_yet_using_it() -> str:
+            async with gate.watch():  # never started: not the datastore's to cut short
+                await asyncio.sleep(INTERVAL * 2)
+            return "finished"
+
+        waiting = [asyncio.create_task(waiting_caller()) for _ in range(3)]
+        unstarted = asyncio.create_task(caller_not_yet_using_it())
+        await asyncio.sleep(0)  # every caller is waiting now
+
+        with pytest.raises(ConnectionError):
+            async with gate.passage(_is_outage):
+                raise ConnectionError("this caller's timeout or refused connect")
+
+        async with asyncio.timeout(INTERVAL):  # at once, not after a timeout of their own
+            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(outcome, DependencyUnavailable) for outcome in outcomes)
+        assert await unstarted == "finished"
+
+
+async def test_a_blocks_own_timeout_is_not_taken_for_the_gate() -> None:
+    async with AvailabilityGate("store", INTERVAL, probe=Datastore().ping) as gate:
+        with pytest.raises(TimeoutError):
+            async with gate.watch() as start:
+                start()
+                async with asyncio.timeout(0.01):
+                    await asyncio.Event().wait()
+        assert not gate.is_open

@@ -2,9 +2,12 @@
 
 Without it every request that needs a dead or frozen datastore waits for its own connect or
 statement timeout (seconds) before its 503; with it only the requests in flight when the
-datastore failed do, and the others get their 503 with ``Retry-After`` at once. No request
-is ever a trial: a background probe finds the datastore back, so while it is away every
-answer is immediate, and once it answers the gate closes within an interval. Users guards
+datastore failed do, and the others get their 503 with ``Retry-After`` at once. Those in
+flight stop waiting too: a block in ``watch`` (``passage`` is one) ends with
+``DependencyUnavailable`` as soon as another caller's failure opens the gate, instead of
+waiting for a timeout of its own that can only fail the same way. No request is ever a
+trial: a background probe finds the datastore back, so while it is away every answer is
+immediate, and once it answers the gate closes within an interval. Users guards
 PostgreSQL and its cache's Redis with it, auth MongoDB and its throttles' Redis. Background
 loops (outbox relays, the mail worker) keep their own backoff: nobody waits for them.
 """
@@ -16,7 +19,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Self
+from typing import Any, Self
 
 from gatehouse_common.logging import get_logger
 from gatehouse_common.problems import DependencyUnavailable
@@ -47,6 +50,8 @@ class AvailabilityGate:
         self._probe = probe
         self._next_probe_at: float | None = None  # None: closed
         self._prober: asyncio.Task[None] | None = None
+        # The scopes of the blocks in ``watch`` that use the datastore now, with their tasks.
+        self._watched: dict[asyncio.Timeout, asyncio.Task[Any]] = {}
 
     @property
     def is_open(self) -> bool:
@@ -67,7 +72,16 @@ class AvailabilityGate:
             self._prober = asyncio.get_running_loop().create_task(
                 self._probe_until_back(), name=f"probe {self.dependency}"
             )
+            self._cut_short_watched()
         return self._retry_interval
+
+    def _cut_short_watched(self) -> None:
+        """Expire the scope of every watched block but the caller's own (it is failing already)."""
+        now = asyncio.get_running_loop().time()
+        failing = asyncio.current_task()
+        for scope, task in self._watched.items():
+            if task is not failing and not scope.expired():
+                scope.reschedule(now)
 
     async def __aenter__(self) -> Self:
         return self
@@ -83,16 +97,44 @@ class AvailabilityGate:
                 await self._prober
 
     @asynccontextmanager
-    async def passage(self, is_outage: Callable[[Exception], bool]) -> AsyncIterator[None]:
-        """Admit the block (or raise ``DependencyUnavailable``); an exception for which
-        ``is_outage`` is true opens the gate."""
-        self.admit()
+    async def watch(self) -> AsyncIterator[Callable[[], None]]:
+        """A block that stops waiting on the datastore once another caller finds it gone.
+
+        Yields ``start``: from its call on (when the block first uses the datastore; a request
+        that may not need it at all calls it late), the gate opening cancels whatever the block
+        awaits, and the block ends with ``DependencyUnavailable``. Whatever the block does on
+        its way out (``finally``, ``except BaseException``) runs after the cancellation, so it
+        must not wait on the datastore again: drop a connection rather than roll it back.
+        """
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("AvailabilityGate.watch needs a running task")
+        scope = asyncio.timeout(None)
         try:
-            yield
-        except Exception as exc:
-            if is_outage(exc):
-                self.failed()
-            raise
+            async with scope:
+                yield lambda: self._watched.__setitem__(scope, task)
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise  # the block's own timeout, not the gate's
+            raise DependencyUnavailable(
+                self.dependency, retry_after_seconds=self._retry_interval
+            ) from exc
+        finally:
+            self._watched.pop(scope, None)
+
+    @asynccontextmanager
+    async def passage(self, is_outage: Callable[[Exception], bool]) -> AsyncIterator[None]:
+        """Admit the block (or raise ``DependencyUnavailable``) and watch it (``watch``); an
+        exception for which ``is_outage`` is true opens the gate."""
+        self.admit()
+        async with self.watch() as start:
+            start()
+            try:
+                yield
+            except Exception as exc:
+                if is_outage(exc):
+                    self.failed()
+                raise
 
     async def _probe_until_back(self) -> None:
         while True:

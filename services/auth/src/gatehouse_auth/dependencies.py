@@ -31,7 +31,9 @@ async def _mongodb(resources: Resources) -> AsyncIterator[None]:
         yield
 
 
-MongoDB = Annotated[None, Depends(_mongodb)]
+# scope="function": the gate's watch (AvailabilityGate.passage) ends with the endpoint, never
+# while the response is being sent.
+MongoDB = Annotated[None, Depends(_mongodb, scope="function")]
 
 
 async def _identities(resources: Resources, _: MongoDB) -> IdentityRepository:

@@ -1,5 +1,12 @@
 """One async engine per process, a session per request, and database failures as 503.
 
+The engine's connections are in autocommit unless a session's transaction says otherwise:
+request sessions run at READ COMMITTED (a BEGIN on first use, a COMMIT at the end), and a read
+that stands alone (``RequestSession.outside_transaction``) costs one round trip instead of
+three. The pool's pre-ping then is a single ``;`` rather than BEGIN, ``;`` and ROLLBACK, which
+asyncpg's adapter wraps around a ping on a connection that is not in autocommit: an uncached
+read went from six round trips to two (docs/performance.md).
+
 After PostgreSQL failed to answer, the gate (``gatehouse_common.availability``) answers 503 at
 once instead of letting every request wait for its own connect or statement timeout, until
 its probe (``select 1``, once an interval) finds PostgreSQL back. Cache hits never open a
@@ -86,12 +93,17 @@ def make_engine(settings: UsersSettings) -> AsyncEngine:
     # which are user input and emails.
     if settings.db_pool_class == "null":
         engine = create_async_engine(
-            url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True
+            url,
+            poolclass=NullPool,
+            connect_args=connect_args,
+            hide_parameters=True,
+            isolation_level="AUTOCOMMIT",
         )
     else:
         engine = create_async_engine(
             url,
             hide_parameters=True,
+            isolation_level="AUTOCOMMIT",
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
@@ -137,7 +149,10 @@ async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
             "postgres", settings.db_retry_interval_seconds, probe=lambda: _select_one(engine)
         ) as gate:
             # expire_on_commit=False: rows stay readable after the commit that ends each request.
-            yield Database(engine, async_sessionmaker(engine, expire_on_commit=False), gate)
+            sessions = async_sessionmaker(
+                engine.execution_options(isolation_level="READ COMMITTED"), expire_on_commit=False
+            )
+            yield Database(engine, sessions, gate)
     finally:
         await engine.dispose()
 
@@ -151,10 +166,11 @@ class RequestSession:
     (docs/performance.md).
     """
 
-    __slots__ = ("_after_commit", "_database", "_session")
+    __slots__ = ("_after_commit", "_database", "_on_open", "_session")
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, on_open: Callable[[], None]) -> None:
         self._database = database
+        self._on_open = on_open
         self._session: AsyncSession | None = None
         self._after_commit: list[AfterCommit] = []
 
@@ -163,8 +179,26 @@ class RequestSession:
         """The request's session; ``DependencyUnavailable`` at once while the gate is open."""
         if self._session is None:
             self._database.gate.admit()
+            self._on_open()
             self._session = self._database.sessions()
         return self._session
+
+    @asynccontextmanager
+    async def outside_transaction(self) -> AsyncIterator[AsyncSession]:
+        """The session for one read that stands alone, run in autocommit: no BEGIN and COMMIT
+        around it. Inside a transaction the request already began, the read joins that.
+
+        Only for a single statement whose answer needs no lock and no consistency with
+        another read; on leaving, the session gives its connection back, and its next use
+        begins a transaction as usual.
+        """
+        session = self.session
+        if session.in_transaction():
+            yield session
+            return
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+        await session.commit()  # in autocommit, no round trip: it returns the connection
 
     @property
     def opened(self) -> bool:
@@ -197,6 +231,14 @@ class RequestSession:
             # The connection is already gone; closing the session releases what is left.
             _log.info("rollback_failed", error=type(exc).__name__)
 
+    async def discard(self) -> None:
+        """Drop the connection without a word to the server, which rolls back on its own: after
+        a cancellation the connection's state is unknown, and a frozen server would make a
+        rollback wait for a timeout."""
+        self._after_commit.clear()
+        if self._session is not None:
+            await self._session.invalidate()
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -208,27 +250,36 @@ async def request_session(database: Database, route: str) -> AsyncIterator[Reque
     if the DB is down; ``route`` labels the statement count of the request."""
     statements = [0]
     _statements.set(statements)  # each request runs in its own context: no reset needed
-    session = RequestSession(database)
     gate = database.gate
     try:
-        try:
-            yield session
-            await session.commit()
-        except BaseException as exc:
-            unavailable = isinstance(exc, Exception) and is_unavailable(exc)
-            # The gate opens before the rollback, which on a frozen server waits for a timeout.
-            retry_after = gate.failed() if unavailable and opens_gate(exc) else 1.0
-            await session.rollback()
-            if unavailable:
-                # A warning without traceback: an outage is expected, not a bug.
-                _log.warning("database_unavailable", error=type(exc).__name__)
-                raise DependencyUnavailable("postgres", retry_after_seconds=retry_after) from exc
-            if isinstance(exc, DBAPIError):
-                # from None: the original, with the values in its text, is not chained.
-                raise StatementFailed.replacing(exc).with_traceback(exc.__traceback__) from None
-            raise
-        finally:
-            await session.close()
+        # Watched from the session's opening: a request in flight when another one finds
+        # PostgreSQL gone gets its 503 then, not after its own timeouts.
+        async with gate.watch() as watch_from_here:
+            session = RequestSession(database, on_open=watch_from_here)
+            try:
+                yield session
+                await session.commit()
+            except BaseException as exc:
+                unavailable = isinstance(exc, Exception) and is_unavailable(exc)
+                if unavailable or not isinstance(exc, Exception):
+                    # Down, frozen or cancelled (the gate's watch included): a rollback would
+                    # wait on the server for nothing. The gate opens first.
+                    retry_after = gate.failed() if unavailable and opens_gate(exc) else 1.0
+                    await session.discard()
+                else:
+                    await session.rollback()
+                if unavailable:
+                    # A warning without traceback: an outage is expected, not a bug.
+                    _log.warning("database_unavailable", error=type(exc).__name__)
+                    raise DependencyUnavailable(
+                        "postgres", retry_after_seconds=retry_after
+                    ) from exc
+                if isinstance(exc, DBAPIError):
+                    # from None: the original, with the values in its text, is not chained.
+                    raise StatementFailed.replacing(exc).with_traceback(exc.__traceback__) from None
+                raise
+            finally:
+                await session.close()
         await session.run_after_commit()
     finally:
         DB_STATEMENTS_PER_REQUEST.labels(route).observe(statements[0])

@@ -72,11 +72,11 @@ class UsersSettings(
     """Test a pooled connection before use (survives a DB restart)."""
     # Connects and statements of this service take milliseconds (key lookups); these bounds
     # are how long a dead or frozen PostgreSQL goes unnoticed: the requests in flight wait for
-    # them, then the gate opens and the later ones get their 503 at once. A pooled
-    # connection's pre-ping on a frozen server costs two commands (BEGIN or the ping, then
-    # its rollback). Not lower: at 0.5 s a chaos run on a busy 2-core machine saw healthy
-    # statements time out while Docker killed another container, and the gate they opened
-    # refused every write for a second (docs/resilience.md).
+    # them, then the gate opens and every request gets its 503 at once (a pooled
+    # connection's pre-ping is one command: gatehouse_users.database). Not lower: at 0.5 s a
+    # chaos run on a busy 2-core machine saw healthy statements time out while Docker killed
+    # another container, and the gate they opened refused every write for a second
+    # (docs/resilience.md).
     db_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     """Bound on opening one PostgreSQL connection."""
     db_command_timeout_seconds: float = Field(default=1.5, gt=0)

@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 
 from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.logging import get_logger
+from gatehouse_common.problems import DependencyUnavailable
 from gatehouse_common.redis_retry import retry_once_on_broken_connection
 from gatehouse_users.metrics import CACHE_BYPASSED, CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
 from gatehouse_users.profiles.schemas import ProfileRead
@@ -217,9 +218,16 @@ class ProfileCache:
             CACHE_BYPASSED.labels(operation).inc()
             raise _CacheSkipped
         try:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps each command in a task.
-            async with asyncio.timeout(self._timeout):
-                return await command()
+            async with self._gate.watch() as start:
+                start()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps each command in
+                # a task.
+                async with asyncio.timeout(self._timeout):
+                    return await command()
+        except DependencyUnavailable:
+            # Another command found Redis gone while this one waited for it.
+            CACHE_BYPASSED.labels(operation).inc()
+            raise _CacheSkipped from None
         except _REDIS_FAILURES as exc:
             self._gate.failed()
             CACHE_ERRORS.labels(operation).inc()

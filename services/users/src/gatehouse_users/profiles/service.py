@@ -43,7 +43,10 @@ async def own_profile(db: RequestSession, cache: ProfileCache, principal: Princi
     lookup = await cache.read(profile_id)
     if lookup.profile is not None:
         return lookup.profile
-    row = await repository.get(db.session, profile_id) or await _create(db, principal)
+    async with db.outside_transaction() as session:
+        row = await repository.get(session, profile_id)
+    if row is None:
+        row = await _create(db, principal)
     profile = ProfileRead.model_validate(row)
     db.after_commit(functools.partial(cache.fill, lookup, profile))
     return profile
@@ -89,7 +92,8 @@ async def public_profile(
     lookup = await cache.read(profile_id)
     if lookup.profile is not None:
         return PublicProfile.model_validate(lookup.profile)
-    row = await repository.get(db.session, profile_id)
+    async with db.outside_transaction() as session:
+        row = await repository.get(session, profile_id)
     if row is None:
         raise ProfileNotFound
     profile = ProfileRead.model_validate(row)
@@ -132,7 +136,8 @@ def _notify(relay: OutboxRelay) -> AfterCommit:
 async def list_profiles(db: RequestSession, *, limit: int, cursor: str | None) -> ProfilePage:
     after = decode_cursor(cursor) if cursor is not None else None
     # One row more than asked tells whether another page exists without a count query.
-    rows = await repository.page(db.session, limit=limit + 1, after=after)
+    async with db.outside_transaction() as session:
+        rows = await repository.page(session, limit=limit + 1, after=after)
     items = [ProfileRead.model_validate(row) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
     return ProfilePage(items=items, next_cursor=next_cursor)
