@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import time
 import uuid
 
 import httpx2
 import pytest
-from pwdlib import PasswordHash
 
 from gatehouse_auth.main import create_app
-from gatehouse_auth.passwords import HASHING_NICENESS, PasswordHasher
+from gatehouse_auth.passwords import PasswordHasher
 from services.auth.tests.support import PASSWORD, AuthApi, SettingsFactory, running, serving
 
 LOGIN_DEADLINE_SECONDS = 5
@@ -132,22 +129,3 @@ async def test_concurrent_registrations_of_one_email_make_one_account(
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201] + [409] * 9
-
-
-async def test_hashing_runs_at_a_lower_priority_than_request_handling(
-    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    niceness_seen: list[int] = []
-    hash_password = PasswordHash.hash
-
-    def observed_hash(self: PasswordHash, password: str | bytes, **kwargs: object) -> str:
-        niceness_seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        return hash_password(self, password)
-
-    hasher = PasswordHasher(make_settings(argon2_time_cost=1, argon2_memory_cost_kib=1024))
-    monkeypatch.setattr(PasswordHash, "hash", observed_hash)
-
-    await asyncio.gather(*(hasher.hash(PASSWORD) for _ in range(3)))
-
-    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert niceness_seen == [min(loop_niceness + HASHING_NICENESS, 19)] * 3

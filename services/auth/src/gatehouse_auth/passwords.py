@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from pwdlib import PasswordHash
@@ -19,21 +16,6 @@ from gatehouse_auth.settings import IdentityStoreSettings
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
 
 T = TypeVar("T")
-
-# Argon2 is the fleet's only CPU-heavy work, and it is meant to be slow. On a busy machine its
-# threads took the cores from the event loops that answer requests, auth's own included: the
-# chaos run measured auth's loop lag p99 at 250 ms (docs/resilience.md). One nice level is a
-# tenth less CPU share against a thread at 0; at +10, hashing gets what request handling
-# leaves. On Linux a thread's nice value is its own and the threads libargon2 starts for its
-# lanes inherit it; an idle machine hashes as fast as before.
-HASHING_NICENESS = 10
-
-
-def _lower_priority_of_this_thread() -> None:
-    thread = threading.get_native_id()
-    os.setpriority(
-        os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + HASHING_NICENESS
-    )
 
 
 class PasswordHashingBusy(ProblemError):
@@ -73,12 +55,6 @@ class PasswordHasher:
             )
         )
         self._slots = asyncio.Semaphore(settings.password_hashing_concurrency)
-        # Threads of their own, at a lower priority; they end with the hasher.
-        self._threads = ThreadPoolExecutor(
-            settings.password_hashing_concurrency,
-            thread_name_prefix="argon2",
-            initializer=_lower_priority_of_this_thread,
-        )
         self._queue_limit = settings.password_hashing_queue_limit
         self._waiting = 0
         self._decoy_hash = self._hash.hash(secrets.token_urlsafe(32))
@@ -107,7 +83,6 @@ class PasswordHasher:
             self._waiting -= 1
         # The slot is freed when the thread finishes, not when the request does: a client that
         # disconnects mid-hash cannot start another hash while its thread still runs.
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self._threads, function, *args)
+        work = asyncio.ensure_future(asyncio.to_thread(function, *args))
         work.add_done_callback(lambda _: self._slots.release())
         return await asyncio.shield(work)
