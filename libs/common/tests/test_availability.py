@@ -96,9 +96,13 @@ async def test_callers_in_flight_stop_waiting_when_another_one_finds_the_datasto
 
 async def test_a_blocks_own_timeout_is_not_taken_for_the_gate() -> None:
     async with AvailabilityGate("store", INTERVAL, probe=Datastore().ping) as gate:
-        with pytest.raises(TimeoutError):
+
+        async def block_with_its_own_timeout() -> None:
             async with gate.watch() as start:
                 start()
                 async with asyncio.timeout(0.01):
                     await asyncio.Event().wait()
+
+        with pytest.raises(TimeoutError):
+            await block_with_its_own_timeout()
         assert not gate.is_open
