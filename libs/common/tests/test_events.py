@@ -221,6 +221,29 @@ async def test_poison_event_goes_to_the_dead_letter_stream_after_max_deliveries(
     assert await events_redis.exists(seen_key("users", event.id)) == 0
 
 
+async def test_a_failed_handler_is_retried_on_the_claim_schedule_not_after_a_whole_block(
+    events_redis: Redis, stream: str, eventually: Eventually
+) -> None:
+    """A consumer waiting 60 s for new entries still retries every 0.1 s as configured."""
+    publisher = EventPublisher(events_redis, stream=stream)
+    attempts: list[int] = []
+
+    async def fail(event: Event[AccountRegistered]) -> None:
+        attempts.append(1)
+        raise ValueError("not yet")
+
+    consumer = _consumer(
+        events_redis, stream, block_seconds=60, claim_min_idle_seconds=0.2, max_deliveries=3
+    )
+    consumer.on(AccountRegistered, fail)
+
+    async with run_in_background(consumer):
+        await publisher.publish(_registered())
+        await eventually(lambda: _has_entries(events_redis, dead_letter_stream(stream), 1))
+
+    assert len(attempts) == 3
+
+
 async def _has_entries(redis: Redis, stream: str, count: int) -> bool:
     return bool(await redis.xlen(stream) == count)
 

@@ -6,7 +6,7 @@ one replica. The loop:
 
 1. ``XAUTOCLAIM`` entries pending for longer than ``claim_min_idle_seconds``: left by a
    consumer that died, or whose handler failed (that is how failures are retried);
-2. ``XREADGROUP`` new entries, blocking up to ``block_seconds``;
+2. ``XREADGROUP`` new entries, blocking up to ``block_seconds`` (or until the next claim);
 3. for each entry: skip it if the group's ``events:seen:<group>:<id>`` key says it was
    handled, else take that key (``SET NX`` with a lease) and run the handler within
    ``handler_timeout_seconds``; on success mark the key handled for ``dedupe_ttl_seconds``
@@ -149,12 +149,15 @@ class EventConsumer:
         if now >= self._next_lag_at:
             await self._update_lag()
             self._next_lag_at = now + _LAG_INTERVAL_SECONDS
+        # Wake up when the next claim is due, so a failed handler is retried on its schedule
+        # and not a whole block later. At least 1 ms: ``BLOCK 0`` waits forever.
+        until_claim_ms = int((self._next_claim_at - time.monotonic()) * 1000)
         response = await self._redis.xreadgroup(
             self.group,
             self.consumer_name,
             {self.stream: ">"},
             count=self._batch_size,
-            block=self._block_ms,
+            block=max(1, min(self._block_ms, until_claim_ms)),
         )
         for _stream, entries in read_entries(response):
             for entry_id, fields in entries:
