@@ -587,10 +587,17 @@ def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
     if window.fault.kind != "restart":
         target = window.fault.target
         down = [s for s in inside if window.started + NOTICE_SECONDS <= s.started < window.back]
-        summary["slowest_while_down_after_first_second_ms"] = round(
-            max((s.latency_ms for s in down), default=0.0), 1
-        )
+        # The target's answers are those to requests that need the datastore: a 503 or a
+        # cached read. The others are judged by their errors (none allowed); their slowest is
+        # shown for comparison, logins being slow by design (Argon2) whatever is down.
+        needing = [s for s in down if target in NEEDS.get(s.op, {target})]
         unaffected = [s for s in down if target not in NEEDS.get(s.op, {target})]
+        summary["slowest_needing_it_after_first_second_ms"] = round(
+            max((s.latency_ms for s in needing), default=0.0), 1
+        )
+        summary["slowest_not_needing_it_after_first_second_ms"] = round(
+            max((s.latency_ms for s in unaffected), default=0.0), 1
+        )
         summary["errors_of_requests_not_needing_it"] = sum(1 for s in unaffected if s.failed)
         late = [s.answered for s in errors if s.answered >= window.back]
         summary["recovery_seconds"] = round(max(late) - window.back, 2) if late else 0.0
@@ -649,7 +656,7 @@ def targets(result: dict[str, Any]) -> dict[str, bool]:
     return {
         "restart_errors_at_most_3_s": all(f["error_span_seconds"] <= 3 for f in restarts),
         "datastore_answers_within_200_ms": all(
-            f["slowest_while_down_after_first_second_ms"] <= FAST_ANSWER_MS for f in datastores
+            f["slowest_needing_it_after_first_second_ms"] <= FAST_ANSWER_MS for f in datastores
         ),
         "datastore_recovery_at_most_3_s": all(f["recovery_seconds"] <= 3 for f in datastores),
         "requests_not_needing_it_unaffected": all(
@@ -762,15 +769,16 @@ def write_page(result: dict[str, Any]) -> None:
     """The generated part of docs/resilience.md, between its markers."""
     rows = [
         "| fault | requests | statuses | seconds with errors | error span (s) | slowest (ms) "
-        "| slowest while down, after 1 s (ms) | recovery (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| slowest needing it, down after 1 s (ms) | slowest of the others (ms) | recovery (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for fault in result["faults"]:
         statuses = ", ".join(f"{status}: {count}" for status, count in fault["statuses"].items())
         rows.append(
             f"| {fault['fault']} | {fault['requests']} | {statuses} | {fault['error_seconds']} "
             f"| {fault['error_span_seconds']} | {fault['slowest_ms']} "
-            f"| {fault.get('slowest_while_down_after_first_second_ms', '—')} "
+            f"| {fault.get('slowest_needing_it_after_first_second_ms', '—')} "
+            f"| {fault.get('slowest_not_needing_it_after_first_second_ms', '—')} "
             f"| {fault.get('recovery_seconds', '—')} |"
         )
     checks = "\n".join(

@@ -106,3 +106,49 @@ async def test_a_blocks_own_timeout_is_not_taken_for_the_gate() -> None:
         with pytest.raises(TimeoutError):
             await block_with_its_own_timeout()
         assert not gate.is_open
+
+
+async def test_a_block_waiting_on_a_datastore_that_does_not_answer_probes_and_opens_it() -> None:
+    frozen = asyncio.Event()  # never set: the datastore and its ping hang
+    probes: list[int] = []
+
+    async def hanging_ping() -> None:
+        probes.append(1)
+        await frozen.wait()
+
+    async with AvailabilityGate(
+        "store", INTERVAL, probe=hanging_ping, stall_seconds=INTERVAL
+    ) as gate:
+
+        async def waiting_caller() -> None:
+            async with gate.passage(_is_outage):
+                await frozen.wait()
+
+        waiting = [asyncio.create_task(waiting_caller()) for _ in range(3)]
+        # After the stall and the probe's bound, not after a client timeout of its own.
+        async with asyncio.timeout(INTERVAL * 6):
+            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(outcome, DependencyUnavailable) for outcome in outcomes)
+        assert gate.is_open
+        assert len(probes) == 1  # one check for all the stalled blocks
+
+
+async def test_a_block_that_is_only_slow_is_left_alone_when_the_datastore_answers() -> None:
+    datastore = Datastore()
+    datastore.up = True
+    async with AvailabilityGate(
+        "store", INTERVAL, probe=datastore.ping, stall_seconds=INTERVAL
+    ) as gate:
+
+        async def slow_caller() -> str:
+            async with gate.passage(_is_outage):
+                await asyncio.sleep(INTERVAL * 4)  # a slow statement on a healthy datastore
+            return "answered"
+
+        assert await slow_caller() == "answered"
+        assert datastore.probes == 1
+        assert not gate.is_open
+        async with gate.passage(_is_outage):  # a fast block: no check at all
+            pass
+        await asyncio.sleep(INTERVAL * 2)
+        assert datastore.probes == 1

@@ -5,11 +5,15 @@ statement timeout (seconds) before its 503; with it only the requests in flight 
 datastore failed do, and the others get their 503 with ``Retry-After`` at once. Those in
 flight stop waiting too: a block in ``watch`` (``passage`` is one) ends with
 ``DependencyUnavailable`` as soon as another caller's failure opens the gate, instead of
-waiting for a timeout of its own that can only fail the same way. No request is ever a
-trial: a background probe finds the datastore back, so while it is away every answer is
-immediate, and once it answers the gate closes within an interval. Users guards
-PostgreSQL and its cache's Redis with it, auth MongoDB and its throttles' Redis. Background
-loops (outbox relays, the mail worker) keep their own backoff: nobody waits for them.
+waiting for a timeout of its own that can only fail the same way. A frozen datastore is
+noticed before any client timeout if the gate has a ``stall_seconds``: a block waiting that
+long makes the gate probe the datastore, bounded by the same time, and a probe without an
+answer opens it; a block that is only slow (a busy machine) finds it answering and goes on.
+No request is ever a trial: a background probe finds the datastore back, so while it is away
+every answer is immediate, and once it answers the gate closes within an interval. Users
+guards PostgreSQL (with a stall check) and its cache's Redis with it, auth MongoDB and its
+throttles' Redis. Background loops (outbox relays, the mail worker) keep their own backoff:
+nobody waits for them.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ class AvailabilityGate:
     task calls ``probe`` every ``retry_interval_seconds`` until it succeeds, which closes the
     gate. ``probe`` must be cheap and bounded by its client's own timeouts (a ping). The
     probing ends with ``aclose``, or the ``async with`` block of the gate. So a dead or
-    frozen datastore costs a timeout only to the requests in flight when it failed, and a
-    datastore that is back is used again within about an interval.
+    frozen datastore costs a timeout only to the requests in flight when it failed (or, with
+    ``stall_seconds``, at most twice that), and a datastore that is back is used again within
+    about an interval.
     """
 
     def __init__(
@@ -44,14 +49,20 @@ class AvailabilityGate:
         dependency: str,
         retry_interval_seconds: float,
         probe: Callable[[], Awaitable[object]],
+        *,
+        stall_seconds: float | None = None,
     ) -> None:
         self.dependency = dependency
         self._retry_interval = retry_interval_seconds
         self._probe = probe
+        self._stall_seconds = stall_seconds
         self._next_probe_at: float | None = None  # None: closed
         self._prober: asyncio.Task[None] | None = None
-        # The scopes of the blocks in ``watch`` that use the datastore now, with their tasks.
-        self._watched: dict[asyncio.Timeout, asyncio.Task[Any]] = {}
+        self._stall_check: asyncio.Task[None] | None = None
+        # The scopes of the blocks in ``watch`` that use the datastore now, with their tasks
+        # and the timers of their stall checks.
+        self._watched: dict[asyncio.Timeout, tuple[asyncio.Task[Any], asyncio.TimerHandle | None]]
+        self._watched = {}
 
     @property
     def is_open(self) -> bool:
@@ -79,7 +90,7 @@ class AvailabilityGate:
         """Expire the scope of every watched block but the caller's own (it is failing already)."""
         now = asyncio.get_running_loop().time()
         failing = asyncio.current_task()
-        for scope, task in self._watched.items():
+        for scope, (task, _) in self._watched.items():
             if task is not failing and not scope.expired():
                 scope.reschedule(now)
 
@@ -91,10 +102,11 @@ class AvailabilityGate:
 
     async def aclose(self) -> None:
         """Stop probing (the end of the lifespan)."""
-        if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
+        for task in (self._prober, self._stall_check):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     @asynccontextmanager
     async def watch(self) -> AsyncIterator[Callable[[], None]]:
@@ -105,14 +117,25 @@ class AvailabilityGate:
         awaits, and the block ends with ``DependencyUnavailable``. Whatever the block does on
         its way out (``finally``, ``except BaseException``) runs after the cancellation, so it
         must not wait on the datastore again: drop a connection rather than roll it back.
+        With ``stall_seconds``, a block still running that long after ``start`` has the gate
+        check the datastore (``_check_stalled``).
         """
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("AvailabilityGate.watch needs a running task")
         scope = asyncio.timeout(None)
+
+        def start() -> None:
+            timer = None
+            if self._stall_seconds is not None:
+                timer = task.get_loop().call_later(
+                    self._stall_seconds, self._stalled, self._stall_seconds
+                )
+            self._watched[scope] = (task, timer)
+
         try:
             async with scope:
-                yield lambda: self._watched.__setitem__(scope, task)
+                yield start
         except TimeoutError as exc:
             if not scope.expired():
                 raise  # the block's own timeout, not the gate's
@@ -120,7 +143,37 @@ class AvailabilityGate:
                 self.dependency, retry_after_seconds=self._retry_interval
             ) from exc
         finally:
-            self._watched.pop(scope, None)
+            _, timer = self._watched.pop(scope, (task, None))
+            if timer is not None:
+                timer.cancel()
+
+    def _stalled(self, stall_seconds: float) -> None:
+        """A watched block has waited ``stall_seconds``: check the datastore, once at a time."""
+        if self.is_open or (self._stall_check is not None and not self._stall_check.done()):
+            return
+        self._stall_check = asyncio.get_running_loop().create_task(
+            self._check_stalled(stall_seconds), name=f"stall check {self.dependency}"
+        )
+
+    async def _check_stalled(self, stall_seconds: float) -> None:
+        """Probe within ``stall_seconds``; no answer opens the gate, cutting the blocks short.
+
+        A machine too busy to answer a ping in that time would open it too; so the bound
+        should be well above the datastore's latency under load, and the probe a command on
+        a connection of its own, which no request can keep busy.
+        """
+        try:
+            async with asyncio.timeout(stall_seconds):
+                await self._probe()
+        except Exception as exc:  # noqa: BLE001 - whatever a ping raises, it did not answer
+            if not self.is_open:
+                _log.warning(
+                    "dependency_stalled",
+                    dependency=self.dependency,
+                    stall_seconds=stall_seconds,
+                    error=type(exc).__name__,
+                )
+                self.failed()
 
     @asynccontextmanager
     async def passage(self, is_outage: Callable[[Exception], bool]) -> AsyncIterator[None]:

@@ -9,8 +9,10 @@ read went from six round trips to two (docs/performance.md).
 
 After PostgreSQL failed to answer, the gate (``gatehouse_common.availability``) answers 503 at
 once instead of letting every request wait for its own connect or statement timeout, until
-its probe (``select 1``, once an interval) finds PostgreSQL back. Cache hits never open a
-session, so they pass neither the gate nor PostgreSQL.
+its probe (``select 1`` on a connection of its own, once an interval) finds PostgreSQL back.
+A request waiting on PostgreSQL for ``db_stall_seconds`` has the gate run that probe, bounded
+by the same time: a frozen PostgreSQL is noticed well before the statement timeout. Cache hits
+never open a session, so they pass neither the gate nor PostgreSQL.
 """
 
 from __future__ import annotations
@@ -79,15 +81,19 @@ def opens_gate(error: BaseException) -> bool:
     return is_unavailable(error) and not isinstance(error, PoolTimeoutError)
 
 
-def make_engine(settings: UsersSettings) -> AsyncEngine:
+def _connect_args(settings: UsersSettings) -> dict[str, Any]:
     server_settings = {"application_name": "gatehouse-users"}
     if settings.db_statement_timeout_ms is not None:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-    connect_args: dict[str, Any] = {
+    return {
         "timeout": settings.db_connect_timeout_seconds,
         "command_timeout": settings.db_command_timeout_seconds,
         "server_settings": server_settings,
     }
+
+
+def make_engine(settings: UsersSettings) -> AsyncEngine:
+    connect_args = _connect_args(settings)
     url = settings.database_url.get_secret_value()
     # hide_parameters: SQLAlchemy's errors and statement logs never carry the bound values,
     # which are user input and emails.
@@ -115,6 +121,20 @@ def make_engine(settings: UsersSettings) -> AsyncEngine:
     return engine
 
 
+def make_probe_engine(settings: UsersSettings) -> AsyncEngine:
+    """One connection of the gate's own: requests holding every pooled connection cannot
+    delay its ``select 1`` and make a healthy PostgreSQL look frozen."""
+    return create_async_engine(
+        settings.database_url.get_secret_value(),
+        hide_parameters=True,
+        isolation_level="AUTOCOMMIT",
+        pool_size=1,
+        max_overflow=0,
+        pool_pre_ping=False,  # the probe is a ping; a dead connection fails it and is replaced
+        connect_args=_connect_args(settings),
+    )
+
+
 def _count_statement(*_: object) -> None:
     counter = _statements.get()
     if counter is not None:
@@ -137,16 +157,26 @@ class Database:
 
 async def _select_one(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
-        await connection.execute(text("select 1"))
+        try:
+            await connection.execute(text("select 1"))
+        except BaseException:
+            # Timed out or cancelled mid-statement, the connection's state is unknown: drop it
+            # without a round trip (a frozen server would not answer one).
+            await connection.invalidate()
+            raise
 
 
 @asynccontextmanager
 async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
     """The database for a lifespan; connections open lazily, so PostgreSQL may be down."""
     engine = make_engine(settings)
+    probe_engine = make_probe_engine(settings)
     try:
         async with AvailabilityGate(
-            "postgres", settings.db_retry_interval_seconds, probe=lambda: _select_one(engine)
+            "postgres",
+            settings.db_retry_interval_seconds,
+            probe=lambda: _select_one(probe_engine),
+            stall_seconds=settings.db_stall_seconds,
         ) as gate:
             # expire_on_commit=False: rows stay readable after the commit that ends each request.
             sessions = async_sessionmaker(
@@ -154,6 +184,7 @@ async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
             )
             yield Database(engine, sessions, gate)
     finally:
+        await probe_engine.dispose()
         await engine.dispose()
 
 

@@ -81,6 +81,13 @@ class UsersSettings(
     """Bound on opening one PostgreSQL connection."""
     db_command_timeout_seconds: float = Field(default=1.5, gt=0)
     """Client-side bound on one statement, so a frozen server cannot hang a request."""
+    # Sized for the chaos run's target (every answer within 200 ms once a datastore has been
+    # frozen for a second): stalled 0.5 s, plus a probe bounded by 0.5 s, opens the gate by
+    # then. A slow statement on a healthy PostgreSQL costs one ``select 1`` on the gate's own
+    # connection, which answers in milliseconds even when the pool is busy.
+    db_stall_seconds: float = Field(default=0.5, gt=0)
+    """A request waiting on PostgreSQL this long has the gate probe it, bounded by the same
+    time; no answer opens the gate (503 at once for everyone, the waiting requests too)."""
     db_retry_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     """After PostgreSQL failed to answer, how often the gate's probe tries it while requests
     that need it get 503 at once."""
