@@ -517,6 +517,51 @@ class MemorySampler:
         self._thread.join(timeout=90)
 
 
+# An idle process sampling its loop as the services do (four times a second, uvloop): what
+# the machine alone costs a loop that has nothing to do, the floor of the services' lag.
+_CONTROL_LAG_SCRIPT = """
+import asyncio, json, signal, uvloop
+from prometheus_client import REGISTRY
+from gatehouse_common.event_loop_lag import sample_event_loop_lag
+
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    sampler = asyncio.create_task(sample_event_loop_lag(0.25, float("inf")))
+    await stop.wait()
+    sampler.cancel()
+    print(json.dumps({
+        sample.labels["le"]: sample.value
+        for metric in REGISTRY.collect() if metric.name == "event_loop_lag_seconds"
+        for sample in metric.samples if sample.name.endswith("_bucket")
+    }))
+
+uvloop.run(main())
+"""
+
+
+class ControlLagSampler:
+    """The event-loop lag of an idle process on this machine while the block runs."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[float, float] = {}
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ControlLagSampler:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _CONTROL_LAG_SCRIPT], stdout=subprocess.PIPE, text=True
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        output, _ = self._process.communicate(timeout=30)
+        if output.strip():
+            self.buckets = {float(le): count for le, count in json.loads(output).items()}
+
+
 def loop_lag_buckets(stack: ComposeStack) -> dict[str, dict[float, float]]:
     """Cumulative event-loop lag histogram buckets of each service (empty if not exported)."""
     pattern = re.compile(r'^event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.MULTILINE)
@@ -695,8 +740,9 @@ async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
 
         lag_before = await asyncio.to_thread(loop_lag_buckets, stack)
         with MemorySampler(stack, origin) as memory:
-            steady = asyncio.create_task(load.open_loop(rate, FAULT_INTERVAL))
-            backlogged = await steady
+            with ControlLagSampler() as control_lag:
+                steady = asyncio.create_task(load.open_loop(rate, FAULT_INTERVAL))
+                backlogged = await steady
             lag_after = await asyncio.to_thread(loop_lag_buckets, stack)
             running = asyncio.create_task(load.open_loop(rate, FAULT_INTERVAL * (len(faults) + 1)))
             for fault in faults:
@@ -739,6 +785,9 @@ async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
             service: _ms(quantile_from_buckets(lag_before.get(service, {}), buckets, 0.99))
             for service, buckets in lag_after.items()
         },
+        "event_loop_lag_p99_ms_steady_idle_process": _ms(
+            quantile_from_buckets({}, control_lag.buckets, 0.99)
+        ),
     }
     result["targets"] = targets(result)
     CHARTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -799,7 +848,9 @@ req/s, offered {result["offered_rps"]} req/s ({result["load_fraction"]:.0%}), on
 a fault, so not counted as errors; {result["steady_errors"]} errors in the steady phases); \
 {result["logs"]["tracebacks"]} tracebacks and {result["logs"]["secrets_in_logs"]} secrets in \
 {result["logs"]["log_lines"]} log lines; event-loop lag p99 in the steady phase (ms): \
-{result["event_loop_lag_p99_ms_steady"] or "not exported"}.
+{result["event_loop_lag_p99_ms_steady"] or "not exported"}, and \
+{result["event_loop_lag_p99_ms_steady_idle_process"]} ms for an idle process sampling its \
+loop the same way on the same machine meanwhile.
 
 {chr(10).join(rows)}
 

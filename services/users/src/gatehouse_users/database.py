@@ -17,6 +17,8 @@ never open a session, so they pass neither the gate nor PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -123,14 +125,16 @@ def make_engine(settings: UsersSettings) -> AsyncEngine:
 
 def make_probe_engine(settings: UsersSettings) -> AsyncEngine:
     """One connection of the gate's own: requests holding every pooled connection cannot
-    delay its ``select 1`` and make a healthy PostgreSQL look frozen."""
+    delay its ``select 1`` and make a healthy PostgreSQL look frozen. Pre-pinged, so a
+    connection that a past restart of PostgreSQL broke is replaced instead of failing a
+    stall check on a server that is fine now."""
     return create_async_engine(
         settings.database_url.get_secret_value(),
         hide_parameters=True,
         isolation_level="AUTOCOMMIT",
         pool_size=1,
         max_overflow=0,
-        pool_pre_ping=False,  # the probe is a ping; a dead connection fails it and is replaced
+        pool_pre_ping=True,
         connect_args=_connect_args(settings),
     )
 
@@ -148,11 +152,20 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     gate: AvailabilityGate
+    probe_engine: AsyncEngine
 
     async def ping(self) -> None:
         """``select 1`` through the gate: while it is open, fails at once."""
         async with self.gate.passage(opens_gate):
             await _select_one(self.engine)
+
+
+async def _connect_ahead(engine: AsyncEngine) -> None:
+    """Open the probe's connection now rather than in a stall check: a connect under load
+    (TCP, startup, SCRAM) can outlast the check's bound, which would then open the gate on a
+    healthy PostgreSQL; the chaos run saw it once in each new process."""
+    with contextlib.suppress(Exception):  # down at start: the first request finds out
+        await _select_one(engine)
 
 
 async def _select_one(engine: AsyncEngine) -> None:
@@ -182,7 +195,13 @@ async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
             sessions = async_sessionmaker(
                 engine.execution_options(isolation_level="READ COMMITTED"), expire_on_commit=False
             )
-            yield Database(engine, sessions, gate)
+            connecting = asyncio.create_task(_connect_ahead(probe_engine), name="connect probe")
+            try:
+                yield Database(engine, sessions, gate, probe_engine)
+            finally:
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connecting
     finally:
         await probe_engine.dispose()
         await engine.dispose()
