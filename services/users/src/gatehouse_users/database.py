@@ -2,10 +2,11 @@
 
 The engine's connections are in autocommit unless a session's transaction says otherwise:
 request sessions run at READ COMMITTED (a BEGIN on first use, a COMMIT at the end), and a read
-that stands alone (``RequestSession.outside_transaction``) costs one round trip instead of
-three. The pool's pre-ping then is a single ``;`` rather than BEGIN, ``;`` and ROLLBACK, which
-asyncpg's adapter wraps around a ping on a connection that is not in autocommit: an uncached
-read went from six round trips to two (docs/performance.md).
+that stands alone (``RequestSession.outside_transaction``) runs on a connection without a
+session: one round trip instead of three. The pool's pre-ping then is a single ``;`` rather
+than BEGIN, ``;`` and ROLLBACK, which asyncpg's adapter wraps around a ping on a connection
+that is not in autocommit: an uncached read went from six round trips to two
+(docs/performance.md).
 
 After PostgreSQL failed to answer, the gate (``gatehouse_common.availability``) answers 503 at
 once instead of letting every request wait for its own connect or statement timeout, until
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -26,15 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.logging import get_logger
@@ -45,6 +48,8 @@ from gatehouse_users.settings import UsersSettings
 AfterCommit = Callable[[], Awaitable[None]]
 
 _log = get_logger(__name__)
+# Where a pooled connection's record keeps when it was last returned (``_ping_after_idle``).
+_RETURNED_AT = "gatehouse_returned_at"
 # Statements of the current request; a list so the engine event can count into it in place.
 _statements: ContextVar[list[int] | None] = ContextVar("statements", default=None)
 
@@ -116,11 +121,38 @@ def make_engine(settings: UsersSettings) -> AsyncEngine:
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
             pool_recycle=settings.db_pool_recycle_seconds,
-            pool_pre_ping=settings.db_pool_pre_ping,
             connect_args=connect_args,
         )
+        _ping_after_idle(engine, settings.db_pool_ping_after_idle_seconds)
     event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
     return engine
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """``pool_pre_ping`` for connections idle ``idle_seconds`` or more only.
+
+    A connection is checked when a restart or a dropped network may have broken it unseen;
+    one returned a moment ago by a request that used it is not (the pre-ping of every
+    checkout was a second round trip per read). A failed ping does what ``pool_pre_ping``
+    does: whatever broke this connection broke its elders too, so the pool replaces every
+    connection older than now, and the checkout connects afresh.
+    """
+    dialect = engine.dialect
+
+    def returned(_: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, _: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < idle_seconds:
+            return  # connected for this checkout, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise InvalidatePoolError from exc
+
+    event.listen(engine.sync_engine, "checkin", returned)
+    event.listen(engine.sync_engine, "checkout", checked_out)
 
 
 def make_probe_engine(settings: UsersSettings) -> AsyncEngine:
@@ -216,43 +248,54 @@ class RequestSession:
     (docs/performance.md).
     """
 
-    __slots__ = ("_after_commit", "_database", "_on_open", "_session")
+    __slots__ = ("_admitted", "_after_commit", "_database", "_on_open", "_session")
 
     def __init__(self, database: Database, on_open: Callable[[], None]) -> None:
         self._database = database
         self._on_open = on_open
+        self._admitted = False
         self._session: AsyncSession | None = None
         self._after_commit: list[AfterCommit] = []
+
+    def _admit(self) -> None:
+        """``DependencyUnavailable`` at once while the gate is open; else the request's use of
+        PostgreSQL is watched from now on."""
+        if not self._admitted:
+            self._database.gate.admit()
+            self._on_open()
+            self._admitted = True
 
     @property
     def session(self) -> AsyncSession:
         """The request's session; ``DependencyUnavailable`` at once while the gate is open."""
         if self._session is None:
-            self._database.gate.admit()
-            self._on_open()
+            self._admit()
             self._session = self._database.sessions()
         return self._session
 
     @asynccontextmanager
-    async def outside_transaction(self) -> AsyncIterator[AsyncSession]:
-        """The session for one read that stands alone, run in autocommit: no BEGIN and COMMIT
-        around it. Inside a transaction the request already began, the read joins that.
+    async def outside_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one read that stands alone: in autocommit (no BEGIN and COMMIT
+        around it), and without an ORM session, whose building, connection handling, commit
+        and close cost more CPU than the read itself (docs/performance.md, the uncached read).
+        Inside a transaction the request already began, the read joins that.
 
         Only for a single statement whose answer needs no lock and no consistency with
-        another read; on leaving, the session gives its connection back, and its next use
-        begins a transaction as usual.
+        another read. The connection goes back to the pool on leaving; after a failure or a
+        cancellation it is dropped, as its state is unknown (and a frozen server would not
+        answer a reset).
         """
-        session = self.session
-        if session.in_transaction():
-            yield session
+        if self._session is not None and self._session.in_transaction():
+            yield await self._session.connection()
             return
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield session
-        await session.commit()  # in autocommit, no round trip: it returns the connection
-
-    @property
-    def opened(self) -> bool:
-        return self._session is not None
+        self._admit()
+        # The engine's own connections are in autocommit (``make_engine``).
+        async with self._database.engine.connect() as connection:
+            try:
+                yield connection
+            except BaseException:
+                await connection.invalidate()
+                raise
 
     def after_commit(self, action: AfterCommit) -> None:
         """Run ``action`` once this request's transaction has committed, before the response.

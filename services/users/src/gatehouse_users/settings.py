@@ -62,14 +62,25 @@ class UsersSettings(
 
     db_pool_class: Literal["queue", "null"] = "queue"
     """'queue': a connection pool; 'null': a new connection per session (NullPool)."""
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_size: int = Field(default=15, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
+    """Connections opened beyond ``db_pool_size`` under load, each closed when returned to a
+    pool that has ``db_pool_size`` idle. Under sustained load the pool's idle queue refills
+    between a return and the wake-up of the request waiting for it, so the next return closes a
+    connection and a later request opens a new one: a connect per request, 30 % more CPU per
+    uncached read (docs/performance.md). 0: the pool is sized for the load, and a burst waits
+    for a connection (up to ``db_pool_timeout_seconds``) instead."""
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     """How long a request waits for a pooled connection."""
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     """Replace connections older than this (-1: never)."""
-    db_pool_pre_ping: bool = True
-    """Test a pooled connection before use (survives a DB restart)."""
+    db_pool_ping_after_idle_seconds: float = Field(default=0.5, ge=0)
+    """A pooled connection idle this long is pinged before use, so a PostgreSQL restart while
+    the service was quiet costs no failed request. One used more recently is trusted, as
+    HikariCP does (its ``aliveBypassWindowMs``, 500 ms): under load a ping on every checkout
+    was a second round trip per read, a fifth of an uncached read's CPU (docs/performance.md).
+    A connection broken within the window fails its request, which the gate answers as an
+    outage (503). 0: ping on every checkout."""
     # Connects and statements of this service take milliseconds (key lookups); these bounds
     # are how long a dead or frozen PostgreSQL goes unnoticed: the requests in flight wait for
     # them, then the gate opens and every request gets its 503 at once (a pooled

@@ -1,20 +1,26 @@
-"""SQL for profiles. Every function takes the request's session and leaves committing to it."""
+"""SQL for profiles. Writes take the request's session and leave committing to it; reads that
+stand alone take a connection (``RequestSession.outside_transaction``) and return rows."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import Row, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gatehouse_users.models import ErasedAccount, Profile
 
+_PROFILES = Profile.__table__
+_PROFILE_BY_ID = select(_PROFILES).where(_PROFILES.c.id == bindparam("id"))
 
-async def get(session: AsyncSession, profile_id: uuid.UUID) -> Profile | None:
-    return await session.get(Profile, profile_id)
+
+async def read(connection: AsyncConnection, profile_id: uuid.UUID) -> Row[Any] | None:
+    """The profile's columns, or None."""
+    return (await connection.execute(_PROFILE_BY_ID, {"id": profile_id})).one_or_none()
 
 
 async def lock_account(session: AsyncSession, user_id: uuid.UUID) -> None:
@@ -97,13 +103,13 @@ async def upsert(
 
 
 async def page(
-    session: AsyncSession, *, limit: int, after: tuple[datetime, uuid.UUID] | None
-) -> list[Profile]:
+    connection: AsyncConnection, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> Sequence[Row[Any]]:
     """Up to ``limit`` profiles in (created_at, id) order, strictly after ``after``."""
-    query = select(Profile).order_by(Profile.created_at, Profile.id).limit(limit)
+    query = select(_PROFILES).order_by(_PROFILES.c.created_at, _PROFILES.c.id).limit(limit)
     if after is not None:
-        query = query.where(tuple_(Profile.created_at, Profile.id) > tuple_(*after))
-    return list(await session.scalars(query))
+        query = query.where(tuple_(_PROFILES.c.created_at, _PROFILES.c.id) > tuple_(*after))
+    return (await connection.execute(query)).all()
 
 
 class Erasure(NamedTuple):

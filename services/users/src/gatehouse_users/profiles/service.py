@@ -6,8 +6,10 @@ import base64
 import functools
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+from sqlalchemy import Row
 
 from gatehouse_common.authentication import InvalidAccessToken
 from gatehouse_common.events import AccountErased, OutboxRelay
@@ -43,8 +45,8 @@ async def own_profile(db: RequestSession, cache: ProfileCache, principal: Princi
     lookup = await cache.read(profile_id)
     if lookup.profile is not None:
         return lookup.profile
-    async with db.outside_transaction() as session:
-        row = await repository.get(session, profile_id)
+    async with db.outside_transaction() as connection:
+        row: Row[Any] | Profile | None = await repository.read(connection, profile_id)
     if row is None:
         row = await _create(db, principal)
     profile = ProfileRead.model_validate(row)
@@ -92,8 +94,8 @@ async def public_profile(
     lookup = await cache.read(profile_id)
     if lookup.profile is not None:
         return PublicProfile.model_validate(lookup.profile)
-    async with db.outside_transaction() as session:
-        row = await repository.get(session, profile_id)
+    async with db.outside_transaction() as connection:
+        row = await repository.read(connection, profile_id)
     if row is None:
         raise ProfileNotFound
     profile = ProfileRead.model_validate(row)
@@ -136,8 +138,8 @@ def _notify(relay: OutboxRelay) -> AfterCommit:
 async def list_profiles(db: RequestSession, *, limit: int, cursor: str | None) -> ProfilePage:
     after = decode_cursor(cursor) if cursor is not None else None
     # One row more than asked tells whether another page exists without a count query.
-    async with db.outside_transaction() as session:
-        rows = await repository.page(session, limit=limit + 1, after=after)
+    async with db.outside_transaction() as connection:
+        rows = await repository.page(connection, limit=limit + 1, after=after)
     items = [ProfileRead.model_validate(row) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
     return ProfilePage(items=items, next_cursor=next_cursor)
