@@ -142,6 +142,9 @@ def gateway_settings(upstream_url: str, events_redis_url: str, **overrides: Any)
         "metrics_port": 0,
         "upstream_connect_timeout_seconds": 1.0,
         "upstream_read_timeout_seconds": 5.0,
+        # Answered at once: the tests of the failure mapping want the 502 or 503 that the
+        # restart grace would postpone; test_circuit_breaker.py tests the grace itself.
+        "upstream_restart_grace_seconds": 0.0,
         **overrides,
     }
     return GatewaySettings(**values)

@@ -1,12 +1,13 @@
 """The upstream exchange: one request to an upstream, through its circuit breaker and a
-connection slot, retried once when the connection was refused, with failures answered as 502,
-503 or 504 problems."""
+connection slot, waiting out an upstream's restart for a bounded time, with failures answered
+as 502, 503 or 504 problems."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
 
 from starlette.types import Scope
 
@@ -28,7 +29,10 @@ from gatehouse_gateway.upstream import (
 
 _log = get_logger(__name__)
 
-_RETRIED_METHODS = frozenset({"GET", "HEAD"})
+# Between refused connects of one request, before the circuit opens and its cool-down paces
+# the tries: short, as a refused connect costs nothing and the upstream may be up any moment.
+_FIRST_BACKOFF_SECONDS = 0.05
+_MAX_BACKOFF_SECONDS = 0.25
 
 
 class UpstreamExchange:
@@ -40,6 +44,14 @@ class UpstreamExchange:
     a request that finds every connection busy is answered 503 with ``Retry-After`` and is
     no failure of the upstream. The client's own pool, the same size, then never makes a
     request wait (aiohttp would report that wait as a connect timeout).
+
+    A restarting upstream refuses connections for its start-up time (seconds under load in
+    Compose, where there is one of each). A request it refuses, or whose circuit is open
+    because it did, waits for it up to ``upstream_restart_grace_seconds``, trying again as the
+    breaker lets it, and is sent as soon as a response closes the circuit: nothing was sent
+    before, so this is safe for any method. After the grace it gets its 502 or 503 as before.
+    An upstream that has refused for ``upstream_restart_max_seconds`` is down, not restarting:
+    requests are then answered at once (fail fast rather than hold everyone for the grace).
     """
 
     def __init__(
@@ -55,6 +67,8 @@ class UpstreamExchange:
         self._on_upstream_back = on_upstream_back
         self._trusted_proxies = tuple(settings.trusted_proxies)
         self._pool_timeout = settings.upstream_pool_timeout_seconds
+        self._restart_grace = settings.upstream_restart_grace_seconds
+        self._restart_max = settings.upstream_restart_max_seconds
         self._slots = {
             upstream.name: asyncio.Semaphore(settings.upstream_max_connections)
             for upstream in table.upstreams
@@ -73,30 +87,54 @@ class UpstreamExchange:
         self, upstream: Upstream, scope: Scope, body: bytes | None
     ) -> AsyncIterator[UpstreamResponse]:
         """The upstream's response, its body not yet read, for the block."""
-        slot = self._slots[upstream.name]
-        with self._admitted(upstream):
-            await self._take(slot, upstream)
-            try:
-                response = await self._send(upstream, scope, body)
-            except BaseException:
-                slot.release()
-                raise
+        response = await self._exchange(upstream, scope, body)
         try:
             yield response
         finally:
             await response.close()
-            slot.release()
+            self._slots[upstream.name].release()
 
-    @contextmanager
-    def _admitted(self, upstream: Upstream) -> Iterator[None]:
+    async def _exchange(
+        self, upstream: Upstream, scope: Scope, body: bytes | None
+    ) -> UpstreamResponse:
+        """The response, holding a connection slot; tried again while the upstream restarts."""
+        breaker = self._breakers[upstream.name]
+        give_up_at: float | None = None
+        backoff = _FIRST_BACKOFF_SECONDS
+        while True:
+            try:
+                with breaker.admission():
+                    return await self._attempt(upstream, breaker, scope, body)
+            except CircuitOpen as exc:
+                refusal: CircuitOpen | UpstreamFailed = exc
+                wait = exc.wait_seconds
+            except UpstreamFailed as exc:
+                if exc.failure is not Failure.CONNECT:
+                    raise problem_for(exc.failure, upstream) from None
+                refusal, wait = exc, backoff
+                backoff = min(2 * backoff, _MAX_BACKOFF_SECONDS)
+            now = time.monotonic()
+            if give_up_at is None:
+                restarting = breaker.failing_for() < self._restart_max
+                give_up_at = now + (self._restart_grace if restarting else 0.0)
+            if now >= give_up_at:
+                raise _refused(refusal, upstream) from None
+            with suppress(TimeoutError):
+                async with asyncio.timeout(min(wait, give_up_at - now)):
+                    await breaker.wait_until_back()
+
+    async def _attempt(
+        self, upstream: Upstream, breaker: CircuitBreaker, scope: Scope, body: bytes | None
+    ) -> UpstreamResponse:
+        """One try: a slot, then the request; the slot stays taken with the response."""
+        slot = self._slots[upstream.name]
+        await self._take(slot, upstream)
         try:
-            with self._breakers[upstream.name].admission():
-                yield
-        except CircuitOpen as exc:
-            raise UpstreamUnavailable(
-                f"The {upstream.name} service is failing; try again later.",
-                headers={"Retry-After": str(exc.retry_after)},
-            ) from None
+            response = await self._send(upstream, breaker, scope, body)
+        except BaseException:
+            slot.release()
+            raise
+        return response
 
     async def _take(self, slot: asyncio.Semaphore, upstream: Upstream) -> None:
         if not slot.locked():
@@ -110,36 +148,39 @@ class UpstreamExchange:
             UPSTREAM_FAILURES.labels(upstream.name, Failure.POOL_TIMEOUT.value).inc()
             raise problem_for(Failure.POOL_TIMEOUT, upstream) from None
 
-    async def _send(self, upstream: Upstream, scope: Scope, body: bytes | None) -> UpstreamResponse:
-        breaker = self._breakers[upstream.name]
-        method: str = scope["method"]
-        attempts = 2 if method in _RETRIED_METHODS and body is None else 1
-        url = upstream_url(upstream, scope)
-        headers = upstream_headers(scope, self._trusted_proxies)
-        for attempt in range(1, attempts + 1):
-            try:
-                response = await self._clients[upstream.name].send(method, url, headers, body)
-            except UpstreamFailed as exc:
-                failure = exc.failure
-                UPSTREAM_FAILURES.labels(upstream.name, failure.value).inc()
-                _log.warning(
-                    "upstream_failed",
-                    upstream=upstream.name,
-                    failure=failure.value,
-                    attempt=attempt,
-                    error=exc.error,
-                )
-                if failure.counts_against_upstream:
-                    breaker.record_failure()
-                # Only a refused connection is retried: it fails fast, and the request
-                # certainly never reached the upstream.
-                if failure is Failure.CONNECT and attempt < attempts:
-                    continue
-                raise problem_for(failure, upstream) from None
-            if breaker.record_success():
-                self._on_upstream_back(upstream)
-            return response
-        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+    async def _send(
+        self, upstream: Upstream, breaker: CircuitBreaker, scope: Scope, body: bytes | None
+    ) -> UpstreamResponse:
+        try:
+            response = await self._clients[upstream.name].send(
+                scope["method"],
+                upstream_url(upstream, scope),
+                upstream_headers(scope, self._trusted_proxies),
+                body,
+            )
+        except UpstreamFailed as exc:
+            UPSTREAM_FAILURES.labels(upstream.name, exc.failure.value).inc()
+            _log.warning(
+                "upstream_failed",
+                upstream=upstream.name,
+                failure=exc.failure.value,
+                error=exc.error,
+            )
+            if exc.failure.counts_against_upstream:
+                breaker.record_failure()
+            raise
+        if breaker.record_success():
+            self._on_upstream_back(upstream)
+        return response
+
+
+def _refused(refusal: CircuitOpen | UpstreamFailed, upstream: Upstream) -> ProblemError:
+    if isinstance(refusal, CircuitOpen):
+        return UpstreamUnavailable(
+            f"The {upstream.name} service is failing; try again later.",
+            headers={"Retry-After": str(refusal.retry_after)},
+        )
+    return problem_for(refusal.failure, upstream)
 
 
 def upstream_url(upstream: Upstream, scope: Scope) -> str:

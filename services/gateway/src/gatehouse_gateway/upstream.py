@@ -7,6 +7,7 @@ docs/decisions/0004-gateway-http-transport.md): both clients answer the proxy's 
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 import time
@@ -243,11 +244,13 @@ async def _chunks(
 
 
 class CircuitOpen(Exception):
-    """The breaker refused a request; ``retry_after`` is in whole seconds."""
+    """The breaker refused a request: the next trial may go in ``wait_seconds``;
+    ``retry_after`` is that in whole seconds, for the client."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"circuit open, retry after {retry_after} s")
-        self.retry_after = retry_after
+    def __init__(self, wait_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self.retry_after = math.ceil(wait_seconds)
+        super().__init__(f"circuit open, retry after {self.retry_after} s")
 
 
 class CircuitBreaker:
@@ -263,6 +266,8 @@ class CircuitBreaker:
     Recovery is driven by traffic, not by a background probe: with nobody asking, nobody
     sees the circuit open, and the first request after the cool-down is the trial. So an
     upstream that is back is used again at most a cool-down (plus one round trip) later.
+    Requests that wait for the upstream (the exchange's restart grace) are woken by the
+    response that closes the circuit (``wait_until_back``).
     """
 
     def __init__(
@@ -278,8 +283,10 @@ class CircuitBreaker:
         self._cool_down = cool_down_seconds
         self._clock = clock
         self._failures = 0
+        self._failing_since: float | None = None  # the first of the failures in a row
         self._open_until: float | None = None  # None: closed
         self._trial_running = False
+        self._back = asyncio.Event()  # set, then replaced, by the response that ends failures
 
     @contextmanager
     def admission(self) -> Iterator[None]:
@@ -298,14 +305,24 @@ class CircuitBreaker:
             return False
         remaining = self._open_until - self._clock()
         if remaining > 0:
-            raise CircuitOpen(math.ceil(remaining))
+            raise CircuitOpen(remaining)
         if self._trial_running:
-            raise CircuitOpen(math.ceil(self._cool_down))
+            raise CircuitOpen(self._cool_down)
         self._trial_running = True
         return True
 
+    def failing_for(self) -> float:
+        """Seconds since the first of the current connect failures in a row; 0 if none."""
+        return 0.0 if self._failing_since is None else self._clock() - self._failing_since
+
+    async def wait_until_back(self) -> None:
+        """Return once a response ends the current failures."""
+        await self._back.wait()
+
     def record_failure(self) -> None:
         """Note a connect failure: the threshold reached, or a failed trial, (re-)opens."""
+        if self._failing_since is None:
+            self._failing_since = self._clock()
         self._failures += 1
         if self._failures >= self._threshold or self._open_until is not None:
             self._open_until = self._clock() + self._cool_down
@@ -316,6 +333,9 @@ class CircuitBreaker:
         came_back = self._failures > 0
         if came_back or self._open_until is not None:
             self._failures = 0
+            self._failing_since = None
             self._open_until = None
             CIRCUIT_OPEN.labels(self._upstream).set(0)
+            self._back.set()
+            self._back = asyncio.Event()
         return came_back
