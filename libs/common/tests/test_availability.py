@@ -133,6 +133,35 @@ async def test_a_block_waiting_on_a_datastore_that_does_not_answer_probes_and_op
         assert len(probes) == 1  # one check for all the stalled blocks
 
 
+async def test_a_stalled_probe_slow_to_give_up_does_not_delay_the_verdict() -> None:
+    """A probe cancelled at its bound may take long to clean up (SQLAlchemy closes an asyncpg
+    connection gracefully, up to 2 s on a frozen server): the gate opens at the bound."""
+    frozen = asyncio.Event()
+    cleanups_done: list[int] = []
+
+    async def ping_slow_to_give_up() -> None:
+        try:
+            await frozen.wait()
+        finally:
+            await asyncio.sleep(INTERVAL * 20)  # closing the connection "gracefully"
+            cleanups_done.append(1)
+
+    async with AvailabilityGate(
+        "store", INTERVAL * 100, probe=ping_slow_to_give_up, stall_seconds=INTERVAL
+    ) as gate:
+
+        async def waiting_caller() -> None:
+            async with gate.passage(_is_outage):
+                await frozen.wait()
+
+        async with asyncio.timeout(INTERVAL * 8):
+            with pytest.raises(DependencyUnavailable):
+                await waiting_caller()
+        assert gate.is_open
+        assert not cleanups_done  # still cleaning up on its own
+    assert cleanups_done == [1]  # and the gate's end waited for it
+
+
 async def test_a_block_that_is_only_slow_is_left_alone_when_the_datastore_answers() -> None:
     datastore = Datastore()
     datastore.up = True

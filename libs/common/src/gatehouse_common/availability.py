@@ -59,6 +59,8 @@ class AvailabilityGate:
         self._next_probe_at: float | None = None  # None: closed
         self._prober: asyncio.Task[None] | None = None
         self._stall_check: asyncio.Task[None] | None = None
+        # Stall checks' probes cancelled at their bound and still cleaning up.
+        self._abandoned_probes: set[asyncio.Future[object]] = set()
         # The scopes of the blocks in ``watch`` that use the datastore now, with their tasks
         # and the timers of their stall checks.
         self._watched: dict[asyncio.Timeout, tuple[asyncio.Task[Any], asyncio.TimerHandle | None]]
@@ -107,6 +109,9 @@ class AvailabilityGate:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        # Probes cancelled at their bound may still be cleaning up: let them finish, whatever
+        # they raise (their failure was the stall, reported already).
+        await asyncio.gather(*self._abandoned_probes, return_exceptions=True)
 
     @asynccontextmanager
     async def watch(self) -> AsyncIterator[Callable[[], None]]:
@@ -161,19 +166,35 @@ class AvailabilityGate:
         A machine too busy to answer a ping in that time would open it too; so the bound
         should be well above the datastore's latency under load, and the probe a command on
         a connection of its own, which no request can keep busy.
+
+        The verdict does not wait for the probe to finish: a probe cancelled at its bound may
+        still be cleaning up (SQLAlchemy closes an asyncpg connection it drops gracefully, for
+        up to 2 s, which a frozen server spends in full), and that cleanup runs on its own.
         """
+        probe = asyncio.ensure_future(self._probe())
         try:
-            async with asyncio.timeout(stall_seconds):
-                await self._probe()
-        except Exception as exc:  # noqa: BLE001 - whatever a ping raises, it did not answer
-            if not self.is_open:
-                _log.warning(
-                    "dependency_stalled",
-                    dependency=self.dependency,
-                    stall_seconds=stall_seconds,
-                    error=type(exc).__name__,
-                )
-                self.failed()
+            done, _ = await asyncio.wait({probe}, timeout=stall_seconds)
+        finally:
+            if not probe.done():  # no answer in time, or the gate is closing
+                probe.cancel()
+                self._abandoned_probes.add(probe)
+                probe.add_done_callback(self._forget_abandoned)
+        error = probe.exception() if done else TimeoutError()
+        if error is None:
+            return
+        if not self.is_open:
+            _log.warning(
+                "dependency_stalled",
+                dependency=self.dependency,
+                stall_seconds=stall_seconds,
+                error=type(error).__name__,
+            )
+            self.failed()
+
+    def _forget_abandoned(self, probe: asyncio.Future[object]) -> None:
+        self._abandoned_probes.discard(probe)
+        if not probe.cancelled():
+            probe.exception()  # retrieved: its failure is the outage already reported
 
     @asynccontextmanager
     async def passage(self, is_outage: Callable[[Exception], bool]) -> AsyncIterator[None]:
