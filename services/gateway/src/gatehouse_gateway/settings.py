@@ -59,9 +59,10 @@ class GatewaySettings(
     # and each cool-down is time the upstream may already be back (the chaos run's restarts).
     circuit_open_seconds: float = Field(default=0.25, gt=0)
     """Cool-down of an open circuit: 503 without trying, then one trial request."""
-    # A restart refuses connections for the new process's start-up time (2-4 s in the chaos
-    # run's Compose stack under load); nothing was sent, so a request may wait that out.
-    upstream_restart_grace_seconds: float = Field(default=2.0, ge=0)
+    # A restart refuses connections for the old process's drain and the new one's start-up
+    # (2-6 s in the chaos run's Compose stack under load); nothing was sent, so a request may
+    # wait that out.
+    upstream_restart_grace_seconds: float = Field(default=3.0, ge=0)
     """How long a request waits for an upstream that refuses connections (or whose circuit
     is open because it did) before its 502 or 503; 0: answered at once."""
     upstream_restart_max_seconds: float = Field(default=10.0, ge=0)
