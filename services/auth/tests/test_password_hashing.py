@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 from gatehouse_auth.main import create_app
-from gatehouse_auth.passwords import PasswordHasher
+from gatehouse_auth.passwords import PasswordHasher, PasswordHashingBusy
 from services.auth.tests.support import PASSWORD, AuthApi, SettingsFactory, running, serving
 
 LOGIN_DEADLINE_SECONDS = 5
@@ -129,3 +129,34 @@ async def test_concurrent_registrations_of_one_email_make_one_account(
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201] + [409] * 9
+
+
+class SlowArgon2:
+    """Argon2 on a machine short of CPU: each hash takes a second."""
+
+    def hash(self, password: str) -> str:
+        time.sleep(1.0)
+        return f"hashed {len(password)}"
+
+
+async def test_a_hash_that_waits_too_long_for_a_slot_is_refused(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue has room, but the hash ahead takes long: the wait is bounded by time too."""
+    settings = make_settings(
+        password_hashing_concurrency=1,
+        password_hashing_queue_limit=10,
+        password_hashing_queue_timeout_seconds=0.3,
+    )
+    hasher = PasswordHasher(settings)
+    monkeypatch.setattr(hasher, "_hash", SlowArgon2())
+    ahead = asyncio.create_task(hasher.hash("first"))
+    await asyncio.sleep(0.05)
+
+    started = time.monotonic()
+    with pytest.raises(PasswordHashingBusy):
+        await hasher.hash("second")
+    refused_after = time.monotonic() - started
+
+    assert refused_after < 0.9  # at the queue timeout, not after the hash ahead of it
+    assert await ahead == "hashed 5"

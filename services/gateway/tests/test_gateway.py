@@ -21,6 +21,7 @@ from joserfc.jwk import RSAKey
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
+from gatehouse_common.settings import HttpServerSettings
 from gatehouse_gateway.openapi import merge_documents
 from gatehouse_gateway.routing import PUBLIC_ROUTES, RouteTable, Upstream
 from gatehouse_gateway.settings import GatewaySettings
@@ -613,6 +614,15 @@ async def test_an_unreachable_upstream_is_502_then_503_when_the_circuit_opens(
 
         auth = await gateway.post("/auth/token")
         assert auth.status_code == 200, "one upstream's circuit does not affect another"
+
+
+def test_idle_upstream_connections_are_dropped_before_the_services_drop_them() -> None:
+    """A connection the gateway keeps idle longer than the service does can be reused just as
+    the service closes it: the request on it breaks (a 502 the chaos run saw every few
+    seconds). The defaults must keep the gateway's side the shorter."""
+    kept_by_gateway = GatewaySettings.model_fields["upstream_keepalive_seconds"].default
+    kept_by_services = HttpServerSettings.model_fields["http_keep_alive_seconds"].default
+    assert kept_by_gateway < kept_by_services
 
 
 async def test_a_slow_upstream_is_504(make_gateway: GatewayFactory, issuer: TestIssuer) -> None:

@@ -36,8 +36,9 @@ class PasswordHasher:
 
     At most ``password_hashing_concurrency`` hashes run at once (each takes the Argon2 memory
     cost) and at most ``password_hashing_queue_limit`` wait for a slot; one more is refused at
-    once with ``PasswordHashingBusy`` (503, ``Retry-After``), so a flood of registrations or
-    logins costs others at most one queue's worth of waiting, never an unbounded one.
+    once with ``PasswordHashingBusy`` (503, ``Retry-After``), and so is one that has waited
+    ``password_hashing_queue_timeout_seconds``: a flood of registrations or logins costs
+    others at most one queue's worth of waiting, and a machine short of CPU at most that time.
 
     Verifying for an unknown account checks the password against a throwaway hash made with
     the same parameters, so a login for an unknown email takes as long as one for a known
@@ -56,6 +57,7 @@ class PasswordHasher:
         )
         self._slots = asyncio.Semaphore(settings.password_hashing_concurrency)
         self._queue_limit = settings.password_hashing_queue_limit
+        self._queue_timeout = settings.password_hashing_queue_timeout_seconds
         self._waiting = 0
         self._decoy_hash = self._hash.hash(secrets.token_urlsafe(32))
 
@@ -78,7 +80,11 @@ class PasswordHasher:
             raise PasswordHashingBusy
         self._waiting += 1
         try:
-            await self._slots.acquire()
+            async with asyncio.timeout(self._queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            PASSWORD_HASHING_REFUSED.inc()
+            raise PasswordHashingBusy from None
         finally:
             self._waiting -= 1
         # The slot is freed when the thread finishes, not when the request does: a client that

@@ -32,6 +32,11 @@ class IdentityStoreSettings(GatehouseSettings):
     password_hashing_queue_limit: int = Field(default=16, ge=0, le=1024)
     """Hashes that may wait for a free slot; one more is refused at once (503 with Retry-After), so
     a flood cannot make other requests wait without bound."""
+    password_hashing_queue_timeout_seconds: float = Field(default=3.0, gt=0)
+    """Longest wait for a slot; then 503 with Retry-After, as for a full queue. The queue's
+    length bounds the wait only while hashes take their usual time: on a machine short of CPU
+    each takes seconds, and a login at the back of a full queue outlived its client's timeout
+    (the chaos run's overloaded phases)."""
 
 
 class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, RevocationSettings):

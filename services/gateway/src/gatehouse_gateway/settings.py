@@ -50,8 +50,13 @@ class GatewaySettings(
     """Longest wait for a free upstream connection; then 503 (not a failure of the upstream)."""
     upstream_max_connections: int = Field(default=100, gt=0)
     """Per upstream."""
-    upstream_keepalive_seconds: float = Field(default=30.0, gt=0)
-    """How long an idle upstream connection is kept open."""
+    # Below the upstreams' own idle timeout (HTTP_KEEP_ALIVE_SECONDS, 5 s): a connection kept
+    # longer than the server keeps it may be reused just as the server closes it, and the
+    # request on it fails as a broken connection (502). The chaos run saw it about once every
+    # ten seconds with 30 s here.
+    upstream_keepalive_seconds: float = Field(default=4.0, gt=0)
+    """How long an idle upstream connection is kept open; keep it below the upstreams'
+    ``HTTP_KEEP_ALIVE_SECONDS``."""
 
     circuit_failure_threshold: int = Field(default=5, gt=0)
     """Consecutive connect failures that open an upstream's circuit."""
