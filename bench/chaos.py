@@ -861,7 +861,10 @@ def write_page(result: dict[str, Any]) -> None:
 Run of {time.strftime("%Y-%m-%d")}: {result["users"]} users, capacity {result["capacity_rps"]} \
 req/s, offered {result["offered_rps"]} req/s ({result["load_fraction"]:.0%}), one fault every \
 {result["fault_interval_seconds"]:g} s, datastores down for {result["down_seconds"]:g} s.
-{result["requests"]} requests; {result["acknowledged_writes"]} acknowledged writes, \
+{result["requests"]} requests; {result["backlogged_starts"]} scheduled starts found all \
+{result["users"]} users busy (the stack slower than the load offered: the machine's speed \
+moves by 2x, and a run whose capacity was measured in a fast phase is overloaded in a slow \
+one); {result["acknowledged_writes"]} acknowledged writes, \
 {result["lost_writes"]} lost; {result["reads_checked"]} reads checked, \
 {result["stale_reads"]} stale; {result["unexpected_5xx"]} 5xx other than 502/503/504; \
 {result["load_shed"]} logins shed at auth's password-hashing bound ("503 shed": load, not \
