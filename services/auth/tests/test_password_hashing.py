@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 import time
 import uuid
 
@@ -160,3 +163,27 @@ async def test_a_hash_that_waits_too_long_for_a_slot_is_refused(
 
     assert refused_after < 0.9  # at the queue timeout, not after the hash ahead of it
     assert await ahead == "hashed 5"
+
+
+class NicenessOfTheHashingThread:
+    """Stands in for Argon2 and answers the niceness of the thread that runs it."""
+
+    def hash(self, password: str) -> str:
+        return str(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="niceness per thread is Linux's")
+@pytest.mark.parametrize("niceness", [0, 7])
+async def test_hashes_run_below_the_event_loop(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch, niceness: int
+) -> None:
+    hasher = PasswordHasher(make_settings(password_hashing_niceness=niceness))
+    monkeypatch.setattr(hasher, "_hash", NicenessOfTheHashingThread())
+    event_loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    try:
+        hashed_at = int(await hasher.hash("any password"))
+    finally:
+        hasher.close()
+
+    assert hashed_at == min(19, event_loop_niceness + niceness)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == event_loop_niceness

@@ -193,6 +193,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     ),
                 )
         finally:
+            passwords.close()
             await mongo_gate.aclose()
             await throttle_gate.aclose()
             await events_redis.aclose()

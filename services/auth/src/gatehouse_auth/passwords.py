@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from pwdlib import PasswordHash
@@ -13,9 +17,12 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from gatehouse_auth.metrics import PASSWORD_HASHING_REFUSED
 from gatehouse_auth.settings import IdentityStoreSettings
+from gatehouse_common.logging import get_logger
 from gatehouse_common.problems import PROBLEM_TYPE_BASE, ProblemError
 
 T = TypeVar("T")
+
+_log = get_logger(__name__)
 
 
 class PasswordHashingBusy(ProblemError):
@@ -40,6 +47,13 @@ class PasswordHasher:
     ``password_hashing_queue_timeout_seconds``: a flood of registrations or logins costs
     others at most one queue's worth of waiting, and a machine short of CPU at most that time.
 
+    The hashes run in a pool of their own whose threads run ``password_hashing_niceness`` below
+    the event loop (Linux; the Argon2 lane threads a hash starts inherit it): a login still gets
+    every CPU cycle the loop leaves, but the loop of a busy auth no longer queues behind four
+    hashes of four lanes each. At the same niceness, four hashes made requests wait 40 ms at the
+    median and 150-200 ms at the 99th percentile for the loop; niced, 2 ms and 10 ms, with as
+    many hashes per second (docs/auth.md, "Passwords").
+
     Verifying for an unknown account checks the password against a throwaway hash made with
     the same parameters, so a login for an unknown email takes as long as one for a known
     email (no account discovery by timing).
@@ -55,11 +69,21 @@ class PasswordHasher:
                 ),
             )
         )
+        self._threads = ThreadPoolExecutor(
+            settings.password_hashing_concurrency,
+            thread_name_prefix="argon2",
+            initializer=_run_below_the_event_loop,
+            initargs=(settings.password_hashing_niceness,),
+        )
         self._slots = asyncio.Semaphore(settings.password_hashing_concurrency)
         self._queue_limit = settings.password_hashing_queue_limit
         self._queue_timeout = settings.password_hashing_queue_timeout_seconds
         self._waiting = 0
         self._decoy_hash = self._hash.hash(secrets.token_urlsafe(32))
+
+    def close(self) -> None:
+        """Let the hashing threads end (a hash still running finishes first)."""
+        self._threads.shutdown(wait=False)
 
     async def hash(self, password: str) -> str:
         return await self._run(self._hash.hash, password)
@@ -89,6 +113,18 @@ class PasswordHasher:
             self._waiting -= 1
         # The slot is freed when the thread finishes, not when the request does: a client that
         # disconnects mid-hash cannot start another hash while its thread still runs.
-        work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        work = asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
         work.add_done_callback(lambda _: self._slots.release())
         return await asyncio.shield(work)
+
+
+def _run_below_the_event_loop(niceness: int) -> None:
+    """Raise the calling thread's niceness by ``niceness`` (on Linux niceness is per thread)."""
+    if niceness == 0 or sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    try:
+        now = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, now + niceness))
+    except OSError as exc:  # a sandbox that forbids it: hash at the loop's priority
+        _log.warning("password_hashing_niceness_not_set", error=str(exc))
