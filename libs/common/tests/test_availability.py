@@ -94,6 +94,34 @@ async def test_callers_in_flight_stop_waiting_when_another_one_finds_the_datasto
         assert await unstarted == "finished"
 
 
+async def test_a_gate_that_does_not_interrupt_lets_callers_in_flight_end_by_themselves() -> None:
+    """For a client that breaks when cancelled mid-operation (PyMongo's async API on 3.11)."""
+    datastore = Datastore()
+    answer = asyncio.Event()
+    async with AvailabilityGate(
+        "store", INTERVAL, probe=datastore.ping, interrupts_in_flight=False
+    ) as gate:
+
+        async def caller_in_flight() -> str:
+            async with gate.passage(_is_outage):
+                await answer.wait()  # the client's own timeout or answer, whichever comes
+            return "ended by itself"
+
+        in_flight = asyncio.create_task(caller_in_flight())
+        await asyncio.sleep(0)
+        with pytest.raises(ConnectionError):
+            async with gate.passage(_is_outage):
+                raise ConnectionError("this caller's refused connect")
+
+        with pytest.raises(DependencyUnavailable):  # a caller after the failure: at once
+            async with gate.passage(_is_outage):
+                pytest.fail("admitted while the gate is open")
+        await asyncio.sleep(INTERVAL * 2)
+        assert not in_flight.done()
+        answer.set()
+        assert await in_flight == "ended by itself"
+
+
 async def test_a_blocks_own_timeout_is_not_taken_for_the_gate() -> None:
     async with AvailabilityGate("store", INTERVAL, probe=Datastore().ping) as gate:
 

@@ -42,6 +42,10 @@ class AvailabilityGate:
     frozen datastore costs a timeout only to the requests in flight when it failed (or, with
     ``stall_seconds``, at most twice that), and a datastore that is back is used again within
     about an interval.
+
+    ``interrupts_in_flight=False`` is for a client that must not be cancelled mid-operation:
+    the blocks in flight when the gate opens then end by the client's own timeouts, and only
+    the callers that come after are refused at once.
     """
 
     def __init__(
@@ -51,8 +55,10 @@ class AvailabilityGate:
         probe: Callable[[], Awaitable[object]],
         *,
         stall_seconds: float | None = None,
+        interrupts_in_flight: bool = True,
     ) -> None:
         self.dependency = dependency
+        self._interrupts_in_flight = interrupts_in_flight
         self._retry_interval = retry_interval_seconds
         self._probe = probe
         self._stall_seconds = stall_seconds
@@ -85,7 +91,8 @@ class AvailabilityGate:
             self._prober = asyncio.get_running_loop().create_task(
                 self._probe_until_back(), name=f"probe {self.dependency}"
             )
-            self._cut_short_watched()
+            if self._interrupts_in_flight:
+                self._cut_short_watched()
         return self._retry_interval
 
     def _cut_short_watched(self) -> None:

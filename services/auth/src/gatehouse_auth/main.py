@@ -76,6 +76,13 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             "mongodb",
             settings.mongo_retry_interval_seconds,
             probe=lambda: client.admin.command("ping"),
+            # PyMongo's async API must not be cancelled mid-operation on Python 3.11: a task
+            # cancelled while its wait for a server or a pooled connection times out (asyncio's
+            # wait_for of 3.11 runs the wait as a task of its own) releases a lock it no longer
+            # holds, and the lock stays taken for good: every later operation of the client
+            # waits for it. The chaos run's MongoDB kill left auth answering 503 to the end.
+            # Requests in flight end by the client's timeouts instead (database.mongo_client).
+            interrupts_in_flight=False,
         )
         events_redis = open_event_channel(settings)
         relay = outbox_relay(settings, events_redis, MongoOutbox(database), stream=AUTH_STREAM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -48,7 +49,9 @@ Resources = Annotated[AuthResources, Depends(resources_dependency(AuthResources)
 
 async def _mongodb_answers(resources: AuthResources) -> None:
     async with resources.mongo_gate.passage(is_outage):
-        await resources.database.ping()
+        # Shielded: the readiness check's timeout must not cancel PyMongo mid-operation (see
+        # the MongoDB gate in main.py); the ping ends by the client's own timeouts.
+        await asyncio.shield(resources.database.ping())
 
 
 def readiness(settings: AuthSettings) -> Readiness[AuthResources]:
