@@ -9,6 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx2
 import pytest
 from pydantic_settings import SettingsConfigDict
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from gatehouse_common.app import ServiceInfo, create_app
 from gatehouse_common.http_edge import EdgeLimits
@@ -212,6 +216,24 @@ async def test_responses_name_no_server_and_carry_the_security_headers(
     assert response.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert "date" in response.headers
+
+
+async def test_a_local_client_cannot_name_its_own_address() -> None:
+    """The server does not take the peer's address from X-Forwarded-For, even from 127.0.0.1:
+    the services decide who is a trusted proxy (their TRUSTED_PROXIES), nobody before them."""
+
+    async def peer(request: Request) -> JSONResponse:
+        assert request.client is not None
+        return JSONResponse({"client": request.client.host, "scheme": request.url.scheme})
+
+    with ServerThread(Starlette(routes=[Route("/", peer)])) as running:
+        async with httpx2.AsyncClient() as client:
+            response = await client.get(
+                f"{running.url}/",
+                headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
+            )
+
+    assert response.json() == {"client": "127.0.0.1", "scheme": "http"}
 
 
 class PrefixedSettings(ServiceSettings):

@@ -47,6 +47,11 @@ def server_config(
         access_log=False,
         # No banner naming the server software (RFC 9110 §10.2.4 makes it optional).
         server_header=False,
+        # The client address is each service's to decide from its own trusted proxies (the
+        # gateway's and auth's ``TRUSTED_PROXIES``). uvicorn's default would first take it from
+        # ``X-Forwarded-For`` whenever the peer is 127.0.0.1: any local client, a sidecar's or
+        # a host-run gateway's, could pick its address and so its login-throttle key.
+        proxy_headers=False,
         timeout_keep_alive=settings.http_keep_alive_seconds,
         timeout_graceful_shutdown=settings.http_graceful_shutdown_seconds,
         **uvicorn_options,
