@@ -17,6 +17,9 @@ connection stays open for ``SHUTDOWN_DRAIN_SECONDS``: a request that arrives mea
 answered, with ``Connection: close``, and the connection closes after it; so does every
 response still in progress. The listening socket is closed at once, as uvicorn does.
 
+A response sent in one go leaves in one write (``OneWriteResponses``): uvicorn writes the
+status line and headers apart from the body.
+
 Refusals are small problem+json responses written straight to the socket, followed by a
 close (after a short linger, so the client reads the answer); they are counted in
 ``http_edge_refusals_total``, not logged (a flood would flood the log). The limits come from
@@ -111,6 +114,64 @@ class Refusal(Enum):
         """The whole response; ``default_headers`` is uvicorn's (the Date header)."""
         own = b"".join(name + b": " + value + b"\r\n" for name, value in default_headers)
         return self.status_line + own + self.tail
+
+
+class OneWriteResponses(asyncio.Transport):
+    """The connection as a request's cycle sees it: the first write of a response (its status
+    line and headers) is held until the next write (its body) or the end of the event loop's
+    turn, so that a response sent in one go, as most are, leaves in one write.
+
+    uvicorn writes the headers the moment the app starts its response and the body when it
+    sends it: two system calls, two segments, and two wake-ups of the reader, for every
+    response. Holding the first write until the loop's turn ends delays nothing that could
+    have gone out sooner: the app is still running its step, and a streamed body's later
+    writes pass straight through.
+    """
+
+    __slots__ = ("_first", "_flush", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        # The first write while it is held, with the call that writes it at the turn's end;
+        # both None before it and after it (everything after the first write passes through).
+        self._held: bytes | None = None
+        self._flush: asyncio.Handle | None = None
+        self._first = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        data = bytes(data)
+        if self._first:
+            self._first = False
+            self._held = data
+            self._flush = self._loop.call_soon(self.flush)
+        elif self._held is not None:
+            held = self._release()
+            self._transport.write(held + data)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        """Write what is held now (before the protocol writes or closes on its own)."""
+        if self._held is not None:
+            held = self._release()
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def _release(self) -> bytes:
+        held, self._held = self._held or b"", None
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        return held
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -228,6 +289,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._request_started = False
         self._disarm_header_timer()
         super().on_headers_complete()
+        self.cycle.transport = OneWriteResponses(self.transport, self.loop)
         if self._draining:
             self.cycle.keep_alive = False  # answered with Connection: close, then closed
 
@@ -268,6 +330,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         self._disarm_header_timer()
         self._unset_keepalive_if_required()
+        # At the end of this turn, after what responses hold until then (OneWriteResponses).
+        self.loop.call_soon(self._answer_refusal, refusal)
+
+    def _answer_refusal(self, refusal: Refusal) -> None:
         if self.transport.is_closing():
             return
         # A pipelined request refused while the previous response is still being written:
