@@ -4,6 +4,7 @@ its own probe once the datastore answers, never by a caller."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -159,6 +160,30 @@ async def test_a_block_waiting_on_a_datastore_that_does_not_answer_probes_and_op
         assert all(isinstance(outcome, DependencyUnavailable) for outcome in outcomes)
         assert gate.is_open
         assert len(probes) == 1  # one check for all the stalled blocks
+
+
+async def test_a_loop_that_turns_slowly_does_not_take_itself_for_a_stalled_datastore() -> None:
+    """The datastore answers at once, but each of the probe's steps needs a turn of a loop
+    that other work keeps busy: the probe outlasts the bound in time, not in turns."""
+    turn_seconds = INTERVAL / 2  # every turn of the loop takes this long
+
+    async def ping() -> None:  # two round trips: a step each to send and to read
+        for _ in range(4):
+            await asyncio.sleep(0)
+
+    async def busy_process() -> None:
+        while True:
+            time.sleep(turn_seconds)  # noqa: ASYNC251 - the other requests' CPU work on this loop
+            await asyncio.sleep(0)
+
+    async with AvailabilityGate("store", INTERVAL, probe=ping, stall_seconds=INTERVAL) as gate:
+        busy = asyncio.create_task(busy_process())
+        try:
+            async with gate.passage(_is_outage):
+                await asyncio.sleep(INTERVAL * 6)  # a slow request: the gate checks the store
+        finally:
+            busy.cancel()
+        assert not gate.is_open
 
 
 async def test_a_stalled_probe_slow_to_give_up_does_not_delay_the_verdict() -> None:
