@@ -630,7 +630,10 @@ def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
         affected = [s for s in inside if target in ("gateway", SERVICE_OF[s.op])]
         others = [s for s in inside if target not in ("gateway", SERVICE_OF[s.op])]
     else:
-        affected, others = inside, []
+        # The same for a datastore: a request that does not need it failing meanwhile (or after
+        # it is back) is not its error nor its recovery, but one of the others' errors.
+        affected = [s for s in inside if target in NEEDS.get(s.op, {target})]
+        others = [s for s in inside if target not in NEEDS.get(s.op, {target})]
     errors = [s for s in affected if s.failed]
     statuses = Counter("503 shed" if s.shed else str(s.status) for s in inside)
     error_seconds = {int(s.answered - window.started) for s in errors}
@@ -646,9 +649,8 @@ def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
         ),
         "slowest_ms": round(max((s.latency_ms for s in inside), default=0.0), 1),
     }
-    if window.fault.kind == "restart":
-        summary["errors_of_requests_not_needing_it"] = sum(1 for s in others if s.failed)
-    else:
+    summary["errors_of_requests_not_needing_it"] = sum(1 for s in others if s.failed)
+    if window.fault.kind != "restart":
         down = [s for s in inside if window.started + NOTICE_SECONDS <= s.started < window.back]
         # The target's answers are those to requests that need the datastore: a 503 or a
         # cached read. The others are judged by their errors (none allowed); their slowest is
@@ -661,7 +663,6 @@ def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
         summary["slowest_not_needing_it_after_first_second_ms"] = round(
             max((s.latency_ms for s in unaffected), default=0.0), 1
         )
-        summary["errors_of_requests_not_needing_it"] = sum(1 for s in unaffected if s.failed)
         late = [s.answered for s in errors if s.answered >= window.back]
         summary["recovery_seconds"] = round(max(late) - window.back, 2) if late else 0.0
     return summary
