@@ -40,7 +40,7 @@ def mongo_client(settings: IdentityStoreSettings) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
         settings.mongo_url.get_secret_value(),
         tz_aware=True,
-        serverSelectionTimeoutMS=timeout,
+        serverSelectionTimeoutMS=settings.mongo_server_selection_timeout_ms,
         connectTimeoutMS=timeout,
         socketTimeoutMS=timeout * 5,
         appname="gatehouse-auth",

@@ -22,8 +22,13 @@ class IdentityStoreSettings(GatehouseSettings):
     """MongoDB connection URL; may carry credentials."""
     mongo_database: str = Field(default="gatehouse_auth", min_length=1)
     mongo_timeout_ms: int = Field(default=2000, ge=100, le=30_000)
-    """Server selection and connect timeout: a MongoDB outage answers 503 within this time instead
-    of hanging."""
+    """Connect timeout; five times it is the socket timeout, the longest a frozen MongoDB holds a
+    request in flight before its 503."""
+    mongo_server_selection_timeout_ms: int = Field(default=500, ge=100, le=30_000)
+    """How long an operation waits for PyMongo to find a server when it knows none: what a
+    request in flight when MongoDB went away waits for its 503 (which opens the gate). Shorter
+    than the connect timeout: a server that refused or dropped connections a moment ago is rarely
+    back within seconds, and a healthy one is found again in one round trip."""
     argon2_time_cost: int = Field(default=3, ge=1, le=20)
     argon2_memory_cost_kib: int = Field(default=65536, ge=1024, le=1_048_576)
     argon2_parallelism: int = Field(default=4, ge=1, le=16)
