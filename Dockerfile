@@ -49,14 +49,12 @@ RUN groupadd --system --gid 10001 gatehouse \
 # Same path as in the build stage: the venv's scripts carry it in their shebangs.
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
-# WEB_CONCURRENCY and FORWARDED_ALLOW_IPS are read by uvicorn itself: one worker unless told
-# otherwise, and X-Forwarded-* trusted only from the addresses listed (by default none but
-# the container's own loopback).
+# WEB_CONCURRENCY is read by uvicorn itself: one worker unless told otherwise (scale with
+# replicas). uvicorn believes no X-Forwarded-* header at all (gatehouse_common.server).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     WEB_CONCURRENCY=1 \
-    FORWARDED_ALLOW_IPS=127.0.0.1 \
     GATEHOUSE_SERVICE=${SERVICE} \
     GATEHOUSE_PORT=${PORT}
 USER 10001:10001

@@ -2,8 +2,9 @@
 
 Each service's ``__main__`` calls ``serve``, so the command of every image and pod is
 ``python -m gatehouse_<service> --host 0.0.0.0 --port <port>``. uvicorn still reads
-``WEB_CONCURRENCY`` (worker processes, default 1) and ``FORWARDED_ALLOW_IPS`` (whose
-``X-Forwarded-*`` it believes) itself, as it did when the images ran the ``uvicorn`` command.
+``WEB_CONCURRENCY`` (worker processes, default 1) itself, as it did when the images ran the
+``uvicorn`` command. It believes no ``X-Forwarded-*`` header (``proxy_headers=False``, so its
+``FORWARDED_ALLOW_IPS`` does nothing): each service decides the client's address itself.
 """
 
 from __future__ import annotations
