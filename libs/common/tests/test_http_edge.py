@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx2
 import pytest
+from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gatehouse_common.app import ServiceInfo, create_app
+from gatehouse_common.draining import draining_of
 from gatehouse_common.http_edge import EdgeLimits
 from gatehouse_common.settings import (
     HttpServerSettings,
@@ -182,6 +186,34 @@ async def test_shutdown_answers_a_request_on_a_kept_alive_connection_and_closes_
 
     assert second.startswith(b"HTTP/1.1 200 ")
     assert b"connection: close" in second.lower()
+
+
+async def test_the_app_hears_when_the_server_begins_to_shut_down() -> None:
+    """``draining_of(app).on_begin`` runs when shutdown begins, while requests still drain."""
+    begun = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        draining_of(app).on_begin(begun.set)
+        yield
+
+    app = create_app(
+        ServiceInfo(name="edge-test", title="edge", version="0"),
+        ServiceSettings(),
+        lifespan=lifespan,
+    )
+    with ServerThread(app) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(request_with())
+            await writer.drain()
+            await read_response(reader)
+            assert not begun.is_set()
+
+            server.begin_shutdown()
+            assert await asyncio.to_thread(begun.wait, 5)
+        finally:
+            writer.close()
 
 
 async def test_connections_over_the_cap_are_refused_503(server: ServerThread) -> None:

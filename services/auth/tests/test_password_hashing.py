@@ -165,6 +165,28 @@ async def test_a_hash_that_waits_too_long_for_a_slot_is_refused(
     assert await ahead == "hashed 5"
 
 
+async def test_hashes_not_started_are_refused_once_shutdown_begins(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's drain waits for every request in flight: the ones queued for a slot are
+    refused at once (503, Retry-After) instead of holding it; the running hash finishes."""
+    hasher = PasswordHasher(
+        make_settings(password_hashing_concurrency=1, password_hashing_queue_timeout_seconds=30)
+    )
+    monkeypatch.setattr(hasher, "_hash", SlowArgon2())
+    running = asyncio.create_task(hasher.hash("first"))
+    queued = [asyncio.create_task(hasher.hash(f"queued {n}")) for n in range(3)]
+    await asyncio.sleep(0.1)  # the first holds the slot, the others wait for it
+
+    hasher.refuse_queued()
+    refused = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), timeout=0.5)
+
+    assert all(isinstance(outcome, PasswordHashingBusy) for outcome in refused), refused
+    with pytest.raises(PasswordHashingBusy):
+        await hasher.hash("after")
+    assert await running == "hashed 5"
+
+
 class NicenessOfTheHashingThread:
     """Stands in for Argon2 and answers the niceness of the thread that runs it."""
 

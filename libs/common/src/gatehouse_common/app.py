@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from gatehouse_common.draining import DRAINING_STATE_KEY, Draining
 from gatehouse_common.event_loop_lag import event_loop_lag_sampled
 from gatehouse_common.garbage_collection import collector_set_for_serving
 from gatehouse_common.health import Readiness, health_router
@@ -127,6 +128,8 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
 
     ``lifespan`` builds the service's resources and yields them as one object, which requests
     read with ``gatehouse_common.resources.resources_dependency``; ``readiness`` checks take it.
+    It may register with ``draining_of(app)`` what to refuse once the server's shutdown begins
+    (``gatehouse_common.draining``).
     ``unavailable`` maps datastore connection errors to the datastore's name (503 problems).
 
     Middleware, outermost first: request context (request id, security headers, metrics,
@@ -156,11 +159,12 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
                 ),
                 AsyncExitStack() as stack,
             ):
+                draining = app.state.draining = Draining()
                 resources = (
                     None if lifespan is None else await stack.enter_async_context(lifespan(app))
                 )
                 with collector_set_for_serving():
-                    yield {RESOURCES_KEY: resources}
+                    yield {RESOURCES_KEY: resources, DRAINING_STATE_KEY: draining}
         finally:
             if provider is not None:
                 provider.shutdown()

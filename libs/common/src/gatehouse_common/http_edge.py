@@ -15,7 +15,8 @@ On shutdown (SIGTERM) keep-alive ends gracefully: uvicorn closes an idle kept-al
 connection at once, so a request the client sent on it just then is lost. Here such a
 connection stays open for ``SHUTDOWN_DRAIN_SECONDS``: a request that arrives meanwhile is
 answered, with ``Connection: close``, and the connection closes after it; so does every
-response still in progress. The listening socket is closed at once, as uvicorn does.
+response still in progress. The listening socket is closed at once, as uvicorn does. The
+app hears of it too (``gatehouse_common.draining``), to refuse work that has not started.
 
 A response sent in one go leaves in one write (``OneWriteResponses``): uvicorn writes the
 status line and headers apart from the body.
@@ -40,6 +41,7 @@ from prometheus_client import Counter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from gatehouse_common.draining import DRAINING_STATE_KEY, Draining
 from gatehouse_common.problems import PROBLEM_TYPE_BASE
 from gatehouse_common.settings import HttpServerSettings
 
@@ -235,6 +237,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def shutdown(self) -> None:
         """Called by the server when shutdown begins (see the module docstring)."""
         self._draining = True
+        draining = self.app_state.get(DRAINING_STATE_KEY)
+        if isinstance(draining, Draining):
+            draining.begin()
         if self.cycle is None or self.cycle.response_complete:
             self.loop.call_later(SHUTDOWN_DRAIN_SECONDS, self._close_if_idle)
         else:

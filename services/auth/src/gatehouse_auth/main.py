@@ -44,6 +44,7 @@ from gatehouse_auth.tokens.service import TokenIssuer
 from gatehouse_common.app import ServiceInfo
 from gatehouse_common.app import create_app as create_service_app
 from gatehouse_common.availability import AvailabilityGate
+from gatehouse_common.draining import draining_of
 from gatehouse_common.events import AUTH_STREAM, USERS_STREAM, AccountErased, run_in_background
 from gatehouse_common.events.wiring import event_consumer, open_event_channel, outbox_relay
 from gatehouse_common.logging import get_logger
@@ -69,7 +70,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     key_set = SigningKeySet.load(settings.signing_keys_file)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AuthResources]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[AuthResources]:
         client = mongo_client(settings)
         database = AuthDatabase(client, settings.mongo_database)
         mongo_gate = AvailabilityGate(
@@ -114,6 +115,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         sessions = SessionRepository(database, notify=relay.notify)
         email_tokens = EmailTokenRepository(database)
         passwords = PasswordHasher(settings)
+        # A login still waiting for a hashing slot when shutdown begins would hold the drain.
+        draining_of(app).on_begin(passwords.refuse_queued)
         erasures = event_consumer(settings, events_redis, stream=USERS_STREAM, group=INFO.name)
         erasures.on(
             AccountErased,

@@ -79,11 +79,27 @@ class PasswordHasher:
         self._queue_limit = settings.password_hashing_queue_limit
         self._queue_timeout = settings.password_hashing_queue_timeout_seconds
         self._waiting = 0
+        # The queue-wait scopes of the hashes waiting for a slot, and whether to refuse them.
+        self._queued: set[asyncio.Timeout] = set()
+        self._refusing = False
         self._decoy_hash = self._hash.hash(secrets.token_urlsafe(32))
 
     def close(self) -> None:
         """Let the hashing threads end (a hash still running finishes first)."""
         self._threads.shutdown(wait=False)
+
+    def refuse_queued(self) -> None:
+        """Refuse every hash that has not started, from now on (``PasswordHashingBusy``, a 503
+        with ``Retry-After``), those waiting for a slot at once; the running ones finish.
+
+        Called when the server's shutdown begins: the drain waits for every request in flight,
+        and a login queued behind a full hashing pool would hold it (and the restart) for up to
+        the queue timeout. One chaos run's auth restart took 4.2 s, its drain 4.4 s of it.
+        """
+        self._refusing = True
+        now = asyncio.get_running_loop().time()
+        for scope in self._queued:
+            scope.reschedule(now)
 
     async def hash(self, password: str) -> str:
         return await self._run(self._hash.hash, password)
@@ -99,18 +115,21 @@ class PasswordHasher:
             return False, None
 
     async def _run(self, function: Callable[..., T], *args: str) -> T:
-        if self._slots.locked() and self._waiting >= self._queue_limit:
+        if self._refusing or (self._slots.locked() and self._waiting >= self._queue_limit):
             PASSWORD_HASHING_REFUSED.inc()
             raise PasswordHashingBusy
         self._waiting += 1
+        queued = asyncio.timeout(self._queue_timeout)
+        self._queued.add(queued)
         try:
-            async with asyncio.timeout(self._queue_timeout):
+            async with queued:
                 await self._slots.acquire()
         except TimeoutError:
             PASSWORD_HASHING_REFUSED.inc()
             raise PasswordHashingBusy from None
         finally:
             self._waiting -= 1
+            self._queued.discard(queued)
         # The slot is freed when the thread finishes, not when the request does: a client that
         # disconnects mid-hash cannot start another hash while its thread still runs.
         work = asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
