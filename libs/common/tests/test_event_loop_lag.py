@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -72,6 +73,39 @@ async def test_stalls_within_ten_seconds_log_one_warning(
     warnings = _warnings(capsys.readouterr().out)
     assert len(warnings) == 1, warnings
     assert warnings[0]["lags_above_threshold"] == 1
+
+
+def _spin(seconds: float) -> None:
+    """A CPU-heavy step on the loop's thread."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+@pytest.mark.parametrize(("stall", "busy"), [(_spin, True), (time.sleep, False)])
+async def test_the_warning_tells_a_busy_loop_from_a_waiting_one(
+    capsys: pytest.CaptureFixture[str], stall: Callable[[float], None], busy: bool
+) -> None:
+    """The loop's thread used the CPU through the stall (its own code) or did not (it waited
+    for a CPU, or in a system call)."""
+    configure_logging("test", "INFO")
+    sampler = asyncio.create_task(sample_event_loop_lag(0.01, warn_above_seconds=0.1))
+    try:
+        await asyncio.sleep(0.03)
+        stall(0.3)
+        await asyncio.sleep(0.03)
+    finally:
+        sampler.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sampler
+
+    [warning] = _warnings(capsys.readouterr().out)
+    lag, cpu = float(str(warning["lag_seconds"])), float(str(warning["loop_cpu_seconds"]))
+    assert lag >= 0.25
+    if busy:
+        assert cpu >= 0.2, warning
+    else:
+        assert cpu < 0.1, warning
 
 
 async def test_the_sampler_stops_with_the_app() -> None:

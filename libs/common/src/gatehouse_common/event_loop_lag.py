@@ -5,12 +5,16 @@ delays every request of the process at once, and no request metric says why. A t
 ``interval`` seconds again and again; how much later than asked it wakes is the lag, observed
 in ``event_loop_lag_seconds``. Above a threshold it also logs a warning, at most one per
 ``_WARNING_EVERY_SECONDS`` (with the number of lags above the threshold since the last one),
-so a stalled process cannot flood its own log.
+so a stalled process cannot flood its own log. The warning says how much CPU the loop's thread
+used meanwhile (``loop_cpu_seconds``, of ``interval + lag``): about all of it, and the loop was
+busy (a blocking call, a CPU-heavy step); little, and it was waiting, for a CPU the machine
+did not give it (noisy neighbours, a CPU limit) or in a system call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -36,7 +40,7 @@ async def sample_event_loop_lag(interval_seconds: float, warn_above_seconds: flo
     last_warning = float("-inf")
     unreported = 0
     while True:
-        asked_at = loop.time()
+        asked_at, cpu_at = loop.time(), time.thread_time()
         await asyncio.sleep(interval_seconds)
         woke_at = loop.time()
         lag = max(0.0, woke_at - asked_at - interval_seconds)
@@ -48,6 +52,7 @@ async def sample_event_loop_lag(interval_seconds: float, warn_above_seconds: flo
             _log.warning(
                 "event_loop_lagged",
                 lag_seconds=round(lag, 3),
+                loop_cpu_seconds=round(time.thread_time() - cpu_at, 3),
                 threshold_seconds=warn_above_seconds,
                 lags_above_threshold=unreported,
             )
