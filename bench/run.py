@@ -513,9 +513,28 @@ def alternate(
     return runs
 
 
+def paired_median(
+    runs: Runs,
+    name: str,
+    base: str,
+    figure: Callable[[dict[str, Any]], float],
+    base_figure: Callable[[dict[str, Any]], float] | None = None,
+) -> float:
+    """The median over rounds of variant ``name``'s figure divided by ``base``'s in the same
+    round. The machine changes speed by up to 2x between rounds, and a round's variants run
+    within a minute of each other: a ratio of medians mixed rounds of different speeds (one
+    run's uncached read was 6.4, 8.6 and 5.3x the floor round by round, 6.94x as a ratio of
+    medians)."""
+    base_figure = base_figure or figure
+    return statistics.median(
+        figure(run) / base_figure(base_run)
+        for run, base_run in zip(runs[name], runs[base], strict=True)
+    )
+
+
 def medians(runs: Runs) -> dict[str, dict[str, Any]]:
-    """Per variant, the medians over rounds, and each as a multiple of the floor's where the
-    run had a floor variant (keys ending in ``_x_floor``)."""
+    """Per variant, the medians over rounds, and where the run had a floor variant each as a
+    multiple of the floor's (keys ending in ``_x_floor``: the median of the rounds' ratios)."""
     figures = {
         name: {
             "rps": round(statistics.median(run["rps"] for run in results), 1),
@@ -531,16 +550,27 @@ def medians(runs: Runs) -> dict[str, dict[str, Any]]:
         }
         for name, results in runs.items()
     }
-    floor = figures.get(FLOOR)
-    if floor is not None:
-        floor_cpu = floor["cpu_ms_per_request"][FLOOR]
-        for variant in figures.values():
-            variant["p50_x_floor"] = round(variant["p50_ms"] / floor["p50_ms"], 2)
+    if FLOOR in runs:
+        for name, variant in figures.items():
+            variant["p50_x_floor"] = round(
+                paired_median(runs, name, FLOOR, lambda run: run["p50_us"]), 2
+            )
             variant["cpu_ms_per_request_x_floor"] = {
-                process: round(ms / floor_cpu, 2)
-                for process, ms in variant["cpu_ms_per_request"].items()
+                process: round(
+                    paired_median(
+                        runs,
+                        name,
+                        FLOOR,
+                        lambda run, process=process: run["cpu_ms_per_request"][process],
+                        lambda run: run["cpu_ms_per_request"][FLOOR],
+                    ),
+                    2,
+                )
+                for process in variant["cpu_ms_per_request"]
             }
-            variant["rps_vs_floor"] = round(variant["rps"] / floor["rps"], 3)
+            variant["rps_vs_floor"] = round(
+                paired_median(runs, name, FLOOR, lambda run: run["rps"]), 3
+            )
     return figures
 
 
@@ -555,10 +585,10 @@ def gateway_overhead(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]
         name = f"gateway-{transport}"
         variants[name] = Variant(urls[name], (name, "users"))
     variants["nginx"] = Variant(urls["nginx"], ("users",))
-    single = medians(alternate(stack, variants, 1, wrk_env))
-    loaded = medians(alternate(stack, variants, HIGH_CONCURRENCY, wrk_env))
+    single_runs = alternate(stack, variants, 1, wrk_env)
+    loaded_runs = alternate(stack, variants, HIGH_CONCURRENCY, wrk_env)
+    single, loaded = medians(single_runs), medians(loaded_runs)
     direct_p50 = single["direct"]["p50_ms"]
-    direct_rps = loaded["direct"]["rps"]
     comparison = {
         name: {
             "added_p50_ms_at_c1": round(single[name]["p50_ms"] - direct_p50, 3),
@@ -566,7 +596,7 @@ def gateway_overhead(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]
                 (single[name]["p50_ms"] - direct_p50) / single[FLOOR]["p50_ms"], 2
             ),
             f"throughput_vs_direct_at_c{HIGH_CONCURRENCY}": round(
-                loaded[name]["rps"] / direct_rps, 3
+                paired_median(loaded_runs, name, "direct", lambda run: run["rps"]), 3
             ),
         }
         for name in variants
@@ -604,8 +634,8 @@ def cache_and_pool(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]) 
     figures = medians(runs)
     for name in measured:
         figures[name]["db_statements_per_request"] = round(statistics.median(statements[name]), 4)
-    cache_ratio = figures["cache-on"]["rps"] / figures["cache-off"]["rps"]
-    pool_ratio = figures["cache-off"]["rps"] / figures["cache-off-nullpool"]["rps"]
+    cache_ratio = paired_median(runs, "cache-on", "cache-off", lambda run: run["rps"])
+    pool_ratio = paired_median(runs, "cache-off", "cache-off-nullpool", lambda run: run["rps"])
     return {
         "connections": HIGH_CONCURRENCY,
         "variants": figures,
