@@ -162,6 +162,34 @@ async def test_a_block_waiting_on_a_datastore_that_does_not_answer_probes_and_op
         assert len(probes) == 1  # one check for all the stalled blocks
 
 
+async def test_the_probe_of_a_stall_check_has_a_bound_of_its_own() -> None:
+    """Suspicion early (a block waiting ``stall_seconds``), the verdict after the probe's own,
+    longer bound: a datastore slower to answer than the first but within the second is fine;
+    one that never answers opens the gate after the sum."""
+    stall, probe_bound = INTERVAL, INTERVAL * 4
+    frozen = asyncio.Event()
+    answer_after = [INTERVAL * 2]  # slower than the stall, within the probe's bound
+
+    async def ping() -> None:
+        if not answer_after:
+            await frozen.wait()
+        await asyncio.sleep(answer_after.pop())
+
+    async with AvailabilityGate(
+        "store", INTERVAL, probe=ping, stall_seconds=stall, stall_probe_seconds=probe_bound
+    ) as gate:
+        async with gate.passage(_is_outage):
+            await asyncio.sleep(stall + INTERVAL * 3)  # checked, and found answering
+        assert not gate.is_open
+
+        started = time.monotonic()
+        with pytest.raises(DependencyUnavailable):
+            async with gate.passage(_is_outage):
+                await frozen.wait()
+        assert time.monotonic() - started >= stall + probe_bound
+        assert gate.is_open
+
+
 async def test_a_loop_that_turns_slowly_does_not_take_itself_for_a_stalled_datastore() -> None:
     """The datastore answers at once, but each of the probe's steps needs a turn of a loop
     that other work keeps busy: the probe outlasts the bound in time, not in turns."""

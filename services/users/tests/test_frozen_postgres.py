@@ -1,6 +1,7 @@
 """PostgreSQL frozen (``docker pause``) under steady requests, with the service's default
 timeouts: once a request has waited ``db_stall_seconds`` and the gate's probe has gone unanswered
-as long (within the first second, well before any statement timeout), every answer is
+for ``db_stall_probe_seconds`` (within the first second, well before any statement timeout), every
+answer is
 immediate (a 503, or a cached read), and the service follows PostgreSQL back within seconds of
 the unpause (issue 18's targets).
 
@@ -52,7 +53,7 @@ async def test_frozen_postgres_costs_its_timeouts_then_answers_fast_and_recovers
 
     settings = make_settings(database_url=database_url)
     # What the freeze can cost the requests in flight: the stall, then the probe's bound.
-    noticed_within = 2 * settings.db_stall_seconds
+    noticed_within = settings.db_stall_seconds + settings.db_stall_probe_seconds
     assert noticed_within <= 1.0  # the target: fast answers after the freeze's first second
     async with start_app(settings) as client:
         owners = await cached_profiles(client, auth, CLIENTS)

@@ -7,8 +7,10 @@ flight stop waiting too: a block in ``watch`` (``passage`` is one) ends with
 ``DependencyUnavailable`` as soon as another caller's failure opens the gate, instead of
 waiting for a timeout of its own that can only fail the same way. A frozen datastore is
 noticed before any client timeout if the gate has a ``stall_seconds``: a block waiting that
-long makes the gate probe the datastore, bounded by the same time, and a probe without an
-answer opens it; a block that is only slow (a busy machine) finds it answering and goes on.
+long makes the gate probe the datastore, bounded by ``stall_probe_seconds`` (by default the
+same time), and a probe without an answer opens it; a block that is only slow (a busy
+machine) finds it answering and goes on. Suspicion can come early, as it costs one probe;
+the verdict needs the longer bound, as a wrong one refuses everyone for an interval.
 No request is ever a trial: a background probe finds the datastore back, so while it is away
 every answer is immediate, and once it answers the gate closes within an interval. Users
 guards PostgreSQL (with a stall check) and its cache's Redis with it, auth MongoDB and its
@@ -40,21 +42,22 @@ class AvailabilityGate:
     gate. ``probe`` must be cheap and bounded by its client's own timeouts (a ping). The
     probing ends with ``aclose``, or the ``async with`` block of the gate. So a dead or
     frozen datastore costs a timeout only to the requests in flight when it failed (or, with
-    ``stall_seconds``, at most twice that), and a datastore that is back is used again within
-    about an interval.
+    ``stall_seconds``, at most that plus ``stall_probe_seconds``), and a datastore that is
+    back is used again within about an interval.
 
     ``interrupts_in_flight=False`` is for a client that must not be cancelled mid-operation:
     the blocks in flight when the gate opens then end by the client's own timeouts, and only
     the callers that come after are refused at once.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the stall check's two figures and the flag are keyword-only
         self,
         dependency: str,
         retry_interval_seconds: float,
         probe: Callable[[], Awaitable[object]],
         *,
         stall_seconds: float | None = None,
+        stall_probe_seconds: float | None = None,
         interrupts_in_flight: bool = True,
     ) -> None:
         self.dependency = dependency
@@ -62,6 +65,10 @@ class AvailabilityGate:
         self._retry_interval = retry_interval_seconds
         self._probe = probe
         self._stall_seconds = stall_seconds
+        # The bound of a stall check's probe (used only with ``stall_seconds``).
+        self._stall_probe_seconds = (
+            stall_probe_seconds if stall_probe_seconds is not None else (stall_seconds or 0.0)
+        )
         self._next_probe_at: float | None = None  # None: closed
         self._prober: asyncio.Task[None] | None = None
         self._stall_check: asyncio.Task[None] | None = None
@@ -140,9 +147,7 @@ class AvailabilityGate:
         def start() -> None:
             timer = None
             if self._stall_seconds is not None:
-                timer = task.get_loop().call_later(
-                    self._stall_seconds, self._stalled, self._stall_seconds
-                )
+                timer = task.get_loop().call_later(self._stall_seconds, self._stalled)
             self._watched[scope] = (task, timer)
 
         try:
@@ -159,16 +164,16 @@ class AvailabilityGate:
             if timer is not None:
                 timer.cancel()
 
-    def _stalled(self, stall_seconds: float) -> None:
+    def _stalled(self) -> None:
         """A watched block has waited ``stall_seconds``: check the datastore, once at a time."""
         if self.is_open or (self._stall_check is not None and not self._stall_check.done()):
             return
         self._stall_check = asyncio.get_running_loop().create_task(
-            self._check_stalled(stall_seconds), name=f"stall check {self.dependency}"
+            self._check_stalled(self._stall_probe_seconds), name=f"stall check {self.dependency}"
         )
 
-    async def _check_stalled(self, stall_seconds: float) -> None:
-        """Probe within ``stall_seconds``; no answer opens the gate, cutting the blocks short.
+    async def _check_stalled(self, bound_seconds: float) -> None:
+        """Probe within ``bound_seconds``; no answer opens the gate, cutting the blocks short.
 
         A machine too busy to answer a ping in that time would open it too; so the bound
         should be well above the datastore's latency under load, and the probe a command on
@@ -180,7 +185,7 @@ class AvailabilityGate:
         """
         probe = asyncio.ensure_future(self._probe())
         try:
-            done = await _answered_within(probe, stall_seconds)
+            done = await _answered_within(probe, bound_seconds)
         finally:
             if not probe.done():  # no answer in time, or the gate is closing
                 probe.cancel()
@@ -193,7 +198,7 @@ class AvailabilityGate:
             _log.warning(
                 "dependency_stalled",
                 dependency=self.dependency,
-                stall_seconds=stall_seconds,
+                probe_bound_seconds=bound_seconds,
                 error=type(error).__name__,
             )
             self.failed()

@@ -12,7 +12,8 @@ After PostgreSQL failed to answer, the gate (``gatehouse_common.availability``) 
 once instead of letting every request wait for its own connect or statement timeout, until
 its probe (``select 1`` on a connection of its own, once an interval) finds PostgreSQL back.
 A request waiting on PostgreSQL for ``db_stall_seconds`` has the gate run that probe, bounded
-by the same time: a frozen PostgreSQL is noticed well before the statement timeout. Cache hits
+by ``db_stall_probe_seconds``: a frozen PostgreSQL is noticed well before the statement
+timeout. Cache hits
 never open a session, so they pass neither the gate nor PostgreSQL.
 """
 
@@ -222,6 +223,7 @@ async def open_database(settings: UsersSettings) -> AsyncIterator[Database]:
             settings.db_retry_interval_seconds,
             probe=lambda: _select_one(probe_engine),
             stall_seconds=settings.db_stall_seconds,
+            stall_probe_seconds=settings.db_stall_probe_seconds,
         ) as gate:
             # expire_on_commit=False: rows stay readable after the commit that ends each request.
             sessions = async_sessionmaker(

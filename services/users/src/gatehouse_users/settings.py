@@ -93,12 +93,17 @@ class UsersSettings(
     db_command_timeout_seconds: float = Field(default=1.5, gt=0)
     """Client-side bound on one statement, so a frozen server cannot hang a request."""
     # Sized for the chaos run's target (every answer within 200 ms once a datastore has been
-    # frozen for a second): stalled 0.5 s, plus a probe bounded by 0.5 s, opens the gate by
-    # then. A slow statement on a healthy PostgreSQL costs one ``select 1`` on the gate's own
-    # connection, which answers in milliseconds even when the pool is busy.
-    db_stall_seconds: float = Field(default=0.5, gt=0)
-    """A request waiting on PostgreSQL this long has the gate probe it, bounded by the same
-    time; no answer opens the gate (503 at once for everyone, the waiting requests too)."""
+    # frozen for a second): stalled 0.25 s, plus a probe bounded by 0.5 s, opens the gate by
+    # 0.75 s, leaving the rest of the first second for the requests it cuts short to be
+    # answered (at 0.5 + 0.5 s the gate opened at 1.0-1.4 s on a busy machine, and the answers
+    # of the first second's pile-up came after it). A slow statement on a healthy PostgreSQL
+    # costs one ``select 1`` on the gate's own connection, which answers in milliseconds even
+    # when the pool is busy: suspicion is cheap, a wrong verdict is not.
+    db_stall_seconds: float = Field(default=0.25, gt=0)
+    """A request waiting on PostgreSQL this long has the gate probe it (``db_stall_probe_seconds``);
+    no answer opens the gate (503 at once for everyone, the waiting requests too)."""
+    db_stall_probe_seconds: float = Field(default=0.5, gt=0)
+    """The bound of that probe: long enough for a healthy PostgreSQL on a busy machine."""
     db_retry_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     """After PostgreSQL failed to answer, how often the gate's probe tries it while requests
     that need it get 503 at once."""
