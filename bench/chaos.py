@@ -30,6 +30,7 @@ import random
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ import matplotlib as mpl
 mpl.use("Agg")
 import matplotlib.pyplot as plt
 
+from gatehouse_common.event_loop_lag import LAG_SAMPLE_INTERVAL_SECONDS
 from gatehouse_testing.compose import ComposeProject
 from gatehouse_testing.network import free_port
 
@@ -607,6 +609,32 @@ def scan_logs(text: str, secrets_seen: set[str]) -> dict[str, int]:
     }
 
 
+def lag_warnings(text: str) -> dict[str, dict[str, float]]:
+    """Per service, its ``event_loop_lagged`` warnings over the run: how many, the median lag,
+    and the median share of the lagging interval the loop's thread spent on the CPU (near 1:
+    the loop was busy with its own work; near 0: it waited, for a CPU the machine did not give
+    it or in a system call)."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for line in text.splitlines():
+        if '"event_loop_lagged"' not in line:
+            continue
+        container, _, record = line.partition("|")
+        with contextlib.suppress(ValueError):
+            fields = json.loads(record)
+            lag, cpu = float(fields["lag_seconds"]), float(fields["loop_cpu_seconds"])
+            # the sampler's interval plus the lag: the wall-clock time the CPU share is of
+            share = cpu / (LAG_SAMPLE_INTERVAL_SECONDS + lag)
+            found.setdefault(container.strip().rsplit("-", 1)[0], []).append((lag, share))
+    return {
+        service: {
+            "warnings": len(rows),
+            "median_lag_ms": round(statistics.median(lag for lag, _ in rows) * 1000, 1),
+            "median_loop_cpu_share": round(statistics.median(share for _, share in rows), 2),
+        }
+        for service, rows in sorted(found.items())
+    }
+
+
 # --- analysis ----------------------------------------------------------------------------
 
 
@@ -799,6 +827,7 @@ async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
             1 for s in samples if s.status >= 500 and s.status not in SERVER_ERRORS_EXPECTED
         ),
         "logs": scan_logs(stack_logs, load.recorder.secrets_seen),
+        "event_loop_lag_warnings": lag_warnings(stack_logs),
         "memory_mib": [{"t": moment, **sample} for moment, sample in memory.series],
         "event_loop_lag_p99_ms_steady": {
             service: _ms(quantile_from_buckets(lag_before.get(service, {}), buckets, 0.99))
@@ -874,7 +903,10 @@ a fault, so not counted as errors; {result["steady_errors"]} errors in the stead
 {result["logs"]["log_lines"]} log lines; event-loop lag p99 in the steady phase (ms): \
 {result["event_loop_lag_p99_ms_steady"] or "not exported"}, and \
 {result["event_loop_lag_p99_ms_steady_idle_process"]} ms for an idle process sampling its \
-loop the same way on the same machine meanwhile.
+loop the same way on the same machine meanwhile. Lag warnings (above 100 ms) over the whole \
+run, with the median share of the lagging interval that the loop's thread was on the CPU \
+(near 1: busy with its own work; near 0: waiting for a CPU): \
+{result["event_loop_lag_warnings"] or "none"}.
 
 {chr(10).join(rows)}
 

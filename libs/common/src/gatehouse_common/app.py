@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from gatehouse_common.draining import DRAINING_STATE_KEY, Draining
-from gatehouse_common.event_loop_lag import event_loop_lag_sampled
+from gatehouse_common.event_loop_lag import LAG_SAMPLE_INTERVAL_SECONDS, event_loop_lag_sampled
 from gatehouse_common.garbage_collection import collector_set_for_serving
 from gatehouse_common.health import Readiness, health_router
 from gatehouse_common.logging import configure_logging
@@ -35,9 +35,6 @@ from gatehouse_common.settings import ServiceSettings
 from gatehouse_common.tracing import traced, tracer_provider
 
 R = TypeVar("R")
-
-# How often the event-loop lag is sampled: four wake-ups a second cost nothing measurable.
-_LAG_SAMPLE_INTERVAL_SECONDS = 0.25
 
 # A service's lifespan: builds its resources, yields them as one object, closes them after.
 ResourcesLifespan = Callable[[FastAPI], AbstractAsyncContextManager[R]]
@@ -155,7 +152,7 @@ def create_app(  # noqa: PLR0913 - keyword-only wiring, each with a default but 
             async with (
                 abandoned_dns_lookups_as_warnings(),
                 event_loop_lag_sampled(
-                    _LAG_SAMPLE_INTERVAL_SECONDS, settings.event_loop_lag_warning_seconds
+                    LAG_SAMPLE_INTERVAL_SECONDS, settings.event_loop_lag_warning_seconds
                 ),
                 AsyncExitStack() as stack,
             ):
