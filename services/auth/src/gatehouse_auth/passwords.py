@@ -78,8 +78,7 @@ class PasswordHasher:
         self._slots = asyncio.Semaphore(settings.password_hashing_concurrency)
         self._queue_limit = settings.password_hashing_queue_limit
         self._queue_timeout = settings.password_hashing_queue_timeout_seconds
-        self._waiting = 0
-        # The queue-wait scopes of the hashes waiting for a slot, and whether to refuse them.
+        # The hashes waiting for a slot (their waits' timeout scopes), and whether to refuse them.
         self._queued: set[asyncio.Timeout] = set()
         self._refusing = False
         self._decoy_hash = self._hash.hash(secrets.token_urlsafe(32))
@@ -115,10 +114,9 @@ class PasswordHasher:
             return False, None
 
     async def _run(self, function: Callable[..., T], *args: str) -> T:
-        if self._refusing or (self._slots.locked() and self._waiting >= self._queue_limit):
+        if self._refusing or (self._slots.locked() and len(self._queued) >= self._queue_limit):
             PASSWORD_HASHING_REFUSED.inc()
             raise PasswordHashingBusy
-        self._waiting += 1
         queued = asyncio.timeout(self._queue_timeout)
         self._queued.add(queued)
         try:
@@ -128,7 +126,6 @@ class PasswordHasher:
             PASSWORD_HASHING_REFUSED.inc()
             raise PasswordHashingBusy from None
         finally:
-            self._waiting -= 1
             self._queued.discard(queued)
         # The slot is freed when the thread finishes, not when the request does: a client that
         # disconnects mid-hash cannot start another hash while its thread still runs.
