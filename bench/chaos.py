@@ -583,6 +583,30 @@ def loop_lag_buckets(stack: ComposeStack) -> dict[str, dict[float, float]]:
     return found
 
 
+def gc_pauses(stack: ComposeStack) -> dict[str, dict[str, float]]:
+    """Per service, its cyclic garbage collections since it last started (a restarted service
+    counts from its restart): how many, the seconds they held the process in all, and how many
+    held it over 50 ms (``python_gc_pause_seconds``, every generation)."""
+    sample = re.compile(r'^python_gc_pause_seconds_(count|sum)\{generation="\d"\} (\S+)$', re.M)
+    long_ones = re.compile(
+        r'^python_gc_pause_seconds_bucket\{generation="\d",le="0\.05"\} (\S+)$', re.M
+    )
+    found: dict[str, dict[str, float]] = {}
+    for service in SERVICE_PORTS:
+        text = stack.metrics(service)
+        totals: Counter[str] = Counter()
+        for kind, value in sample.findall(text):
+            totals[kind] += float(value)
+        if totals:
+            within = sum(float(value) for value in long_ones.findall(text))
+            found[service] = {
+                "collections": totals["count"],
+                "seconds": round(totals["sum"], 3),
+                "over_50_ms": totals["count"] - within,
+            }
+    return found
+
+
 def quantile_from_buckets(
     before: dict[float, float], after: dict[float, float], quantile: float
 ) -> float | None:
@@ -800,6 +824,7 @@ async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
                 windows.append(FaultWindow(fault, started, back, time.monotonic()))
             backlogged += await running
         lost = await final_check(load)
+        collections = await asyncio.to_thread(gc_pauses, stack)
 
     samples = load.recorder.samples
     dump_for_analysis(stack.workdir, samples, windows)
@@ -828,6 +853,7 @@ async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
         ),
         "logs": scan_logs(stack_logs, load.recorder.secrets_seen),
         "event_loop_lag_warnings": lag_warnings(stack_logs),
+        "gc_pauses": collections,
         "memory_mib": [{"t": moment, **sample} for moment, sample in memory.series],
         "event_loop_lag_p99_ms_steady": {
             service: _ms(quantile_from_buckets(lag_before.get(service, {}), buckets, 0.99))
@@ -906,7 +932,8 @@ a fault, so not counted as errors; {result["steady_errors"]} errors in the stead
 loop the same way on the same machine meanwhile. Lag warnings (above 100 ms) over the whole \
 run, with the median share of the lagging interval that the loop's thread was on the CPU \
 (near 1: busy with its own work; near 0: waiting for a CPU): \
-{result["event_loop_lag_warnings"] or "none"}.
+{result["event_loop_lag_warnings"] or "none"}. Garbage collections per service since its \
+last start (count, seconds in all, how many over 50 ms): {result["gc_pauses"] or "not exported"}.
 
 {chr(10).join(rows)}
 
