@@ -583,26 +583,30 @@ def loop_lag_buckets(stack: ComposeStack) -> dict[str, dict[float, float]]:
     return found
 
 
-def gc_pauses(stack: ComposeStack) -> dict[str, dict[str, float]]:
-    """Per service, its cyclic garbage collections since it last started (a restarted service
-    counts from its restart): how many, the seconds they held the process in all, and how many
-    held it over 50 ms (``python_gc_pause_seconds``, every generation)."""
-    sample = re.compile(r'^python_gc_pause_seconds_(count|sum)\{generation="\d"\} (\S+)$', re.M)
-    long_ones = re.compile(
-        r'^python_gc_pause_seconds_bucket\{generation="\d",le="0\.05"\} (\S+)$', re.M
+def gc_pauses(stack: ComposeStack) -> dict[str, dict[str, dict[str, float]]]:
+    """Per service and generation, its cyclic garbage collections since it last started (a
+    restarted service counts from its restart): how many, the seconds they held the process
+    in all (wall clock), and how many held it over 50 ms (``python_gc_pause_seconds``)."""
+    sample = re.compile(r'^python_gc_pause_seconds_(count|sum)\{generation="(\d)"\} (\S+)$', re.M)
+    within = re.compile(
+        r'^python_gc_pause_seconds_bucket\{generation="(\d)",le="0\.05"\} (\S+)$', re.M
     )
-    found: dict[str, dict[str, float]] = {}
+    found: dict[str, dict[str, dict[str, float]]] = {}
     for service in SERVICE_PORTS:
         text = stack.metrics(service)
-        totals: Counter[str] = Counter()
-        for kind, value in sample.findall(text):
-            totals[kind] += float(value)
-        if totals:
-            within = sum(float(value) for value in long_ones.findall(text))
+        figures: dict[str, dict[str, float]] = {}
+        for kind, generation, value in sample.findall(text):
+            figures.setdefault(generation, {})[kind] = float(value)
+        short = dict(within.findall(text))
+        if figures:
             found[service] = {
-                "collections": totals["count"],
-                "seconds": round(totals["sum"], 3),
-                "over_50_ms": totals["count"] - within,
+                generation: {
+                    "collections": figure["count"],
+                    "seconds": round(figure["sum"], 3),
+                    "over_50_ms": figure["count"] - float(short.get(generation, 0.0)),
+                }
+                for generation, figure in sorted(figures.items())
+                if figure.get("count")
             }
     return found
 
