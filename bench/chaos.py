@@ -70,6 +70,8 @@ FAST_ANSWER_MS = 200.0
 SERVER_ERRORS_EXPECTED = {502, 503, 504}
 # The problem type of auth's answer to a login beyond its password-hashing bound.
 OVERLOADED_PROBLEM = "/overloaded"
+# The Retry-After of that answer.
+SHED_RETRY_AFTER_SECONDS = 1.0
 MIX = (
     ("read_own", 0.70),
     ("read_other", 0.15),
@@ -244,6 +246,7 @@ class VirtualUser:
     refresh_token: str = ""
     version: int = 0  # the last bio counter this user tried to write
     busy: bool = False
+    login_shed: bool = False  # the user's last login was shed (503 "overloaded")
 
 
 @dataclass
@@ -294,6 +297,10 @@ class Recorder:
             self.stale_reads.append({"profile": profile_id, "seen": seen, "expected": expected})
 
 
+def _shed(status: int, body: dict[str, Any]) -> bool:
+    return status == 503 and str(body.get("type", "")).endswith(OVERLOADED_PROBLEM)
+
+
 def _version(bio: object) -> int:
     if isinstance(bio, str) and bio.startswith("v") and bio[1:].isdigit():
         return int(bio[1:])
@@ -328,8 +335,7 @@ class Load:
             status = 0
         if self.recording:
             latency = (time.monotonic() - started) * 1000
-            shed = status == 503 and str(body.get("type", "")).endswith(OVERLOADED_PROBLEM)
-            self.recorder.samples.append(Sample(started, op, status, latency, shed))
+            self.recorder.samples.append(Sample(started, op, status, latency, _shed(status, body)))
         return status, body
 
     async def login(self, user: VirtualUser) -> int:
@@ -338,6 +344,7 @@ class Load:
         status, body = await self.request("login", "POST", "/auth/token", data=form)
         if status == 200:
             self._keep_tokens(user, body)
+        user.login_shed = _shed(status, body)
         return status
 
     def _keep_tokens(self, user: VirtualUser, body: dict[str, Any]) -> None:
@@ -393,7 +400,15 @@ class Load:
             user.busy = False
 
     async def closed_loop(self, clients: int, seconds: float) -> float:
-        """Requests per second with ``clients`` always busy: the stack's capacity."""
+        """Requests per second of the mix served with ``clients`` always busy: the stack's
+        capacity.
+
+        A login shed at auth's password-hashing bound is tried again after its Retry-After, as
+        a well-behaved client does, and counts once it is served. Counted as done instead, the
+        logins turned away (61 in one 16-second measurement) freed the CPU their hashes would
+        have taken: the rate measured was not the mix's, and "65 % of capacity" kept auth's
+        hashing full and shedding through the whole run (1,045 logins shed in one run).
+        """
         deadline = time.monotonic() + seconds
         done = 0
 
@@ -401,8 +416,13 @@ class Load:
             nonlocal done
             mine = self.users[index::clients]
             while time.monotonic() < deadline:
-                await self.run_user(self.rng.choice(mine))
-                done += 1
+                user = self.rng.choice(mine)
+                await self.run_user(user)
+                while user.login_shed and time.monotonic() < deadline:
+                    await asyncio.sleep(SHED_RETRY_AFTER_SECONDS)
+                    await self.login(user)
+                if not user.login_shed:
+                    done += 1
 
         clients = min(clients, len(self.users))
         await asyncio.gather(*(client(index) for index in range(clients)))

@@ -187,25 +187,28 @@ async def test_hashes_not_started_are_refused_once_shutdown_begins(
     assert await running == "hashed 5"
 
 
-class NicenessOfTheHashingThread:
-    """Stands in for Argon2 and answers the niceness of the thread that runs it."""
+class PolicyOfTheHashingThreads:
+    """Stands in for Argon2 and answers the scheduling policy of the thread that runs it and
+    of a thread it starts, as Argon2 starts one per lane."""
 
     def hash(self, password: str) -> str:
-        return str(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        policies: list[int] = []
+        lane = threading.Thread(target=lambda: policies.append(os.sched_getscheduler(0)))
+        lane.start()
+        lane.join()
+        return f"{os.sched_getscheduler(0)} {policies[0]}"
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="niceness per thread is Linux's")
-@pytest.mark.parametrize("niceness", [0, 7])
-async def test_hashes_run_below_the_event_loop(
-    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch, niceness: int
+@pytest.mark.skipif(sys.platform != "linux", reason="SCHED_IDLE is Linux's")
+async def test_hashes_run_below_every_other_thread(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hasher = PasswordHasher(make_settings(password_hashing_niceness=niceness))
-    monkeypatch.setattr(hasher, "_hash", NicenessOfTheHashingThread())
-    event_loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    hasher = PasswordHasher(make_settings())
+    monkeypatch.setattr(hasher, "_hash", PolicyOfTheHashingThreads())
     try:
-        hashed_at = int(await hasher.hash("any password"))
+        hashed_in, lane_in = map(int, (await hasher.hash("any password")).split())
     finally:
         hasher.close()
 
-    assert hashed_at == min(19, event_loop_niceness + niceness)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == event_loop_niceness
+    assert (hashed_in, lane_in) == (os.SCHED_IDLE, os.SCHED_IDLE)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the event loop's thread is untouched

@@ -47,12 +47,15 @@ class PasswordHasher:
     ``password_hashing_queue_timeout_seconds``: a flood of registrations or logins costs
     others at most one queue's worth of waiting, and a machine short of CPU at most that time.
 
-    The hashes run in a pool of their own whose threads run ``password_hashing_niceness`` below
-    the event loop (Linux; the Argon2 lane threads a hash starts inherit it): a login still gets
-    every CPU cycle the loop leaves, but the loop of a busy auth no longer queues behind four
-    hashes of four lanes each. At the same niceness, four hashes made requests wait 40 ms at the
-    median and 150-200 ms at the 99th percentile for the loop; niced, 2 ms and 10 ms, with as
-    many hashes per second (docs/auth.md, "Passwords").
+    The hashes run in a pool of their own whose threads have Linux's idle scheduling policy
+    (``SCHED_IDLE``; the Argon2 lane threads a hash starts inherit it): whenever another
+    thread of the machine becomes ready on their CPU it runs at once, so the loop of a busy
+    auth, and those of the services beside it, no longer queue behind four hashes of four
+    lanes each. Hashes still take every cycle nothing else wants, and their container keeps
+    its CPU share against the others. At the same priority as the loop, four hashes made
+    requests wait 40 ms at the median and 150-200 ms at the 99th percentile; niced, 2 ms and
+    10 ms; idle, the chaos run's loops lag less than niced, the other services' too
+    (docs/auth.md, "Passwords").
 
     Verifying for an unknown account checks the password against a throwaway hash made with
     the same parameters, so a login for an unknown email takes as long as one for a known
@@ -72,8 +75,7 @@ class PasswordHasher:
         self._threads = ThreadPoolExecutor(
             settings.password_hashing_concurrency,
             thread_name_prefix="argon2",
-            initializer=_run_below_the_event_loop,
-            initargs=(settings.password_hashing_niceness,),
+            initializer=_run_below_every_other_thread,
         )
         self._slots = asyncio.Semaphore(settings.password_hashing_concurrency)
         self._queue_limit = settings.password_hashing_queue_limit
@@ -134,13 +136,12 @@ class PasswordHasher:
         return await asyncio.shield(work)
 
 
-def _run_below_the_event_loop(niceness: int) -> None:
-    """Raise the calling thread's niceness by ``niceness`` (on Linux niceness is per thread)."""
-    if niceness == 0 or sys.platform != "linux":
+def _run_below_every_other_thread() -> None:
+    """Give the calling thread the idle scheduling policy (Linux; per thread, and inherited by
+    the threads it starts). Any thread may lower its own policy: no capability is needed."""
+    if sys.platform != "linux":
         return
-    thread = threading.get_native_id()
     try:
-        now = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, now + niceness))
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
     except OSError as exc:  # a sandbox that forbids it: hash at the loop's priority
-        _log.warning("password_hashing_niceness_not_set", error=str(exc))
+        _log.warning("password_hashing_priority_not_lowered", error=str(exc))

@@ -34,9 +34,6 @@ class IdentityStoreSettings(GatehouseSettings):
     argon2_parallelism: int = Field(default=4, ge=1, le=16)
     password_hashing_concurrency: int = Field(default=4, ge=1, le=64)
     """Argon2 runs at most this many at once, bounding memory (memory cost each)."""
-    password_hashing_niceness: int = Field(default=10, ge=0, le=19)
-    """How much lower than the event loop the hashing threads run (Linux niceness, added to the
-    process's): under load the loop answers first and the hashes take what it leaves."""
     password_hashing_queue_limit: int = Field(default=16, ge=0, le=1024)
     """Hashes that may wait for a free slot; one more is refused at once (503 with Retry-After), so
     a flood cannot make other requests wait without bound."""
