@@ -2,7 +2,8 @@
 
 1. Starts the repository's ``docker-compose.yml`` under a project of its own (secrets from
    ``scripts/dev-secrets.sh`` in a temporary folder, a free gateway port), seeds users.
-2. Measures capacity: closed-loop clients run the mix as fast as the stack answers.
+2. Measures capacity: closed-loop clients run the mix as fast as the stack serves it (a login
+   shed at auth's hashing bound is retried after its Retry-After, and counts once served).
 3. Runs the mix open-loop at ``CHAOS_LOAD_FRACTION`` of that capacity through the gateway and
    injects the faults of ``FAULTS``, one every ``CHAOS_FAULT_INTERVAL`` seconds, with steady
    phases before the first and after the last.
