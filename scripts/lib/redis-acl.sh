@@ -9,7 +9,8 @@
 # no Pub/Sub.
 #
 #   auth     keys gatehouse:auth:* (AUTH_REDIS_KEY_PREFIX; change both together): throttling,
-#            one Lua script (EVALSHA; TIME and the sorted-set commands inside it), ZREM in MULTI
+#            one Lua script (EVALSHA; TIME and the sorted-set commands inside it), ZREM in MULTI,
+#            and BLPOP for the throttles' connection watch (gatehouse_common.redis_watch)
 #   users    keys users:* (the profile cache: MGET, SET with expiry, UNLINK; it names its
 #            connections users-cache)
 #   auth and users   the event channel (docs/events.md), one selector per role: redis_acl_events
@@ -18,7 +19,7 @@ redis_acl_users() {
   local connection='+ping +select +client|setname +multi +exec +discard'
   printf 'user auth on >%s resetkeys resetchannels -@all %s ~gatehouse:auth:* %s %s\n' \
     "$1" "$connection" \
-    '+evalsha +script|load +time +zadd +zrem +zremrangebyscore +zrange +zcard +expire' \
+    '+evalsha +script|load +time +zadd +zrem +zremrangebyscore +zrange +zcard +expire +blpop' \
     "$(redis_acl_events auth users)"
   printf 'user users on >%s resetkeys resetchannels -@all %s ~users:* %s %s\n' \
     "$2" "$connection" '+mget +get +set +unlink +del' "$(redis_acl_events users auth)"

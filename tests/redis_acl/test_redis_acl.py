@@ -44,6 +44,7 @@ from gatehouse_common.events.entries import range_entries
 from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_testing.app import started
 from gatehouse_testing.containers import REDIS_IMAGE
+from gatehouse_testing.plugin import Eventually
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileRead
 from tests.in_process_auth import auth_settings
@@ -142,7 +143,11 @@ async def as_account(accounts: Accounts) -> AsyncIterator[dict[str, Redis]]:
 
 
 async def test_the_auth_service_works_under_its_account(
-    accounts: Accounts, mongo_url: str, tmp_path: Path, as_account: dict[str, Redis]
+    accounts: Accounts,
+    mongo_url: str,
+    tmp_path: Path,
+    as_account: dict[str, Redis],
+    eventually: Eventually,
 ) -> None:
     admin = as_account["admin"]
     settings = auth_settings(
@@ -176,6 +181,17 @@ async def test_the_auth_service_works_under_its_account(
         ready = await client.get("/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"]["events"] == "ok"
+
+        async def throttles_watched() -> bool:
+            # The connection watch (docs/auth.md) is blocked in its BLPOP, not refused.
+            return any(
+                client["name"] == "auth-throttles-watch"
+                and client["user"] == "auth"
+                and client["cmd"] == "blpop"
+                for client in await admin.client_list()
+            )
+
+        await eventually(throttles_watched)
         # The outbox relay publishes under AUTH_EVENTS_REDIS_URL, auth's own account too.
         user_id = registered.json()["id"]
         deadline = asyncio.get_running_loop().time() + 5

@@ -1,6 +1,7 @@
-"""Auth's throttling Redis frozen (``docker pause``): after the first second every login gets
-its 503 at once, refresh and registration go on, and logins work again within seconds of the
-unpause (issue 18's targets), with the service's default timeouts.
+"""Auth's throttling Redis frozen (``docker pause``): within the first second the gate's stall
+check notices it (the logins in flight do not wait for their own timeout), after it every login
+gets its 503 at once, refresh and registration go on, and logins work again within seconds of
+the unpause (issue 18's targets).
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ from gatehouse_testing.targets import FAST_ANSWER_SECONDS, NOTICE_SECONDS, RECOV
 from services.auth.tests.support import AuthApi, SettingsFactory, running
 
 FROZEN_SECONDS = 3.5
+COMMAND_TIMEOUT = 5.0
+# Between two logins of one client: an immediate 503 involves no I/O, and a client that
+# never paused would hold the event loop from the requests it runs beside.
+PAUSE_SECONDS = 0.01
 
 
 async def test_frozen_throttle_redis_fails_logins_fast_and_recovers(
     dedicated_redis: RedisContainer, make_settings: SettingsFactory
 ) -> None:
     # Only the throttles' Redis is frozen; the event channel stays on the session's Redis.
-    settings = make_settings(redis_url=containers.redis_url(dedicated_redis))
+    # A command timeout far beyond the first second: only the stall check can be in time.
+    settings = make_settings(
+        redis_url=containers.redis_url(dedicated_redis), redis_timeout_seconds=COMMAND_TIMEOUT
+    )
     async with running(create_app(settings)) as client:
         api = AuthApi(client)
         email = (await api.register())["email"]
@@ -38,6 +46,7 @@ async def test_frozen_throttle_redis_fails_logins_fast_and_recovers(
                 logins.append((began - since, time.perf_counter() - began, response.status_code))
                 if response.status_code == 503:
                     assert assert_problem(response, 503)["dependency"] == "redis"
+                await asyncio.sleep(PAUSE_SECONDS)
 
         container = dedicated_redis.get_wrapped_container()
         container.pause()
@@ -56,6 +65,8 @@ async def test_frozen_throttle_redis_fails_logins_fast_and_recovers(
             assert time.perf_counter() - back_at < RECOVERY_SECONDS, "Redis back, logins not"
             await asyncio.sleep(0.1)
 
+    waited = max(took for _, took, _ in logins)
+    assert waited < NOTICE_SECONDS, f"a login waited {waited:.2f} s for the frozen Redis"
     late = [login for login in logins if login[0] >= NOTICE_SECONDS]
     assert len(late) > 10
     assert {status for _, _, status in late} == {503}

@@ -14,8 +14,9 @@ the verdict needs the longer bound, as a wrong one refuses everyone for an inter
 No request is ever a trial: a background probe finds the datastore back, so while it is away
 every answer is immediate, and once it answers the gate closes within an interval. Users
 guards PostgreSQL (with a stall check) and its cache's Redis with it, auth MongoDB and its
-throttles' Redis. Background loops (outbox relays, the mail worker) keep their own backoff:
-nobody waits for them.
+throttles' Redis (with a stall check, and a ``RedisConnectionWatch`` that opens the gate when
+Redis closes its connections: gatehouse_common.redis_watch). Background loops (outbox relays,
+the mail worker) keep their own backoff: nobody waits for them.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from gatehouse_common.events import AUTH_STREAM, USERS_STREAM, AccountErased, ru
 from gatehouse_common.events.wiring import event_consumer, open_event_channel, outbox_relay
 from gatehouse_common.logging import get_logger
 from gatehouse_common.redis_retry import retry_once_on_broken_connection
+from gatehouse_common.redis_watch import RedisConnectionWatch
 from gatehouse_common.revocation import RevocationFeed, RevocationSet
 from gatehouse_common.scopes import scope_descriptions
 from gatehouse_common.settings import load_settings
@@ -109,8 +110,23 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             health_check_interval=30,
             retry=retry_once_on_broken_connection(),
         )
+        # Its stall check's probe is a PING on a pooled connection: only password logins,
+        # registrations and email requests use this pool, so one is idle to answer it.
         throttle_gate = AvailabilityGate(
-            "redis", settings.redis_retry_interval_seconds, probe=redis.ping
+            "redis",
+            settings.redis_retry_interval_seconds,
+            probe=redis.ping,
+            stall_seconds=settings.redis_stall_seconds,
+            stall_probe_seconds=settings.redis_stall_probe_seconds,
+        )
+        # Few requests use this Redis: a kill is noticed by the watch, not by the next login.
+        throttle_redis_watch = RedisConnectionWatch(
+            settings.redis_url.get_secret_value(),
+            throttle_gate,
+            key=f"{settings.redis_key_prefix}connection-watch",
+            client_name="auth-throttles-watch",
+            connect_timeout_seconds=settings.redis_timeout_seconds,
+            retry_interval_seconds=settings.redis_retry_interval_seconds,
         )
         sessions = SessionRepository(database, notify=relay.notify)
         email_tokens = EmailTokenRepository(database)
@@ -150,7 +166,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         try:
             async with (
                 own_token_verifier(settings, key_set) as verifier,
-                run_in_background(erasures, relay, feed),
+                run_in_background(erasures, relay, feed, throttle_redis_watch),
             ):
                 await feed.wait_caught_up(settings.revocation_replay_wait_seconds)
                 _log.info("auth_started", active_kid=key_set.active_kid, keys=len(key_set.keys))

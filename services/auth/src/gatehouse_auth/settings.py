@@ -61,6 +61,13 @@ class AuthSettings(ServiceSettings, IdentityStoreSettings, EventSettings, Revoca
     redis_retry_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     """After Redis failed to answer, how often the throttles' gate probes it while logins get
     503 at once (registrations go on unthrottled)."""
+    # As users' PostgreSQL gate (USERS_DB_STALL_SECONDS): suspicion after 0.25 s, a verdict
+    # within 0.5 s more, so a frozen Redis refuses logins at once before its first second ends.
+    redis_stall_seconds: float = Field(default=0.25, gt=0)
+    """A login waiting on Redis this long has the throttles' gate PING it
+    (``redis_stall_probe_seconds``); no answer opens the gate."""
+    redis_stall_probe_seconds: float = Field(default=0.5, gt=0)
+    """The bound of that PING: long enough for a healthy Redis on a busy machine."""
     redis_key_prefix: str = "gatehouse:auth:"
     signing_keys_file: Path
     """Private JWK set file (see docs/auth.md)."""

@@ -144,8 +144,13 @@ class SlidingWindows:
         self, reservation: Reservation, keys: Sequence[str], *, clearing: Sequence[str] = ()
     ) -> None:
         """Remove a reservation that turned out not to count from ``keys``, and from each key
-        of ``clearing`` every event up to it as well; in one transaction."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        of ``clearing`` every event up to it as well; in one transaction. Through the gate
+        too: a login that got its place just before Redis froze must not wait out its timeout
+        here once the gate knows."""
+        async with (
+            self._gate.passage(is_redis_outage),
+            self._redis.pipeline(transaction=True) as pipe,
+        ):
             for key in clearing:
                 pipe.zremrangebyscore(key, "-inf", reservation.at)
             for key in keys:
@@ -191,7 +196,7 @@ class LoginAttempt:
     async def abandon(self) -> None:
         try:
             await self._windows.give_back(self._reservation, [self._email_key, self._address_key])
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, DependencyUnavailable) as exc:
             # The places stay taken until the window passes: failing closed, and the error
             # that ended the attempt is the one the client hears about.
             _log.warning("login_reservation_not_returned", error=type(exc).__name__)
