@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -212,19 +212,34 @@ class Fault:
     target: str
     kind: str  # restart | kill | pause
 
-    def inject(self, stack: ComposeStack) -> float:
-        """Break the target; return when it is back (as seen from the outside)."""
+    def inject(self, stack: ComposeStack) -> FaultTimes:
+        """Break the target and bring it back; when each step happened (as seen from outside)."""
         if self.kind == "restart":
             stack.compose("restart", self.target)
-        elif self.kind == "kill":
-            stack.compose("kill", "-s", "SIGKILL", self.target)
-            time.sleep(DOWN_SECONDS)
-            stack.compose("start", self.target)
-        else:
-            stack.compose("pause", self.target)
-            time.sleep(DOWN_SECONDS)
-            stack.compose("unpause", self.target)
-        return time.monotonic()
+            back = time.monotonic()
+            return FaultTimes(in_force=back, restoring=back, back=back)
+        breaking, restoring = ("kill", "-s", "SIGKILL"), ("start",)
+        if self.kind == "pause":
+            breaking, restoring = ("pause",), ("unpause",)
+        stack.compose(*breaking, self.target)
+        in_force = time.monotonic()
+        time.sleep(DOWN_SECONDS)
+        restoring_at = time.monotonic()
+        stack.compose(*restoring, self.target)
+        return FaultTimes(in_force=in_force, restoring=restoring_at, back=time.monotonic())
+
+
+@dataclass(frozen=True)
+class FaultTimes:
+    """The moments of a fault, as seen from outside. A `docker compose` command takes 0.2-0.5 s
+    on this machine (the CLI starting, the API call), and the fault takes effect somewhere in
+    it: ``in_force`` is when the breaking command returned (killed or frozen for certain),
+    ``restoring`` when the restoring one was sent (down or frozen until then for certain),
+    ``back`` when it returned."""
+
+    in_force: float
+    restoring: float
+    back: float
 
 
 FAULTS = [
@@ -696,8 +711,12 @@ def lag_warnings(text: str) -> dict[str, dict[str, float]]:
 class FaultWindow:
     fault: Fault
     started: float
-    back: float
+    times: FaultTimes
     ended: float
+
+    @property
+    def back(self) -> float:
+        return self.times.back
 
 
 def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
@@ -733,7 +752,14 @@ def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
     }
     summary["errors_of_requests_not_needing_it"] = sum(1 for s in others if s.failed)
     if window.fault.kind != "restart":
-        down = [s for s in inside if window.started + NOTICE_SECONDS <= s.started < window.back]
+        # "Down" is the time the datastore was certainly killed or frozen, from the end of the
+        # breaking command to the start of the restoring one: the commands' own time is not
+        # counted as the fault's, on either side. (Until 2026-12-03 it ran from the start of the
+        # breaking command to the end of the restoring one: the first second then began about
+        # 0.4 s before PostgreSQL's processes died, and reads sent while `unpause` was thawing
+        # it counted as sent to a frozen PostgreSQL.)
+        times = window.times
+        down = [s for s in inside if times.in_force + NOTICE_SECONDS <= s.started < times.restoring]
         # The target's answers are those to requests that need the datastore: a 503 or a
         # cached read. The others are judged by their errors (none allowed); their slowest is
         # shown for comparison, logins being slow by design (Argon2) whatever is down.
@@ -745,6 +771,8 @@ def summarise(window: FaultWindow, samples: list[Sample]) -> dict[str, Any]:
         summary["slowest_not_needing_it_after_first_second_ms"] = round(
             max((s.latency_ms for s in unaffected), default=0.0), 1
         )
+        summary["breaking_command_seconds"] = round(times.in_force - window.started, 2)
+        summary["restoring_command_seconds"] = round(times.back - times.restoring, 2)
         late = [s.answered for s in errors if s.answered >= window.back]
         summary["recovery_seconds"] = round(max(late) - window.back, 2) if late else 0.0
     return summary
@@ -851,9 +879,9 @@ async def drive(stack: ComposeStack, faults: list[Fault]) -> dict[str, Any]:
             for fault in faults:
                 started = time.monotonic()
                 log(f"fault: {fault.name}")
-                back = await asyncio.to_thread(fault.inject, stack)
+                times = await asyncio.to_thread(fault.inject, stack)
                 await asyncio.sleep(max(0.0, started + FAULT_INTERVAL - time.monotonic()))
-                windows.append(FaultWindow(fault, started, back, time.monotonic()))
+                windows.append(FaultWindow(fault, started, times, time.monotonic()))
             backlogged += await running
         lost = await final_check(load)
         collections = await asyncio.to_thread(gc_pauses, stack)
@@ -910,7 +938,8 @@ def dump_for_analysis(workdir: Path, samples: list[Sample], windows: list[FaultW
     with (workdir / "samples.jsonl").open("w") as out:
         for window in windows:
             fault = {"fault": window.fault.name, "started": window.started + to_wall}
-            out.write(json.dumps({**fault, "back": window.back + to_wall}) + "\n")
+            times = {name: value + to_wall for name, value in asdict(window.times).items()}
+            out.write(json.dumps({**fault, **times}) + "\n")
         for s in samples:
             row = {"t": s.started + to_wall, "op": s.op, "status": s.status, "ms": s.latency_ms}
             out.write(json.dumps({**row, "shed": s.shed}) + "\n")
@@ -920,13 +949,19 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
 
+def _command_seconds(fault: dict[str, Any]) -> str:
+    if "breaking_command_seconds" not in fault:
+        return "—"
+    return f"{fault['breaking_command_seconds']}, {fault['restoring_command_seconds']}"
+
+
 def write_page(result: dict[str, Any]) -> None:
     """The generated part of docs/resilience.md, between its markers."""
     rows = [
         "| fault | requests | statuses | seconds with errors | error span (s) | slowest (ms) "
         "| slowest needing it, down after 1 s (ms) | slowest of the others (ms) "
-        "| errors of the others | recovery (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| errors of the others | recovery (s) | breaking, restoring command (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for fault in result["faults"]:
         statuses = ", ".join(f"{status}: {count}" for status, count in fault["statuses"].items())
@@ -936,7 +971,8 @@ def write_page(result: dict[str, Any]) -> None:
             f"| {fault.get('slowest_needing_it_after_first_second_ms', '—')} "
             f"| {fault.get('slowest_not_needing_it_after_first_second_ms', '—')} "
             f"| {fault['errors_of_requests_not_needing_it']} "
-            f"| {fault.get('recovery_seconds', '—')} |"
+            f"| {fault.get('recovery_seconds', '—')} "
+            f"| {_command_seconds(fault)} |"
         )
     checks = "\n".join(
         f"- {'met' if met else '**missed**'}: {name.replace('_', ' ')}"
