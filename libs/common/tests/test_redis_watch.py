@@ -13,7 +13,7 @@ from testcontainers.community.redis import RedisContainer
 
 from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.events import run_in_background
-from gatehouse_common.redis_watch import RedisConnectionWatch
+from gatehouse_common.redis_watch import ANSWER_MARGIN_SECONDS, BLOCK_SECONDS, RedisConnectionWatch
 from gatehouse_testing import containers
 from gatehouse_testing.network import free_port
 from gatehouse_testing.plugin import Eventually
@@ -23,7 +23,9 @@ KEY = "test:connection-watch"
 NAME = "test-watch"
 
 
-def _watch(redis_url: str, gate: AvailabilityGate) -> RedisConnectionWatch:
+def _watch(
+    redis_url: str, gate: AvailabilityGate, block_seconds: float = BLOCK_SECONDS
+) -> RedisConnectionWatch:
     return RedisConnectionWatch(
         redis_url,
         gate,
@@ -31,17 +33,20 @@ def _watch(redis_url: str, gate: AvailabilityGate) -> RedisConnectionWatch:
         client_name=NAME,
         connect_timeout_seconds=0.5,
         retry_interval_seconds=INTERVAL,
+        block_seconds=block_seconds,
     )
 
 
 @asynccontextmanager
-async def watched(redis_url: str) -> AsyncIterator[AvailabilityGate]:
+async def watched(
+    redis_url: str, block_seconds: float = BLOCK_SECONDS
+) -> AsyncIterator[AvailabilityGate]:
     """A gate for the Redis at ``redis_url`` (probed by PING), and its watch running."""
     probing = Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
     try:
         async with (
             AvailabilityGate("redis", INTERVAL, probe=probing.ping) as gate,
-            run_in_background(_watch(redis_url, gate)),
+            run_in_background(_watch(redis_url, gate, block_seconds)),
         ):
             yield gate
     finally:
@@ -72,6 +77,35 @@ async def test_a_killed_redis_opens_the_gate_at_once_and_the_watch_resumes_when_
             await eventually(lambda: not gate.is_open)  # the gate's probe found it back
             await admin.connection_pool.disconnect()
             await eventually(lambda: _watch_is_blocked(admin))
+    finally:
+        await admin.aclose()
+
+
+async def test_a_read_without_an_answer_is_replaced_and_leaves_the_gate_alone(
+    dedicated_redis: RedisContainer, eventually: Eventually
+) -> None:
+    # Frozen past the block and its margin: the watch gives up on the connection (a dropped
+    # one looks the same) without a verdict, and blocks on a new one once Redis answers.
+    url = containers.redis_url(dedicated_redis)
+    admin = Redis.from_url(url)
+    container = dedicated_redis.get_wrapped_container()
+    try:
+        # A gate that nothing but the watch could open (its probe is never asked).
+        async with watched(url, block_seconds=0.1) as gate:
+            await eventually(lambda: _watch_is_blocked(admin))
+            ids_before = {c["id"] for c in await admin.client_list() if c["name"] == NAME}
+            container.pause()
+            try:
+                await asyncio.sleep(ANSWER_MARGIN_SECONDS + 1)
+            finally:
+                container.unpause()
+            assert not gate.is_open
+
+            async def blocked_on_a_new_connection() -> bool:
+                watching = {c["id"] for c in await admin.client_list() if c["name"] == NAME}
+                return bool(watching) and not watching & ids_before
+
+            await eventually(blocked_on_a_new_connection)
     finally:
         await admin.aclose()
 
