@@ -111,6 +111,9 @@ class Stack:
     containers: list[str] = field(default_factory=list)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    # How the services reach the datastores ("container addresses", or "published ports"
+    # where this host cannot reach Docker's bridge): part of what a run measured.
+    datastores_via: str = ""
 
     def container(self, name: str, image: str, port: int, *args: str) -> int:
         full_name = f"gatehouse-bench-{os.getpid()}-{name}"
@@ -214,16 +217,51 @@ def start_datastores(stack: Stack) -> dict[str, str]:
 
     wait_until("postgres", postgres_accepts)
     for port in (redis, mongo):
-        wait_until(f"port {port}", lambda port=port: _accepts(port))  # type: ignore[misc]
+        wait_until(f"port {port}", lambda port=port: _accepts("127.0.0.1", port))  # type: ignore[misc]
+    postgres_at = direct_address(stack.containers[0], 5432, postgres)
+    redis_at = direct_address(stack.containers[1], 6379, redis)
+    mongo_at = direct_address(stack.containers[2], 27017, mongo)
+    published = [at for at in (postgres_at, redis_at, mongo_at) if at.startswith("127.0.0.1:")]
+    stack.datastores_via = "published ports" if published else "container addresses"
     return {
-        "database_url": f"postgresql+asyncpg://bench:bench@127.0.0.1:{postgres}/users",
-        "redis_url": f"redis://127.0.0.1:{redis}/0",
-        "mongo_url": f"mongodb://127.0.0.1:{mongo}",
+        "database_url": f"postgresql+asyncpg://bench:bench@{postgres_at}/users",
+        "redis_url": f"redis://{redis_at}/0",
+        "mongo_url": f"mongodb://{mongo_at}",
     }
 
 
-def _accepts(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
+def direct_address(container: str, port: int, published: int) -> str:
+    """``host:port`` of a datastore as the services reach it: the container's own address on
+    Docker's bridge where this host can reach it (Linux), else the published port.
+
+    A port published on 127.0.0.1 is served by docker-proxy, a userland process that copies
+    every byte between two sockets: here it added 80 µs to each Redis round trip and took a
+    tenth of a core under load, a hop that no deployment has (in Compose and Kubernetes the
+    services connect to the datastores directly), and it made users wait on its cache while
+    the gateway's requests were in flight (docs/performance.md).
+    """
+    ip = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            container,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    if ip:
+        with contextlib.suppress(OSError):
+            if _accepts(ip, port):
+                return f"{ip}:{port}"
+    return f"127.0.0.1:{published}"
+
+
+def _accepts(host: str, port: int) -> bool:
+    with socket.create_connection((host, port), timeout=1):
         return True
 
 
@@ -297,7 +335,7 @@ def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
         if name not in ("nginx", FLOOR):
             wait_until(name, ready(url))
     wait_until(FLOOR, lambda: http("GET", urls[FLOOR] + "/users/floor")[0] == 200)
-    wait_until("nginx", lambda: _accepts(int(urls["nginx"].rsplit(":", 1)[1])))
+    wait_until("nginx", lambda: _accepts("127.0.0.1", int(urls["nginx"].rsplit(":", 1)[1])))
     return urls
 
 
@@ -575,11 +613,13 @@ def medians(runs: Runs) -> dict[str, dict[str, Any]]:
 
 
 def gateway_overhead(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]) -> dict[str, Any]:
+    # Direct, the default gateway and nginx run one after the other: their throughput ratios
+    # compare runs seconds apart, before the machine's speed moves much.
     variants = {
         FLOOR: Variant(urls[FLOOR], (FLOOR,)),
-        "direct": Variant(urls["users"], ("users",)),
         # auth's cheapest public read, to hold every service to the same floor.
         "auth-jwks": Variant(urls["auth"], ("auth",), {"BENCH_PATHS": JWKS_PATH}),
+        "direct": Variant(urls["users"], ("users",)),
     }
     for transport in GATEWAY_TRANSPORTS:
         name = f"gateway-{transport}"
@@ -606,11 +646,12 @@ def gateway_overhead(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]
 
 
 def cache_and_pool(stack: Stack, urls: dict[str, str], wrk_env: dict[str, str]) -> dict[str, Any]:
+    # The uncached read right after the floor it is divided by, and the cached one after it.
     variants = {
         FLOOR: Variant(urls[FLOOR], (FLOOR,)),
         # PostgreSQL's CPU too: what the cache saves is the database's work as much as users'.
-        "cache-on": Variant(urls["users"], ("users", "postgres")),
         "cache-off": Variant(urls["users-cache-off"], ("users-cache-off", "postgres")),
+        "cache-on": Variant(urls["users"], ("users", "postgres")),
         "cache-off-nullpool": Variant(
             urls["users-cache-off-nullpool"], ("users-cache-off-nullpool",)
         ),
@@ -905,6 +946,7 @@ def main() -> None:
         results["revocation"] = micro.revocation_check()
         results["argon2"] = micro.password_hashing()
     with running_stack() as (stack, urls):
+        results["settings"]["datastores_via"] = stack.datastores_via
         seeded = seed(urls)
         wrk_env = {"BENCH_TOKEN": seeded.token, "BENCH_PATHS": " ".join(seeded.paths)}
         if "gateway" in SCENARIOS:
@@ -946,6 +988,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{results['date']} · {box['cores']} cores · {box['memory_gib']} GiB · {box['cpu']} · "
         f"Python {box['python']} · wrk -t1, {results['settings']['duration_s']} s per run, "
         f"{results['settings']['rounds']} alternating rounds, medians · "
+        f"datastores reached at their {results['settings']['datastores_via']} · "
         f"total {results['elapsed_s']} s",
         "",
         "## Targets (figures as multiples of the floor measured in the same rounds)",

@@ -12,7 +12,7 @@
 #            one Lua script (EVALSHA; TIME and the sorted-set commands inside it), ZREM in MULTI,
 #            and BLPOP for the throttles' connection watch (gatehouse_common.redis_watch)
 #   users    keys users:* (the profile cache: MGET, SET with expiry, UNLINK; it names its
-#            connections users-cache)
+#            connections users-cache, and users-cache-probe for its gate's PING)
 #   auth and users   the event channel (docs/events.md), one selector per role: redis_acl_events
 #   gateway  the revocation feed only: both streams, read only (redis_acl_feed)
 redis_acl_users() {

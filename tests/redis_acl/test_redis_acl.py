@@ -47,6 +47,7 @@ from gatehouse_testing.containers import REDIS_IMAGE
 from gatehouse_testing.plugin import Eventually
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileRead
+from services.users.tests.support import settings_for
 from tests.in_process_auth import auth_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -212,7 +213,9 @@ async def test_the_auth_service_works_under_its_account(
 
 async def test_the_users_cache_works_under_its_account(accounts: Accounts) -> None:
     errors_before = _cache_errors()
-    cache = ProfileCache(ttl_seconds=60, timeout_seconds=2, retry_interval_seconds=60)
+    # No PostgreSQL here: the settings need a URL, the cache never uses it.
+    settings = settings_for("postgresql+asyncpg://unused@127.0.0.1/unused", accounts.users)
+    cache = ProfileCache.from_settings(settings)
     cache.start(accounts.users)
     now = datetime.now(UTC)
     profile = ProfileRead(

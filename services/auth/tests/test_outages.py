@@ -12,6 +12,7 @@ import pytest
 from pymongo import uri_parser
 
 from gatehouse_auth.main import create_app
+from gatehouse_testing.network import TcpProxy
 from services.auth.tests.support import AuthApi, SettingsFactory, running, serving
 
 if TYPE_CHECKING:
@@ -107,52 +108,6 @@ async def test_ready_when_both_answer(client: httpx2.AsyncClient) -> None:
     }
 
 
-class SwitchableProxy:
-    """A TCP forwarder to MongoDB that can be "down": then it drops every connection."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.up = False
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    def set_down(self) -> None:
-        self.up = False
-        for writer in self._writers:
-            writer.close()
-
-    async def close(self) -> None:
-        self.set_down()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.up:
-            writer.close()
-            return
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self._writers.update({writer, upstream_writer})
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except OSError:
-                pass
-            finally:
-                sink.close()
-
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-        self._writers.difference_update({writer, upstream_writer})
-
-
 async def test_mongo_outage_and_recovery_without_restart(
     make_settings: SettingsFactory,
     mongo_url: str,
@@ -160,7 +115,7 @@ async def test_mongo_outage_and_recovery_without_restart(
     """Started while MongoDB is away: 503s, then normal service once it is back, untouched."""
     parsed = uri_parser.parse_uri(mongo_url)
     host, port = parsed["nodelist"][0]
-    proxy = SwitchableProxy(host, port)
+    proxy = TcpProxy(host, port, up=False)
     proxy_port = await proxy.start()
     proxied_url = mongo_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy_port}")
     app = create_app(make_settings(mongo_url=proxied_url, mongo_timeout_ms=500))

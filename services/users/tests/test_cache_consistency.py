@@ -14,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatehouse_users.profiles.cache import ProfileCache
 from gatehouse_users.profiles.schemas import ProfileRead
-from services.users.tests.support import Authorizer
+from services.users.tests.support import Authorizer, SettingsFactory
 
 
 @pytest.fixture
-async def profile_cache(redis_url: str) -> AsyncIterator[ProfileCache]:
-    cache = ProfileCache(ttl_seconds=60, timeout_seconds=1.0, retry_interval_seconds=1.0)
+async def profile_cache(
+    make_settings: SettingsFactory, redis_url: str
+) -> AsyncIterator[ProfileCache]:
+    cache = ProfileCache.from_settings(make_settings())
     cache.start(redis_url)
     yield cache
     await cache.close()
@@ -68,9 +70,12 @@ async def test_a_late_fill_over_a_newer_entry_is_a_miss_not_the_old_row(
 
 
 async def test_a_write_made_again_while_its_announcement_is_in_flight_is_announced_again(
-    profile_cache: ProfileCache, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    profile_cache: ProfileCache,
+    make_settings: SettingsFactory,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    other_process = ProfileCache(ttl_seconds=60, timeout_seconds=1.0, retry_interval_seconds=1.0)
+    other_process = ProfileCache.from_settings(make_settings())
     other_process.start(redis_url)
     profile_id = uuid.uuid4()
     # The first write's announcement stalls between its new version and the entry's deletion.

@@ -66,7 +66,7 @@ class AvailabilityGate:
         self._retry_interval = retry_interval_seconds
         self._probe = probe
         self._stall_seconds = stall_seconds
-        # The bound of a stall check's probe (used only with ``stall_seconds``).
+        # The bound of the probe of ``suspect`` (a stall check's, or a timed-out client's).
         self._stall_probe_seconds = (
             stall_probe_seconds if stall_probe_seconds is not None else (stall_seconds or 0.0)
         )
@@ -138,7 +138,7 @@ class AvailabilityGate:
         its way out (``finally``, ``except BaseException``) runs after the cancellation, so it
         must not wait on the datastore again: drop a connection rather than roll it back.
         With ``stall_seconds``, a block still running that long after ``start`` has the gate
-        check the datastore (``_check_stalled``).
+        check the datastore (``suspect``).
         """
         task = asyncio.current_task()
         if task is None:
@@ -148,7 +148,7 @@ class AvailabilityGate:
         def start() -> None:
             timer = None
             if self._stall_seconds is not None:
-                timer = task.get_loop().call_later(self._stall_seconds, self._stalled)
+                timer = task.get_loop().call_later(self._stall_seconds, self.suspect)
             self._watched[scope] = (task, timer)
 
         try:
@@ -165,8 +165,15 @@ class AvailabilityGate:
             if timer is not None:
                 timer.cancel()
 
-    def _stalled(self) -> None:
-        """A watched block has waited ``stall_seconds``: check the datastore, once at a time."""
+    def suspect(self) -> None:
+        """Check the datastore, once at a time: a probe bounded by ``stall_probe_seconds``,
+        and the gate opens only if it gets no answer (``_check_stalled``).
+
+        A watched block that has waited ``stall_seconds`` calls it, and so may a client whose
+        own timeout expired: on a busy machine a healthy datastore's reply can wait past that
+        for its turn on the event loop, and opening the gate on the timeout alone refused (or
+        bypassed) the datastore for an interval though nothing was wrong with it.
+        """
         if self.is_open or (self._stall_check is not None and not self._stall_check.done()):
             return
         self._stall_check = asyncio.get_running_loop().create_task(

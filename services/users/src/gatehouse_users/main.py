@@ -58,12 +58,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[UsersResources]:
-        profile_cache = ProfileCache(
-            ttl_seconds=settings.cache_ttl_seconds,
-            timeout_seconds=settings.cache_timeout_seconds,
-            retry_interval_seconds=settings.cache_retry_interval_seconds,
-            enabled=settings.cache_enabled,
-        )
+        profile_cache = ProfileCache.from_settings(settings)
         async with AsyncExitStack() as stack:
             verifier = await stack.enter_async_context(
                 token_verifier(settings, transport=jwks_transport)

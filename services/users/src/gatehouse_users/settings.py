@@ -59,6 +59,14 @@ class UsersSettings(
     # trying a Redis that is still away (gatehouse_common.availability).
     cache_retry_interval_seconds: float = Field(default=1.0, gt=0)
     """After a Redis failure, how often the gate's probe tries it while the cache is skipped."""
+    # As PostgreSQL's gate (db_stall_seconds): a frozen Redis is skipped by 0.75 s, before the
+    # commands' own timeout, and a command that timed out on a healthy Redis (its reply waited
+    # for a busy event loop) no longer sends every read to PostgreSQL for an interval.
+    cache_stall_seconds: float = Field(default=0.25, gt=0)
+    """A command waiting on Redis this long, or timing out, has the cache's gate ping Redis on a
+    connection of its own (``cache_stall_probe_seconds``); no answer opens the gate."""
+    cache_stall_probe_seconds: float = Field(default=0.5, gt=0)
+    """The bound of that ping: long enough for a healthy Redis on a busy machine."""
 
     db_pool_class: Literal["queue", "null"] = "queue"
     """'queue': a connection pool; 'null': a new connection per session (NullPool)."""

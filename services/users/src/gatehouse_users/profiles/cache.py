@@ -11,13 +11,17 @@ that began before a write carries an older version: it can overwrite a newer ent
 only costs a miss, but it is never served.
 
 Availability: every Redis command is bounded by ``timeout``; a failure or timeout logs a
-warning, counts in ``users_cache_errors_total`` and opens an ``AvailabilityGate``
-(gatehouse_common.availability): while it is open the cache is skipped and requests go
-straight to PostgreSQL, and the gate pings Redis once every ``retry_interval`` until it
-answers, which closes it. A dead or frozen Redis costs a timeout only to the commands in
-flight when it failed, never a request per interval. A pooled connection that Redis closed
-(a restart) is replaced and its command retried once, so a restart does not fail one command
-per pooled connection.
+warning, counts in ``users_cache_errors_total`` and skips the cache for that command. A
+failure opens an ``AvailabilityGate`` (gatehouse_common.availability): while it is open the
+cache is skipped and requests go straight to PostgreSQL, and the gate pings Redis once every
+``retry_interval`` until it answers, which closes it. A timeout, or a command waiting
+``stall_seconds``, only has the gate ping Redis on a connection of its own, bounded by
+``stall_probe_seconds``: no answer opens it (a frozen Redis), an answer leaves it closed (a
+busy process whose replies waited for their turn on the event loop, which used to send every
+read to PostgreSQL for an interval). A dead or frozen Redis costs a timeout only to the
+commands in flight when it failed, never a request per interval. A pooled connection that
+Redis closed (a restart) is replaced and its command retried once, so a restart does not fail
+one command per pooled connection.
 
 Writes made while Redis cannot be told are remembered and their versions are replaced, all
 in one batch by one request, before this process uses the cache again, so an entry cached
@@ -30,6 +34,7 @@ and again after Redis came back; meanwhile every read went to PostgreSQL.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import uuid
 from collections.abc import Awaitable, Callable
@@ -39,6 +44,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gatehouse_common.availability import AvailabilityGate
 from gatehouse_common.logging import get_logger
@@ -46,11 +52,14 @@ from gatehouse_common.problems import DependencyUnavailable
 from gatehouse_common.redis_retry import retry_once_on_broken_connection
 from gatehouse_users.metrics import CACHE_BYPASSED, CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
 from gatehouse_users.profiles.schemas import ProfileRead
+from gatehouse_users.settings import UsersSettings
 
 T = TypeVar("T")
 
 _log = get_logger(__name__)
 _REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+# Our bound around each command (asyncio's) and redis-py's socket timeout.
+_TIMEOUTS = (TimeoutError, RedisTimeoutError)
 # Version used while a profile has never been written (or its version key expired).
 _INITIAL_VERSION = "v0"
 _MAX_CONNECTIONS = 32
@@ -87,12 +96,14 @@ class CachedRead:
 
 
 class ProfileCache:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only figures from the settings
         self,
         *,
         ttl_seconds: int,
         timeout_seconds: float,
         retry_interval_seconds: float,
+        stall_seconds: float,
+        stall_probe_seconds: float,
         enabled: bool = True,
     ) -> None:
         self._enabled = enabled
@@ -101,15 +112,37 @@ class ProfileCache:
         # before it; else the key falls back to the initial version and could meet such an entry.
         self._version_ttl = 2 * ttl_seconds + 60
         self._timeout = timeout_seconds
+        self._probe_timeout = stall_probe_seconds
         self._retry_interval = retry_interval_seconds
         self._redis: Redis | None = None
+        # The gate's probe has a connection of its own: the pool's may all be busy under load.
+        self._probe_redis: Redis | None = None
+        self._connecting_probe: asyncio.Task[None] | None = None
         # Closed while Redis answers; after a failure the cache is skipped until its probe does.
-        self._gate = AvailabilityGate("redis", retry_interval_seconds, probe=self._ping)
+        self._gate = AvailabilityGate(
+            "redis",
+            retry_interval_seconds,
+            probe=self._ping,
+            stall_seconds=stall_seconds,
+            stall_probe_seconds=stall_probe_seconds,
+        )
         # Each remembered write with its sequence number: a batch forgets only the writes it
         # announced, not one made again while its commands were in flight.
         self._unannounced_writes: dict[uuid.UUID, int] = {}
         self._write_sequence = itertools.count()
         self._announcing = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: UsersSettings) -> ProfileCache:
+        """The cache as the service configures it (``start`` it with the Redis URL)."""
+        return cls(
+            ttl_seconds=settings.cache_ttl_seconds,
+            timeout_seconds=settings.cache_timeout_seconds,
+            retry_interval_seconds=settings.cache_retry_interval_seconds,
+            stall_seconds=settings.cache_stall_seconds,
+            stall_probe_seconds=settings.cache_stall_probe_seconds,
+            enabled=settings.cache_enabled,
+        )
 
     def start(self, redis_url: str) -> None:
         """Make the Redis client; connections are opened lazily, so Redis may be down."""
@@ -117,26 +150,35 @@ class ProfileCache:
             return
         # Values are JSON bytes, read and written as they are (no decoding, never unpickled).
         # A blocking pool: under load a command waits for a free connection, up to the timeout.
-        pool = BlockingConnectionPool.from_url(
-            redis_url,
-            max_connections=_MAX_CONNECTIONS,
-            timeout=self._timeout,
-            socket_timeout=self._timeout,
-            socket_connect_timeout=self._timeout,
-            client_name="users-cache",
-            # A connection Redis closed while pooled (a restart) is replaced, not an error.
-            retry=retry_once_on_broken_connection(),
+        self._redis = Redis.from_pool(
+            _pool(redis_url, _MAX_CONNECTIONS, "users-cache", self._timeout)
         )
-        self._redis = Redis.from_pool(pool)
+        # Bounded by the ping's bound, not the commands': an answer later than a command may
+        # wait for still says Redis is there.
+        self._probe_redis = Redis.from_pool(
+            _pool(redis_url, 1, "users-cache-probe", self._probe_timeout)
+        )
+        self._connecting_probe = asyncio.get_running_loop().create_task(
+            self._connect_probe(), name="connect the cache's probe"
+        )
+
+    async def _connect_probe(self) -> None:
+        """Open the probe's connection now rather than in its first check, whose bound a
+        connect (TCP, the client name, ACL authentication) under load could outlast."""
+        with contextlib.suppress(*_REDIS_FAILURES):  # down at start: a command finds out
+            await self._ping()
 
     async def close(self) -> None:
+        if self._connecting_probe is not None:
+            self._connecting_probe.cancel()
         await self._gate.aclose()
-        if self._redis is None:
-            return
-        try:
-            await self._redis.aclose()
-        except _REDIS_FAILURES as exc:
-            _log.info("cache_close_failed", error=type(exc).__name__)
+        for client in (self._redis, self._probe_redis):
+            if client is None:
+                continue
+            try:
+                await client.aclose()
+            except _REDIS_FAILURES as exc:
+                _log.info("cache_close_failed", error=type(exc).__name__)
 
     async def read(self, profile_id: uuid.UUID) -> CachedRead:
         redis = self._redis
@@ -228,6 +270,12 @@ class ProfileCache:
             # Another command found Redis gone while this one waited for it.
             CACHE_BYPASSED.labels(operation).inc()
             raise _CacheSkipped from None
+        except _TIMEOUTS as exc:
+            # Slow is not down: the gate's own ping decides (``suspect``).
+            self._gate.suspect()
+            CACHE_ERRORS.labels(operation).inc()
+            _log.warning("cache_timed_out", operation=operation, error=type(exc).__name__)
+            raise _CacheSkipped from exc
         except _REDIS_FAILURES as exc:
             self._gate.failed()
             CACHE_ERRORS.labels(operation).inc()
@@ -240,10 +288,26 @@ class ProfileCache:
             raise _CacheSkipped from exc
 
     async def _ping(self) -> None:
-        """The gate's probe (it only runs after a command failed, so the client exists)."""
-        if self._redis is not None:
-            async with asyncio.timeout(self._timeout):
-                await self._redis.ping()
+        """The gate's probe (it only runs after a command, so the client exists)."""
+        if self._probe_redis is not None:
+            async with asyncio.timeout(self._probe_timeout):
+                await self._probe_redis.ping()
+
+
+def _pool(
+    redis_url: str, connections: int, client_name: str, timeout_seconds: float
+) -> BlockingConnectionPool:
+    """Connections bounded in every wait: the pool's, the connect and each reply."""
+    return BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=connections,
+        timeout=timeout_seconds,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        client_name=client_name,
+        # A connection Redis closed while pooled (a restart) is replaced, not an error.
+        retry=retry_once_on_broken_connection(),
+    )
 
 
 async def _set_all(redis: Redis, values: dict[str, bytes], ttl_seconds: int) -> None:
