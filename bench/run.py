@@ -208,7 +208,12 @@ def start_datastores(stack: Stack) -> dict[str, str]:
     def postgres_accepts() -> bool:
         return (
             subprocess.run(
-                ["docker", "exec", stack.containers[0], "pg_isready", "-q", "-U", "bench"],
+                # Over TCP: the image's first start serves initdb on its socket only, and the
+                # container's address (``direct_address``) is tried once, right after this.
+                [
+                    *("docker", "exec", stack.containers[0]),
+                    *("pg_isready", "-q", "-h", "127.0.0.1", "-U", "bench"),
+                ],
                 check=False,
                 timeout=10,
             ).returncode
@@ -216,35 +221,44 @@ def start_datastores(stack: Stack) -> dict[str, str]:
         )
 
     wait_until("postgres", postgres_accepts)
-    for port in (redis, mongo):
-        wait_until(f"port {port}", lambda port=port: _accepts("127.0.0.1", port))  # type: ignore[misc]
-    postgres_at = direct_address(stack.containers[0], 5432, postgres)
-    redis_at = direct_address(stack.containers[1], 6379, redis)
-    mongo_at = direct_address(stack.containers[2], 27017, mongo)
-    published = [at for at in (postgres_at, redis_at, mongo_at) if at.startswith("127.0.0.1:")]
-    stack.datastores_via = "published ports" if published else "container addresses"
+    # The services reach the datastores as in a deployment, at the containers' own addresses
+    # on Docker's bridge, where this host reaches it (Linux; PostgreSQL, listening by now,
+    # tells). Elsewhere (Docker Desktop) through the ports published on 127.0.0.1, which
+    # docker-proxy serves: a userland process copying every byte between two sockets, which
+    # added 80 µs to each Redis round trip here, took a tenth of a core under load, and had
+    # users wait on its cache while the gateway's requests were in flight
+    # (docs/performance.md).
+    postgres_ip = container_ip(stack.containers[0])
+    if postgres_ip and _accepts(postgres_ip, 5432):
+        stack.datastores_via = "container addresses"
+        hosts = {
+            "postgres": (postgres_ip, 5432),
+            "redis": (container_ip(stack.containers[1]), 6379),
+            "mongo": (container_ip(stack.containers[2]), 27017),
+        }
+    else:
+        stack.datastores_via = "published ports"
+        hosts = {
+            "postgres": ("127.0.0.1", postgres),
+            "redis": ("127.0.0.1", redis),
+            "mongo": ("127.0.0.1", mongo),
+        }
+    for name in ("redis", "mongo"):
+        host, port = hosts[name]
+        wait_until(f"{name} at {host}:{port}", lambda host=host, port=port: _accepts(host, port))  # type: ignore[misc]
+    at = {name: f"{host}:{port}" for name, (host, port) in hosts.items()}
     return {
-        "database_url": f"postgresql+asyncpg://bench:bench@{postgres_at}/users",
-        "redis_url": f"redis://{redis_at}/0",
-        "mongo_url": f"mongodb://{mongo_at}",
+        "database_url": f"postgresql+asyncpg://bench:bench@{at['postgres']}/users",
+        "redis_url": f"redis://{at['redis']}/0",
+        "mongo_url": f"mongodb://{at['mongo']}",
     }
 
 
-def direct_address(container: str, port: int, published: int) -> str:
-    """``host:port`` of a datastore as the services reach it: the container's own address on
-    Docker's bridge where this host can reach it (Linux), else the published port.
-
-    A port published on 127.0.0.1 is served by docker-proxy, a userland process that copies
-    every byte between two sockets: here it added 80 µs to each Redis round trip and took a
-    tenth of a core under load, a hop that no deployment has (in Compose and Kubernetes the
-    services connect to the datastores directly), and it made users wait on its cache while
-    the gateway's requests were in flight (docs/performance.md).
-    """
-    ip = subprocess.run(
+def container_ip(container: str) -> str:
+    """The container's address on Docker's bridge ("" in a network mode without one)."""
+    return subprocess.run(
         [
-            "docker",
-            "inspect",
-            "-f",
+            *("docker", "inspect", "-f"),
             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
             container,
         ],
@@ -253,16 +267,14 @@ def direct_address(container: str, port: int, published: int) -> str:
         text=True,
         timeout=30,
     ).stdout.strip()
-    if ip:
-        with contextlib.suppress(OSError):
-            if _accepts(ip, port):
-                return f"{ip}:{port}"
-    return f"127.0.0.1:{published}"
 
 
 def _accepts(host: str, port: int) -> bool:
-    with socket.create_connection((host, port), timeout=1):
-        return True
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def start_services(stack: Stack, stores: dict[str, str]) -> dict[str, str]:
