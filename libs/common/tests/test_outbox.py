@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -22,6 +23,7 @@ from gatehouse_common.events import (
     run_in_background,
 )
 from gatehouse_common.events.entries import range_entries
+from gatehouse_common.events.outbox import OutboxStoreFailed
 
 Eventually = Callable[[Callable[[], bool | Awaitable[bool]]], Awaitable[None]]
 
@@ -33,8 +35,11 @@ class InMemoryOutbox:
         self.events: list[Event[Any]] = list(events)
         self.published: set[uuid.UUID] = set()
         self.fail_marking = False
+        self.fail_fetching = False
 
     async def fetch_unpublished(self, limit: int) -> Sequence[Event[Any]]:
+        if self.fail_fetching:
+            raise TimeoutError("outbox store not answering")
         return [event for event in self.events if event.id not in self.published][:limit]
 
     async def mark_published(self, event_ids: Sequence[uuid.UUID]) -> None:
@@ -86,7 +91,7 @@ async def test_event_published_but_not_marked_is_published_again_and_handled_onc
     outbox = InMemoryOutbox([event])
     relay = OutboxRelay(outbox, EventPublisher(events_redis, stream=stream))
     outbox.fail_marking = True  # the producer dies between XADD and marking
-    with pytest.raises(ConnectionError):
+    with pytest.raises(OutboxStoreFailed):
         await relay.relay_once()
     outbox.fail_marking = False
     assert await relay.relay_once() == 1
@@ -141,3 +146,33 @@ async def test_running_relay_publishes_when_notified_and_retries_after_failures(
 
 async def _has_entries(redis: Redis, stream: str, at_least: int) -> bool:
     return bool(await redis.xlen(stream) >= at_least)
+
+
+async def test_an_outbox_store_outage_is_not_reported_as_the_event_channel(
+    events_redis: Redis, stream: str, eventually: Eventually, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outbox = InMemoryOutbox()
+    outbox.fail_fetching = True  # the producer's database does not answer; Redis does
+    relay = OutboxRelay(
+        outbox,
+        EventPublisher(events_redis, stream=stream),
+        poll_interval_seconds=0.05,
+        backoff=Backoff(initial_seconds=0.05, max_seconds=0.1),
+    )
+    logged: list[str] = []
+
+    def log_has(event: str) -> bool:
+        logged.append(capsys.readouterr().out)
+        return event in "".join(logged)
+
+    async with run_in_background(relay):
+        await eventually(lambda: log_has("outbox_store_unavailable"))
+        await asyncio.sleep(0.3)  # several failed rounds
+        # A timeout of the store used to count as the channel's: 0 here, and its warning.
+        assert REGISTRY.get_sample_value("events_channel_up", {"component": relay.name}) == 1
+        assert not log_has("event_channel_unavailable")
+
+        outbox.fail_fetching = False
+        outbox.events.append(_registered())
+        await eventually(lambda: len(outbox.published) == 1)
+        await eventually(lambda: log_has("outbox_store_recovered"))

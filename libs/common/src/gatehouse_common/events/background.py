@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from prometheus_client import Gauge
 from redis.exceptions import RedisError
 
 from gatehouse_common.events.metrics import EVENTS_CHANNEL_UP
@@ -62,34 +63,48 @@ class Backoff:
         return _jitter.uniform(ceiling / 2, ceiling)
 
 
-class _ChannelState:
-    """Tracks whether a loop reaches Redis: a warning when it goes down, info when it is back.
+class DependencyOutage(Exception):
+    """Raised by a loop's iteration when a dependency other than the event channel failed
+    (an outbox's store), after the iteration reported it: the loop backs off, and the event
+    channel is marked neither down nor up, as the iteration never reached it."""
+
+
+class OutageReport:
+    """Whether a background loop reaches one dependency: a warning when it goes down
+    (``<dependency>_unavailable``), info when it is back (``<dependency>_recovered``), and
+    ``up_gauge{component}`` 1 or 0 where the dependency has one.
 
     One line per transition rather than one per retry, and never the URL (it may carry a
     password): only the error's type.
     """
 
-    def __init__(self, component: str) -> None:
+    def __init__(self, component: str, dependency: str, up_gauge: Gauge | None = None) -> None:
         self._component = component
+        self._dependency = dependency
+        self._up_gauge = up_gauge
         self._up = True
-        EVENTS_CHANNEL_UP.labels(component).set(1)
+        if up_gauge is not None:
+            up_gauge.labels(component).set(1)
 
     def succeeded(self) -> None:
         if not self._up:
             self._up = True
-            _log.info("event_channel_recovered", component=self._component)
-        EVENTS_CHANNEL_UP.labels(self._component).set(1)
+            _log.info(f"{self._dependency}_recovered", component=self._component)
+        if self._up_gauge is not None:
+            self._up_gauge.labels(self._component).set(1)
 
-    def failed(self, error: BaseException, retry_in: float) -> None:
+    def failed(self, error: BaseException, retry_in: float | None = None) -> None:
         if self._up:
             self._up = False
+            retry = {} if retry_in is None else {"retry_in_seconds": round(retry_in, 2)}
             _log.warning(
-                "event_channel_unavailable",
+                f"{self._dependency}_unavailable",
                 component=self._component,
                 error=type(error).__name__,
-                retry_in_seconds=round(retry_in, 2),
+                **retry,
             )
-        EVENTS_CHANNEL_UP.labels(self._component).set(0)
+        if self._up_gauge is not None:
+            self._up_gauge.labels(self._component).set(0)
 
 
 async def repeat_until_cancelled(
@@ -101,14 +116,20 @@ async def repeat_until_cancelled(
 ) -> None:
     """Run ``iteration`` again and again until cancelled, backing off after a failure.
 
-    An ``outage_errors`` failure is an outage: one warning when it starts, one info line when
-    it ends, ``events_channel_up{component}`` 0 meanwhile. Any other exception is a bug: logged
-    with its traceback, and the loop carries on after the backoff instead of dying silently.
+    An ``outage_errors`` failure is an outage of the event channel: one warning when it starts,
+    one info line when it ends, ``events_channel_up{component}`` 0 meanwhile. A
+    ``DependencyOutage`` is another dependency's, which the iteration reported: the loop backs
+    off only. Any other exception is a bug: logged with its traceback, and the loop carries on
+    after the backoff instead of dying silently.
     """
-    state = _ChannelState(component)
+    state = OutageReport(component, "event_channel", EVENTS_CHANNEL_UP)
     while True:
         try:
             await iteration()
+        except DependencyOutage:
+            raise_if_cancelled()
+            await asyncio.sleep(backoff.next_delay())
+            continue
         except outage_errors as exc:
             raise_if_cancelled()
             delay = backoff.next_delay()

@@ -15,7 +15,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from gatehouse_common.events.background import Backoff, repeat_until_cancelled
+from gatehouse_common.events.background import (
+    Backoff,
+    DependencyOutage,
+    OutageReport,
+    repeat_until_cancelled,
+)
 from gatehouse_common.events.envelope import Event
 from gatehouse_common.events.publisher import EventPublisher
 
@@ -30,6 +35,11 @@ class OutboxSource(Protocol):
     async def mark_published(self, event_ids: Sequence[uuid.UUID]) -> None:
         """Record that these events are on the stream (or delete them from the outbox)."""
         ...
+
+
+class OutboxStoreFailed(Exception):
+    """The outbox's store (the producer's database) failed to read or mark events; the
+    store's own exception is the cause."""
 
 
 class OutboxRelay:
@@ -52,6 +62,8 @@ class OutboxRelay:
         self._backoff = backoff or Backoff()
         self._wake = asyncio.Event()
         self.name = f"outbox-relay:{publisher.stream}"
+        # Reported apart from the event channel: a database that is away is not a Redis that is.
+        self._store = OutageReport(self.name, "outbox_store")
 
     def notify(self) -> None:
         """Relay now rather than at the next poll."""
@@ -61,9 +73,13 @@ class OutboxRelay:
         """Publish one batch; returns how many were published and marked.
 
         Stops at the first failed ``XADD`` (keeping the order) and re-raises after marking
-        the events published before it.
+        the events published before it. A failure of the outbox's store raises
+        ``OutboxStoreFailed``.
         """
-        events = await self._source.fetch_unpublished(self._batch_size)
+        try:
+            events = await self._source.fetch_unpublished(self._batch_size)
+        except Exception as exc:
+            raise OutboxStoreFailed from exc
         published: list[uuid.UUID] = []
         try:
             for event in events:
@@ -71,20 +87,31 @@ class OutboxRelay:
                 published.append(event.id)
         finally:
             if published:
-                await self._source.mark_published(published)
+                try:
+                    await self._source.mark_published(published)
+                except Exception as exc:
+                    raise OutboxStoreFailed from exc
         return len(published)
 
     async def run(self) -> None:
-        """Relay until cancelled; while the stream or the outbox fails, retry with backoff."""
-        await repeat_until_cancelled(
-            self._iteration,
-            component=self.name,
-            backoff=self._backoff,
-            outage_errors=(Exception,),  # the outbox's store may raise anything
-        )
+        """Relay until cancelled; while the stream or the outbox fails, retry with backoff.
+
+        A failure of the outbox's store is reported as such (``outbox_store_unavailable``),
+        not as the event channel's: ``events_channel_up`` stays as the channel last was.
+        """
+        await repeat_until_cancelled(self._iteration, component=self.name, backoff=self._backoff)
 
     async def _iteration(self) -> None:
-        if await self.relay_once() < self._batch_size:
+        try:
+            relayed = await self.relay_once()
+        except OutboxStoreFailed as failure:
+            self._store.failed(failure.__cause__ or failure)
+            raise DependencyOutage from failure
+        except Exception:
+            self._store.succeeded()  # it answered; what failed was the event channel
+            raise
+        self._store.succeeded()
+        if relayed < self._batch_size:
             await self._wait_for_work()
 
     async def _wait_for_work(self) -> None:
